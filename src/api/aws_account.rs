@@ -1,0 +1,149 @@
+//! The `AwsAccount` resource: how the operator reaches one AWS account, and which
+//! namespaces may use it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::conditions_schema;
+
+/// How the operator reaches one AWS account, and which namespaces may use it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "crosskey.dev",
+    version = "v1alpha1",
+    kind = "AwsAccount",
+    shortname = "awsacct",
+    status = "AwsAccountStatus",
+    doc = "An AWS account the operator can act in: the role it assumes there, and the namespaces whose resources may use it.",
+    printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Caller",
+        type_ = "string",
+        json_path = ".status.callerArn",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("!has(self.roleArn) || self.roleArn.split(':')[4] == self.accountId")
+    .message("roleArn must be a role in the account given by accountId"))]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAccountSpec {
+    /// The 12-digit AWS account ID. The operator verifies with sts:GetCallerIdentity that
+    /// the credentials it uses belong to this account.
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{12}$')").message("accountId must be exactly 12 digits, e.g. '111122223333'"))]
+    #[schemars(length(max = 32))]
+    pub account_id: String,
+
+    /// ARN of the IAM role to assume in the account, e.g.
+    /// `arn:aws:iam::111122223333:role/crosskey`. When absent the operator uses its own
+    /// credentials (IRSA, EKS Pod Identity or the default chain), which must then belong
+    /// to `accountId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$')")
+        .message("roleArn must be an IAM role ARN such as arn:aws:iam::111122223333:role/crosskey"))]
+    #[schemars(length(max = 2048))]
+    pub role_arn: Option<String>,
+
+    /// External ID passed to sts:AssumeRole, when the role's trust policy requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.size() >= 2 && self.matches('^[A-Za-z0-9+=,.@:/_-]+$')")
+        .message("externalId must be 2-1224 characters of letters, digits and +=,.@:/-_"))]
+    #[schemars(length(max = 1224))]
+    pub external_id: Option<String>,
+
+    /// Session name used for sts:AssumeRole; it appears in CloudTrail. Default
+    /// `crosskey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@_-]{2,64}$')")
+        .message("sessionName must be 2-64 characters of letters, digits and +=,.@-_"))]
+    #[schemars(length(max = 64))]
+    pub session_name: Option<String>,
+
+    /// Region used by resources that reference this account and do not set their own
+    /// `region`, e.g. `eu-central-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("defaultRegion must be an AWS Region name such as eu-central-1"))]
+    #[schemars(length(max = 32))]
+    pub default_region: Option<String>,
+
+    /// Namespaces whose SharedKeys and CrossAccountVaults may use this account. `["*"]`
+    /// allows all namespaces; an empty list (the default) allows none.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(n, n == '*' || n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))")
+        .message("allowedNamespaces entries must be namespace names or '*'"))]
+    #[schemars(length(max = 256), inner(length(max = 63)))]
+    pub allowed_namespaces: Vec<String>,
+}
+
+/// Observed state of an `AwsAccount`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAccountStatus {
+    /// `Ready` is True when sts:GetCallerIdentity succeeded with credentials of
+    /// `accountId`. On failure the reason says why, e.g. `AssumeRoleFailed` or
+    /// `AccountMismatch`.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The ARN that sts:GetCallerIdentity returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_arn: Option<String>,
+    /// When the identity was last verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<Time>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl AwsAccountSpec {
+    /// Whether resources in `namespace` may use this account.
+    pub fn allows_namespace(&self, namespace: &str) -> bool {
+        self.allowed_namespaces
+            .iter()
+            .any(|n| n == "*" || n == namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(allowed: &[&str]) -> AwsAccountSpec {
+        AwsAccountSpec {
+            account_id: "111122223333".into(),
+            role_arn: None,
+            external_id: None,
+            session_name: None,
+            default_region: None,
+            allowed_namespaces: allowed.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn empty_allowed_namespaces_denies_everyone() {
+        assert!(!spec(&[]).allows_namespace("team-a"));
+    }
+
+    #[test]
+    fn star_allows_every_namespace_and_names_allow_only_themselves() {
+        assert!(spec(&["*"]).allows_namespace("team-a"));
+        assert!(spec(&["team-a"]).allows_namespace("team-a"));
+        assert!(!spec(&["team-a"]).allows_namespace("team-b"));
+    }
+}

@@ -1,0 +1,234 @@
+//! The `CrossAccountVault` resource: an AWS Backup vault in one account, encrypted with a
+//! key shared from another, with its access policy, lock, notifications and the IAM
+//! grants that let the account's roles use the key.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    AccountRef, DeletionPolicy, DriftSpec, conditions_schema, raw_statements_schema, tags_schema,
+};
+
+/// An AWS Backup vault encrypted with a (usually shared) KMS key.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "crosskey.dev",
+    version = "v1alpha1",
+    kind = "CrossAccountVault",
+    namespaced,
+    shortname = "xav",
+    status = "CrossAccountVaultStatus",
+    doc = "An AWS Backup vault in an account, encrypted with a KMS key shared from another account. The operator checks from the vault's account that the key is usable before it creates anything.",
+    validation = Rule::new("has(self.spec.vaultName) || self.metadata.name.matches('^[a-zA-Z0-9_-]{2,50}$')").message("metadata.name is not a valid Backup vault name (2-50 letters, digits, '-' or '_'): set spec.vaultName"),
+    printcolumn(name = "Vault", type_ = "string", json_path = ".status.vaultArn"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "KeyAccessible", type_ = "string", json_path = ".status.conditions[?(@.type==\"KeyAccessible\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(
+    validation = Rule::new("has(self.vaultName) == has(oldSelf.vaultName) && (!has(self.vaultName) || self.vaultName == oldSelf.vaultName)").message("vaultName is immutable: create a new CrossAccountVault for another vault"),
+    validation = Rule::new("!has(oldSelf.region) || (has(self.region) && self.region == oldSelf.region)").message("region is immutable once set"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossAccountVaultSpec {
+    /// The `AwsAccount` in which the vault lives. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("accountRef is immutable: a vault cannot move between accounts"))]
+    pub account_ref: AccountRef,
+
+    /// Region of the vault; it must equal the key's Region. Defaults to the account's
+    /// `defaultRegion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must be an AWS Region name such as eu-central-1"))]
+    #[schemars(length(max = 32))]
+    pub region: Option<String>,
+
+    /// Name of the Backup vault. Default `metadata.name`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-zA-Z0-9_-]{2,50}$')").message("vaultName must be 2-50 letters, digits, '-' or '_'"))]
+    #[schemars(length(max = 64))]
+    pub vault_name: Option<String>,
+
+    /// The key that encrypts the vault: exactly one of `sharedKeyRef` or `keyArn`.
+    /// Immutable, because AWS Backup cannot change a vault's key.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("encryptionKey is immutable: AWS Backup cannot change a vault's key after creation"))]
+    pub encryption_key: EncryptionKey,
+
+    /// The vault access policy that lets other accounts copy backups into this vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_policy: Option<VaultAccessPolicy>,
+
+    /// AWS Backup Vault Lock settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<VaultLock>,
+
+    /// SNS notifications for vault events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<VaultNotifications>,
+
+    /// Names of IAM roles in the vault's account (e.g. the AWS Backup service role) that
+    /// get an inline policy delegating use of the key: the second side of a
+    /// cross-account key grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(r, r.matches('^[A-Za-z0-9+=,.@_-]{1,64}$'))").message("grantKeyUseToRoles entries must be IAM role names (not ARNs) of 1-64 characters"))]
+    #[schemars(length(max = 50), inner(length(max = 128)))]
+    pub grant_key_use_to_roles: Vec<String>,
+
+    /// How out-of-band changes to the vault and its policies are detected and handled.
+    #[serde(default)]
+    pub drift: DriftSpec,
+
+    /// `Retain` (default) leaves the vault when the object is deleted; `Delete` deletes
+    /// it if it holds no recovery points. Recovery points are never deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// AWS tags on the vault.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "tags_schema")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The key that encrypts a vault.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("has(self.sharedKeyRef) != has(self.keyArn)").message("encryptionKey must set exactly one of sharedKeyRef or keyArn"))]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionKey {
+    /// A SharedKey whose `status.keyArn` is used. Another namespace's SharedKey must list
+    /// this namespace in `allowReferencesFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_key_ref: Option<SharedKeyRef>,
+
+    /// A KMS key ARN, e.g.
+    /// `arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab`.
+    /// Not an alias: AWS Backup needs the key ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new("!self.startsWith('alias/') && !self.matches('^arn:[^:]+:kms:[^:]*:[^:]*:alias/')").message("keyArn must be a key ARN, not an alias: AWS Backup needs the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"),
+        validation = Rule::new("self.matches('^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f)?:kms:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$')").message("keyArn must be a KMS key ARN such as arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+    )]
+    #[schemars(length(max = 2048))]
+    pub key_arn: Option<String>,
+}
+
+/// Reference to a SharedKey.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedKeyRef {
+    /// Name of the SharedKey.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("sharedKeyRef.name must not be empty"))]
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Namespace of the SharedKey; default is the vault's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// The vault access policy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAccessPolicy {
+    /// Who may copy recovery points into the vault (`backup:CopyIntoBackupVault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_copy_from: Option<AllowCopyFrom>,
+    /// Extra vault access policy statements, merged after the generated ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "raw_statements_schema")]
+    pub additional_statements: Vec<serde_json::Value>,
+}
+
+/// Sources allowed to copy backups into the vault.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.organizationId) || self.organizationPaths.all(p, p.startsWith(self.organizationId + '/'))").message("every organization path must start with organizationId"))]
+#[serde(rename_all = "camelCase")]
+pub struct AllowCopyFrom {
+    /// 12-digit IDs of source accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(a, a.matches('^[0-9]{12}$'))").message("allowCopyFrom.accounts entries must be 12-digit account IDs"))]
+    #[schemars(length(max = 500), inner(length(max = 32)))]
+    pub accounts: Vec<String>,
+    /// Allow copies from any account of this organization, e.g. `o-a1b2c3d4e5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^o-[a-z0-9]{10,32}$')").message("organizationId must look like o-a1b2c3d4e5"))]
+    #[schemars(length(max = 64))]
+    pub organization_id: Option<String>,
+    /// Allow copies from accounts under these organization paths, e.g.
+    /// `o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*`.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(p, p.matches('^o-[a-z0-9]{10,32}/r-[0-9a-z]{4,32}(/ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})*/\\\\*?$'))")
+        .message("organizationPaths entries must look like o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/* (org ID, root, OUs, ending in / or /*)"))]
+    #[schemars(length(max = 50), inner(length(max = 512)))]
+    pub organization_paths: Vec<String>,
+}
+
+/// AWS Backup Vault Lock. Without `changeableForDays` the lock is in governance mode
+/// and can be removed; with it, compliance mode, which becomes immutable for good once
+/// that many days have passed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.minRetentionDays) || !has(self.maxRetentionDays) || self.minRetentionDays <= self.maxRetentionDays").message("lock.minRetentionDays must not exceed lock.maxRetentionDays"))]
+#[serde(rename_all = "camelCase")]
+pub struct VaultLock {
+    /// Shortest retention, in days, that recovery points in the vault may have
+    /// (1-36500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 36500").message("lock.minRetentionDays must be between 1 and 36500"))]
+    pub min_retention_days: Option<i64>,
+    /// Longest retention, in days, that recovery points in the vault may have
+    /// (1-36500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 36500").message("lock.maxRetentionDays must be between 1 and 36500"))]
+    pub max_retention_days: Option<i64>,
+    /// Compliance mode: days (at least 3) during which the lock can still be changed or
+    /// removed. After that the lock can never be changed, by anyone. Leave it out for
+    /// governance mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 3 && self <= 36500").message("lock.changeableForDays must be at least 3 (AWS minimum for compliance mode) and at most 36500"))]
+    pub changeable_for_days: Option<i64>,
+}
+
+/// SNS notifications for vault events.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultNotifications {
+    /// ARN of the SNS topic, e.g. `arn:aws:sns:eu-central-1:444455556666:backup-events`.
+    #[x_kube(validation = Rule::new("self.matches('^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f)?:sns:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\\\.fifo)?$')")
+        .message("snsTopicArn must be an SNS topic ARN such as arn:aws:sns:eu-central-1:444455556666:backup-events"))]
+    #[schemars(length(max = 1024))]
+    pub sns_topic_arn: String,
+    /// Backup vault events to publish, e.g. `BACKUP_JOB_COMPLETED`, `COPY_JOB_FAILED`.
+    #[x_kube(validation = Rule::new("self.size() > 0 && self.all(e, e.matches('^[A-Z][A-Z0-9_]+$'))").message("notifications.events must be a non-empty list of Backup event names such as BACKUP_JOB_COMPLETED"))]
+    #[schemars(length(max = 30), inner(length(max = 64)))]
+    pub events: Vec<String>,
+}
+
+/// Observed state of a `CrossAccountVault`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossAccountVaultStatus {
+    /// At least `Ready`, `KeyAccessible`, `AccessPolicySynced` and `RoleGrantsSynced`.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// ARN of the vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_arn: Option<String>,
+    /// ARN of the key that encrypts the vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_arn: Option<String>,
+    /// Number of recovery points in the vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_points: Option<i64>,
+    /// Whether Vault Lock is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<bool>,
+    /// For a compliance-mode lock: the date after which the lock can never be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_date: Option<Time>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

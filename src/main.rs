@@ -1,0 +1,81 @@
+//! The `crosskey` binary: command-line parsing, logging setup, and dispatch to the
+//! library (`run` the controller, print the `crd`s).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::error;
+
+/// crosskey shares AWS KMS keys across accounts and creates AWS Backup vaults encrypted
+/// with them, as a Kubernetes operator.
+#[derive(Parser, Debug)]
+#[command(name = "crosskey", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print every crosskey CRD as multi-document YAML.
+    Crd,
+    /// Run the controller against the cluster in KUBECONFIG or the in-cluster config.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Log output format.
+    #[arg(long, env = "CROSSKEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match crosskey::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: cannot render CRDs: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            let client = match kube::Client::try_default().await {
+                Ok(client) => client,
+                Err(err) => {
+                    error!(%err, "cannot build a Kubernetes client; set KUBECONFIG or run in a cluster");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match crosskey::controller::run(client).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    error!(%err, "controller stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The local test environment: etcd, kube-apiserver and the extended moto emulator on free
+# 127.0.0.1 ports, with the crosskey CRDs installed.
+#
+#   testenv.sh up   [--dir DIR] [--owner-pid PID]   start; write DIR/env.sh
+#   testenv.sh down [--dir DIR]                     stop what `up` started in DIR
+#
+# DIR defaults to target/testenv. With --owner-pid the servers stop by themselves when
+# that process exits (used by the Rust test-support module). Logs are in DIR/logs.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cmd="${1:-}"; shift || true
+dir="$root/target/testenv"
+owner_pid=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dir) dir="$2"; shift 2 ;;
+    --owner-pid) owner_pid="$2"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+stop_all() {
+  local d="$1"
+  for name in watchdog kube-apiserver moto etcd; do
+    local pidfile="$d/$name.pid"
+    [[ -f "$pidfile" ]] || continue
+    local pid; pid="$(cat "$pidfile")"
+    # The watchdog runs (or, by bash's exec of a last command, becomes) this `down`:
+    # it must not kill itself or wait for its own exit.
+    if [[ "$pid" == "$$" || "$pid" == "$PPID" ]]; then rm -f "$pidfile"; continue; fi
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds, and fails
+# early when one of the servers started so far has exited.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$(( $(date +%s) + seconds ))
+  until "$@" >/dev/null 2>&1; do
+    for name in etcd moto kube-apiserver; do
+      if [[ -f "$dir/$name.pid" ]] && ! kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+        echo "$name exited while waiting for $what; last lines of $dir/logs/$name.log:" >&2
+        tail -n 5 "$dir/logs/$name.log" >&2
+        return 1
+      fi
+    done
+    if (( $(date +%s) > deadline )); then
+      echo "timed out after ${seconds}s waiting for $what; logs are in $dir/logs" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+case "$cmd" in
+  down)
+    stop_all "$dir"
+    exit 0
+    ;;
+  up) ;;
+  *) echo "usage: $0 up|down [--dir DIR] [--owner-pid PID]" >&2; exit 2 ;;
+esac
+
+stop_all "$dir"
+rm -rf "$dir/etcd-data" "$dir/certs"
+mkdir -p "$dir/logs" "$dir/certs"
+
+bin_dir="$("$root/tests/testenv/k8s/build.sh")"
+"$root/tests/testenv/venv.sh"
+
+etcd_port="$(free_port)"; etcd_peer_port="$(free_port)"
+api_port="$(free_port)"; aws_port="$(free_port)"
+token="crosskey-admin-token"
+
+openssl genrsa -out "$dir/certs/sa.key" 2048 2>/dev/null
+echo "$token,admin,admin-uid,system:masters" > "$dir/certs/tokens.csv"
+
+"$bin_dir/etcd" --name testenv --data-dir "$dir/etcd-data" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "testenv=http://127.0.0.1:$etcd_peer_port" \
+  --unsafe-no-fsync --log-level warn > "$dir/logs/etcd.log" 2>&1 &
+echo $! > "$dir/etcd.pid"
+
+(cd "$root/tests/testenv/moto" && exec "$root/.venv/bin/python" -m crosskey_moto --host 127.0.0.1 --port "$aws_port") \
+  > "$dir/logs/moto.log" 2>&1 &
+echo $! > "$dir/moto.pid"
+
+wait_for "etcd" 60 curl -sf "http://127.0.0.1:$etcd_port/health"
+
+"$bin_dir/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$etcd_port" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --cert-dir "$dir/certs" \
+  --service-cluster-ip-range 10.0.0.0/24 \
+  --service-account-issuer "https://127.0.0.1:$api_port" \
+  --service-account-key-file "$dir/certs/sa.key" --service-account-signing-key-file "$dir/certs/sa.key" \
+  --token-auth-file "$dir/certs/tokens.csv" \
+  --authorization-mode RBAC \
+  --disable-admission-plugins ServiceAccount \
+  --endpoint-reconciler-type none \
+  > "$dir/logs/kube-apiserver.log" 2>&1 &
+echo $! > "$dir/kube-apiserver.pid"
+
+if [[ -n "$owner_pid" ]]; then
+  # Stops the servers when the owning process goes away, however it ends.
+  (
+    trap '' HUP
+    while kill -0 "$owner_pid" 2>/dev/null; do sleep 1; done
+    "$0" down --dir "$dir"
+  ) > "$dir/logs/watchdog.log" 2>&1 < /dev/null &
+  echo $! > "$dir/watchdog.pid"
+fi
+
+wait_for "moto on port $aws_port" 60 curl -sf "http://127.0.0.1:$aws_port/_crosskey/health"
+wait_for "kube-apiserver /readyz on port $api_port" 120 \
+  curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"
+
+kubeconfig="$dir/kubeconfig"
+cat > "$kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $(base64 -w0 < "$dir/certs/apiserver.crt")
+users:
+- name: admin
+  user:
+    token: $token
+contexts:
+- name: testenv
+  context: {cluster: testenv, user: admin, namespace: default}
+current-context: testenv
+KUBECONFIG
+
+kubectl=("$bin_dir/kubectl" --kubeconfig "$kubeconfig")
+wait_for "the default namespace" 60 "${kubectl[@]}" get namespace default
+"${kubectl[@]}" apply --server-side -f "$root/crds/" > "$dir/logs/crds.log"
+"${kubectl[@]}" wait --for condition=established --timeout=60s -f "$root/crds/" >> "$dir/logs/crds.log"
+
+cat > "$dir/env.sh" <<ENV
+# Written by tests/testenv/testenv.sh: source it to use the local test environment.
+export KUBECONFIG="$kubeconfig"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port"
+export AWS_REGION="us-east-1"
+export AWS_DEFAULT_REGION="us-east-1"
+export AWS_ACCESS_KEY_ID="testing"
+export AWS_SECRET_ACCESS_KEY="testing"
+export CROSSKEY_TESTENV_AWS="http://127.0.0.1:$aws_port"
+export CROSSKEY_TESTENV_AWS_ADMIN="http://127.0.0.1:$aws_port/_crosskey"
+export CROSSKEY_TESTENV_DIR="$dir"
+export CROSSKEY_TESTENV_BIN="$bin_dir"
+export PATH="$bin_dir:\$PATH"
+ENV
+echo "test environment up: source $dir/env.sh (stop it with: $0 down --dir $dir)"
