@@ -1,0 +1,24 @@
+"""Launcher: ``python -m crosskey_moto --host 127.0.0.1 --port PORT`` serves moto with
+crosskey's middleware on loopback."""
+
+import argparse
+import os
+
+from moto.server import MotoRequestHandler
+from werkzeug.serving import run_simple
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    # moto builds some URLs (e.g. SQS queue URLs) from this port.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    from .server import make_app
+
+    run_simple(args.host, args.port, make_app(), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

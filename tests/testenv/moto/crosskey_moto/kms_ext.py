@@ -1,0 +1,479 @@
+"""KMS behaviour moto lacks: key-policy + IAM authorization (same and cross account),
+cross-account routing, key-policy validation, principal rewriting, key states.
+
+The middleware calls `handle(req, caller)` for every KMS request. The result either
+answers the request with an error, or tells the middleware to forward it to moto
+(optionally as the key owner's account, via moto's `x-moto-account-id` header) and
+how to post-process moto's answer.
+
+AWS documents followed (KMS Developer Guide unless noted):
+- "Allowing users in other accounts to use a KMS key" (both key policy and IAM policy
+  must allow; which operations work cross-account; key ARN / alias ARN rules).
+- "Key policies" / "Default key policy" (root statement = delegation to IAM).
+- "Grants in AWS KMS" (grant operations, constraints).
+- "Key states of AWS KMS keys" (Disabled / PendingDeletion refuse crypto operations).
+- API Reference: PutKeyPolicy, CreateKey, GetKeyPolicy, ScheduleKeyDeletion,
+  CancelKeyDeletion (errors and constraints).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from moto.kms.models import kms_backends
+from moto.kms.utils import CIPHERTEXT_HEADER_FORMAT, HEADER_LEN
+
+from . import policy as pol
+from .principals import Caller, principal_exists, unique_id_for
+
+KEY_ARN_RE = re.compile(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):key/(.+)$")
+ALIAS_ARN_RE = re.compile(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):(alias/.+)$")
+MAX_POLICY_BYTES = 32768
+
+MSG_INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
+MSG_LOCKOUT = "The new key policy will not allow you to update the key policy in the future."
+
+# "Allowing users in other accounts to use a KMS key": operations usable cross-account.
+CROSS_ACCOUNT_OPS = {
+    "CreateGrant", "Decrypt", "DeriveSharedSecret", "DescribeKey", "Encrypt",
+    "GenerateDataKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext", "GenerateMac", "GetKeyRotationStatus",
+    "GetPublicKey", "ListGrants", "ReEncrypt", "RetireGrant", "RevokeGrant", "Sign",
+    "Verify", "VerifyMac",
+}
+# Cryptographic operations and DescribeKey accept an alias ARN across accounts; the
+# grant operations and GetKeyRotationStatus need the key ARN.
+ALIAS_ARN_CROSS_ACCOUNT_OPS = {
+    "Decrypt", "DeriveSharedSecret", "DescribeKey", "Encrypt", "GenerateDataKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext", "GenerateMac", "GetPublicKey", "ReEncrypt", "Sign",
+    "Verify", "VerifyMac",
+}
+CRYPTO_OPS = ALIAS_ARN_CROSS_ACCOUNT_OPS - {"DescribeKey"}
+# "Key states of AWS KMS keys": besides crypto operations, these fail on a key that is
+# pending deletion.
+PENDING_DELETION_REFUSED = {
+    "CreateGrant", "EnableKey", "DisableKey", "EnableKeyRotation", "DisableKeyRotation",
+    "ScheduleKeyDeletion", "UpdateKeyDescription", "RotateKeyOnDemand",
+}
+GRANT_OPS = {"CreateGrant", "ListGrants", "RevokeGrant"}
+# Operations that name no key: only the caller's identity policies are evaluated.
+KEYLESS_OPS = {"CreateKey", "ListKeys", "GenerateRandom", "ListRetirableGrants"}
+KEY_PARAM = {"CreateAlias": "TargetKeyId", "UpdateAlias": "TargetKeyId", "ReEncrypt": "DestinationKeyId"}
+
+
+class KmsError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass
+class Outcome:
+    """What the middleware should do with a KMS request."""
+
+    account: str | None = None  # forward as this account (x-moto-account-id)
+    post: Callable[[int, bytes], bytes] | None = None  # rewrite moto's 2xx body
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _denied(caller: Caller, action: str, resource: str, why: str) -> KmsError:
+    return KmsError(
+        "AccessDeniedException",
+        f"User: {caller.arn} is not authorized to perform: {action} on resource: {resource} {why}",
+    )
+
+
+def effective_policy(key) -> dict:
+    """The key policy as AWS would store it: bare account IDs become root ARNs, and a
+    role/user ARN whose entity was deleted (or re-created) becomes the unique ID that
+    was recorded when the policy was written."""
+    try:
+        doc = pol.parse_policy(key.policy)
+    except pol.PolicyError:
+        return {"Statement": []}
+    ids = getattr(key, "_crosskey_principal_ids", {})
+
+    def rewrite(value: str) -> str:
+        if pol.ACCOUNT_RE.match(value):
+            return f"arn:aws:iam::{value}:root"
+        recorded = ids.get(value)
+        if recorded and unique_id_for(value) != recorded:
+            return recorded
+        return value
+
+    return pol.map_aws_principals(doc, rewrite)
+
+
+def record_principal_ids(key, doc: dict) -> None:
+    ids = {}
+    for stmt in pol.statements(doc):
+        for elem in ("Principal", "NotPrincipal"):
+            for value in pol.aws_principal_values(stmt.get(elem)):
+                uid = unique_id_for(value)
+                if uid:
+                    ids[value] = uid
+    key._crosskey_principal_ids = ids
+
+
+def _grant_match(key, caller: Caller, op: str, enc_ctx: dict | None) -> str | None:
+    best = None
+    for grant in list(getattr(key, "grants", {}).values()):
+        if op not in (grant.operations or []):
+            continue
+        constraints = grant.constraints or {}
+        if enc_ctx is not None or constraints:
+            ec = enc_ctx or {}
+            if "EncryptionContextEquals" in constraints and constraints["EncryptionContextEquals"] != ec:
+                continue
+            subset = constraints.get("EncryptionContextSubset")
+            if subset and any(ec.get(k) != v for k, v in subset.items()):
+                continue
+        grantee = grant.grantee_principal or ""
+        if grantee in (caller.arn, caller.principal_arn) or (caller.entity_id and grantee == caller.entity_id):
+            return pol.DIRECT
+        if grantee in (caller.account, f"arn:aws:iam::{caller.account}:root"):
+            best = pol.ACCOUNT
+    return best
+
+
+def decide(
+    doc: dict, key_account: str, key_arn: str, caller: Caller, action: str, ctx: dict,
+    grant: str | None = None,
+) -> KmsError | None:
+    """Combine key policy, grants and identity policies; None means allowed."""
+    rp = pol.evaluate_resource_policy(doc, caller, action, key_arn, ctx)
+    if caller.identity_policies is None:
+        ip = "allow"
+    else:
+        ip = pol.evaluate_identity_policies(caller.identity_policies, action, key_arn, ctx)
+    if rp.deny:
+        return _denied(caller, action, key_arn, "with an explicit deny in a resource-based policy")
+    if ip == "deny":
+        return _denied(caller, action, key_arn, "with an explicit deny in an identity-based policy")
+    if caller.account == key_account:
+        if rp.allow_direct or grant == pol.DIRECT:
+            return None
+        if (rp.allow_account or grant == pol.ACCOUNT) and ip == "allow":
+            return None
+    else:
+        if grant == pol.DIRECT:
+            return None
+        if (rp.allow_direct or rp.allow_account or grant == pol.ACCOUNT) and ip == "allow":
+            return None
+    if rp.allow_direct or rp.allow_account or grant:
+        return _denied(caller, action, key_arn, f"because no identity-based policy allows the {action} action")
+    return _denied(caller, action, key_arn, f"because no resource-based policy allows the {action} action")
+
+
+def base_context(caller: Caller) -> dict:
+    ctx = caller.context()
+    ctx["kms:calleraccount"] = caller.account
+    return ctx
+
+
+def authorize(
+    key, caller: Caller, op: str, extra_ctx: dict | None = None, enc_ctx: dict | None = None
+) -> KmsError | None:
+    """Is `caller` allowed `kms:<op>` on `key` (a moto Key)? None means yes."""
+    ctx = base_context(caller)
+    ctx.update(extra_ctx or {})
+    grant = _grant_match(key, caller, op, enc_ctx)
+    return decide(effective_policy(key), key.account_id, key.arn, caller, f"kms:{op}", ctx, grant)
+
+
+def authorize_keyless(caller: Caller, op: str) -> KmsError | None:
+    if caller.identity_policies is None:
+        return None
+    ctx = base_context(caller)
+    result = pol.evaluate_identity_policies(caller.identity_policies, f"kms:{op}", "*", ctx)
+    if result == "deny":
+        return _denied(caller, f"kms:{op}", "*", "with an explicit deny in an identity-based policy")
+    if result != "allow":
+        return _denied(caller, f"kms:{op}", "*", f"because no identity-based policy allows the kms:{op} action")
+    return None
+
+
+def validate_key_policy(
+    text, caller: Caller, key_account: str, key_arn: str, bypass: bool
+) -> dict:
+    """PutKeyPolicy/CreateKey checks, in the order AWS applies them (size, syntax,
+    principals, lockout). Returns the parsed document."""
+    if not isinstance(text, str) or not text:
+        raise KmsError("MalformedPolicyDocumentException", "The policy document is empty.")
+    if len(text.encode("utf-8")) > MAX_POLICY_BYTES:
+        raise KmsError(
+            "LimitExceededException",
+            f"The key policy exceeds the maximum size of {MAX_POLICY_BYTES} bytes.",
+        )
+    try:
+        doc = pol.parse_policy(text)
+    except pol.PolicyError as exc:
+        raise KmsError("MalformedPolicyDocumentException", f"The key policy is malformed: {exc}.")
+    for stmt in pol.statements(doc):
+        if "Principal" not in stmt and "NotPrincipal" not in stmt:
+            raise KmsError(
+                "MalformedPolicyDocumentException",
+                "Policy contains a statement without a principal.",
+            )
+    bad_ops = pol.unknown_operators(doc)
+    if bad_ops:
+        raise KmsError(
+            "MalformedPolicyDocumentException",
+            f"Policy contains an invalid condition operator: {bad_ops[0]}.",
+        )
+    for stmt in pol.statements(doc):
+        for elem in ("Principal", "NotPrincipal"):
+            p = stmt.get(elem)
+            if p is None:
+                continue
+            if not (p == "*" or isinstance(p, dict)):
+                raise KmsError("MalformedPolicyDocumentException", MSG_INVALID_PRINCIPALS)
+            for value in pol.aws_principal_values(p):
+                if not principal_exists(value):
+                    raise KmsError("MalformedPolicyDocumentException", MSG_INVALID_PRINCIPALS)
+    if not bypass:
+        candidate = pol.map_aws_principals(
+            doc, lambda v: f"arn:aws:iam::{v}:root" if pol.ACCOUNT_RE.match(v) else v
+        )
+        if decide(candidate, key_account, key_arn, caller, "kms:PutKeyPolicy", base_context(caller)):
+            raise KmsError("MalformedPolicyDocumentException", MSG_LOCKOUT)
+    return doc
+
+
+def _ciphertext_key_id(blob_b64) -> str | None:
+    try:
+        blob = base64.b64decode(blob_b64)
+        key_id = struct.unpack(CIPHERTEXT_HEADER_FORMAT, blob[:HEADER_LEN])[0]
+        return key_id.decode("utf-8")
+    except Exception:  # not a moto ciphertext: let moto answer
+        return None
+
+
+def _find_key_anywhere(key_id: str, region: str, prefer_account: str):
+    """(account, key) for a raw key ID, searching the caller's account first."""
+    accounts = [prefer_account] + [a for a in list(kms_backends.keys()) if a != prefer_account]
+    for account in accounts:
+        if account not in kms_backends or region not in kms_backends[account]:
+            continue
+        key = kms_backends[account][region].keys.get(key_id)
+        if key is not None:
+            return account, key
+    return None, None
+
+
+def _find_grant_by_token(token: str, region: str, prefer_account: str):
+    accounts = [prefer_account] + [a for a in list(kms_backends.keys()) if a != prefer_account]
+    for account in accounts:
+        if account not in kms_backends or region not in kms_backends[account]:
+            continue
+        for key in kms_backends[account][region].keys.values():
+            for grant in key.grants.values():
+                if grant.token == token:
+                    return key, grant
+    return None, None
+
+
+@dataclass
+class Target:
+    ref: str
+    owner: str
+    region: str
+    key: object | None
+    alias_arn: bool = False
+
+
+def resolve(ref: str, caller: Caller, region: str) -> Target:
+    m = KEY_ARN_RE.match(ref)
+    if m:
+        arn_region, owner, key_id = m.groups()
+        key = None
+        if arn_region == region and owner in kms_backends and region in kms_backends[owner]:
+            key = kms_backends[owner][region].keys.get(key_id)
+        return Target(ref, owner, arn_region, key)
+    m = ALIAS_ARN_RE.match(ref)
+    if m:
+        arn_region, owner, alias = m.groups()
+        key = None
+        if arn_region == region:
+            backend = kms_backends[owner][region]
+            key_id = next((k.id for k in backend.keys.values() if alias in k.aliases), None)
+            key = backend.keys.get(key_id) if key_id else None
+        return Target(ref, owner, arn_region, key, alias_arn=True)
+    backend = kms_backends[caller.account][region]
+    if ref.startswith("alias/"):
+        key_id = next((k.id for k in backend.keys.values() if ref in k.aliases), None)
+        return Target(ref, caller.account, region, backend.keys.get(key_id) if key_id else None)
+    return Target(ref, caller.account, region, backend.keys.get(ref))
+
+
+def _not_found(target: Target) -> KmsError:
+    if target.alias_arn or target.ref.startswith("alias/"):
+        return KmsError("NotFoundException", f"Alias {target.ref} is not found.")
+    return KmsError("NotFoundException", f"Key '{target.ref}' does not exist")
+
+
+def check_state(key, op: str) -> None:
+    state = key.key_state
+    if op in CRYPTO_OPS and state != "Enabled":
+        if state == "Disabled":
+            raise KmsError("DisabledException", f"{key.arn} is disabled.")
+        raise KmsError("KMSInvalidStateException", f"{key.arn} is {_state_words(state)}.")
+    if op in PENDING_DELETION_REFUSED and state == "PendingDeletion":
+        raise KmsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
+    if op == "CancelKeyDeletion" and state != "PendingDeletion":
+        raise KmsError("KMSInvalidStateException", f"{key.arn} is not pending deletion.")
+
+
+def _state_words(state: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r" \1", state).lower()
+
+
+# --- the request handler ---------------------------------------------------------------
+
+
+def handle(op: str, params: dict, caller: Caller, region: str) -> Outcome:
+    """Raise KmsError to answer with an error; return an Outcome to forward to moto."""
+    # Parameter validation comes before authorization, as in AWS.
+    if op == "ScheduleKeyDeletion" and params.get("PendingWindowInDays") is not None:
+        days = params["PendingWindowInDays"]
+        if not isinstance(days, int) or days < 7:
+            raise KmsError(
+                "ValidationException",
+                f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to "
+                "satisfy constraint: Member must have value greater than or equal to 7",
+            )
+        if days > 30:
+            raise KmsError(
+                "ValidationException",
+                f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to "
+                "satisfy constraint: Member must have value less than or equal to 30",
+            )
+
+    if op == "CreateKey":
+        err = authorize_keyless(caller, op)
+        if err:
+            raise err
+        text = params.get("Policy")
+        if text is None:
+            return Outcome()
+        placeholder = f"arn:aws:kms:{region}:{caller.account}:key/00000000-0000-0000-0000-000000000000"
+        doc = validate_key_policy(
+            text, caller, caller.account, placeholder, bool(params.get("BypassPolicyLockoutSafetyCheck"))
+        )
+
+        def after_create(status: int, body: bytes) -> bytes:
+            key_id = json.loads(body)["KeyMetadata"]["KeyId"]
+            key = kms_backends[caller.account][region].keys.get(key_id)
+            if key is not None:
+                record_principal_ids(key, doc)
+            return body
+
+        return Outcome(post=after_create)
+
+    if op in KEYLESS_OPS or (op == "ListAliases" and not params.get("KeyId")):
+        err = authorize_keyless(caller, op)
+        if err:
+            raise err
+        return Outcome()
+
+    ref = params.get(KEY_PARAM.get(op, "KeyId"))
+    grant = None
+    if op == "Decrypt" and not ref:
+        key_id = _ciphertext_key_id(params.get("CiphertextBlob"))
+        if key_id:
+            owner, key = _find_key_anywhere(key_id, region, caller.account)
+            if key is not None:
+                ref = key.arn
+    if op == "RetireGrant" and not ref and params.get("GrantToken"):
+        key, grant = _find_grant_by_token(params["GrantToken"], region, caller.account)
+        if key is not None:
+            ref = key.arn
+    if not isinstance(ref, str) or not ref:
+        return Outcome()  # moto produces its own validation error
+
+    target = resolve(ref, caller, region)
+    cross = target.owner != caller.account
+    if cross:
+        if op not in CROSS_ACCOUNT_OPS:
+            resource = target.key.arn if target.key is not None else ref
+            raise _denied(
+                caller, f"kms:{op}", resource,
+                f"because no resource-based policy allows the kms:{op} action",
+            )
+        if target.alias_arn and op not in ALIAS_ARN_CROSS_ACCOUNT_OPS:
+            raise _not_found(target)
+    if target.key is None:
+        if cross or target.region != region:
+            raise _not_found(target)
+        return Outcome()  # same account: moto answers (also creates aws/* managed keys)
+    key = target.key
+
+    extra = {}
+    if op in GRANT_OPS:
+        extra["kms:grantisforawsresource"] = False
+    if op == "CreateGrant":
+        extra["kms:granteeprincipal"] = params.get("GranteePrincipal")
+        extra["kms:grantoperations"] = list(params.get("Operations") or [])
+    enc_ctx = params.get("EncryptionContext") if op in CRYPTO_OPS else None
+
+    if op == "ReEncrypt":
+        src_id = _ciphertext_key_id(params.get("CiphertextBlob"))
+        src_owner, src_key = _find_key_anywhere(src_id, region, caller.account) if src_id else (None, None)
+        if src_key is not None:
+            err = authorize(src_key, caller, "ReEncryptFrom", enc_ctx=params.get("SourceEncryptionContext"))
+            if err:
+                raise err
+            check_state(src_key, "Decrypt")
+            if src_owner != target.owner:
+                raise KmsError(
+                    "UnsupportedOperationException",
+                    "crosskey-moto: ReEncrypt between keys of two different accounts is not emulated.",
+                )
+        err = authorize(key, caller, "ReEncryptTo", enc_ctx=params.get("DestinationEncryptionContext"))
+    elif op == "RetireGrant" and grant is not None and (
+        grant.retiring_principal in (caller.arn, caller.principal_arn)
+        or grant.grantee_principal in (caller.arn, caller.principal_arn)
+    ):
+        err = None  # the retiring or grantee principal may retire the grant
+    else:
+        err = authorize(key, caller, op, extra, enc_ctx)
+    if err:
+        raise err
+    check_state(key, op)
+
+    post = None
+    if op == "PutKeyPolicy":
+        doc = validate_key_policy(
+            params.get("Policy"), caller, key.account_id, key.arn,
+            bool(params.get("BypassPolicyLockoutSafetyCheck")),
+        )
+
+        def post(status: int, body: bytes, key=key, doc=doc) -> bytes:
+            record_principal_ids(key, doc)
+            return body
+
+    elif op == "GetKeyPolicy":
+
+        def post(status: int, body: bytes, key=key) -> bytes:
+            text = json.dumps(effective_policy(key), indent=2, separators=(",", " : "))
+            return json.dumps({"Policy": text, "PolicyName": "default"}).encode()
+
+    elif op in ("ScheduleKeyDeletion", "CancelKeyDeletion"):
+
+        def post(status: int, body: bytes, key=key, op=op) -> bytes:
+            out = json.loads(body or b"{}")
+            out["KeyId"] = key.arn
+            if op == "ScheduleKeyDeletion":
+                out["KeyState"] = key.key_state
+                out["PendingWindowInDays"] = params.get("PendingWindowInDays") or 30
+            return json.dumps(out).encode()
+
+    return Outcome(account=target.owner if cross else None, post=post)

@@ -1,0 +1,42 @@
+"""Build the extended emulator app and serve it (used by __main__ and the tests)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+from .middleware import CrosskeyMiddleware
+
+
+def make_app() -> CrosskeyMiddleware:
+    return CrosskeyMiddleware(DomainDispatcherApplication(create_backend_app))
+
+
+class ServerThread:
+    """The emulator served by a werkzeug server on a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        if "MOTO_ACCOUNT_ID" in os.environ:
+            raise RuntimeError("MOTO_ACCOUNT_ID disables moto's multi-account behaviour; unset it")
+        self.server = make_server(
+            host, port, make_app(), threaded=True, request_handler=MotoRequestHandler
+        )
+        self.host, self.port = host, self.server.port
+        os.environ.setdefault("MOTO_PORT", str(self.port))
+        self.thread = threading.Thread(target=self.server.serve_forever, name="crosskey-moto", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "ServerThread":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
