@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTENV_DIR ?= $(CURDIR)/target/testenv
 
-.PHONY: all build test lint unit-test crds emulator-test integration-test \
+.PHONY: all build bench test lint unit-test crds emulator-test integration-test \
         testenv-up testenv-down venv k8s-bins demo clean
 
 all: build
@@ -39,6 +39,10 @@ integration-test: k8s-bins venv
 
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
 test: lint unit-test emulator-test integration-test
+
+## Benchmarks print their figures (medians); they are not timed tests.
+bench:
+	$(CARGO) bench --bench policy_bench
 
 testenv-up: k8s-bins venv
 	tests/testenv/testenv.sh up --dir $(TESTENV_DIR)

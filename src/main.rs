@@ -1,5 +1,5 @@
 //! The `crosskey` binary: command-line parsing, logging setup, and dispatch to the
-//! library (`run` the controller, print the `crd`s).
+//! library (`run` the controller, print the `crd`s, the offline `policy` tools).
 
 use std::process::ExitCode;
 
@@ -21,6 +21,9 @@ enum Command {
     Crd,
     /// Run the controller against the cluster in KUBECONFIG or the in-cluster config.
     Run(RunArgs),
+    /// Offline policy tools: render, compare, lint and explain key and IAM policies.
+    #[command(subcommand)]
+    Policy(crosskey::policy::cli::PolicyCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +63,10 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Policy(command) => {
+            let code = crosskey::policy::cli::run(command, &mut std::io::stdout());
+            ExitCode::from(u8::try_from(code).unwrap_or(2))
+        }
         Command::Run(args) => {
             init_logging(args.log_format);
             let client = match kube::Client::try_default().await {
