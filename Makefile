@@ -5,7 +5,7 @@ CARGO ?= cargo
 TESTENV_DIR ?= $(CURDIR)/target/testenv
 
 .PHONY: all build bench test lint unit-test crds emulator-test integration-test \
-        testenv-up testenv-down venv k8s-bins demo clean
+        testenv-up testenv-down venv k8s-bins helm-bin chart-crds manifests demo clean
 
 all: build
 
@@ -18,6 +18,18 @@ k8s-bins:
 
 venv:
 	tests/testenv/venv.sh
+
+## helm, built from the Go module proxy and cached by input hash (tests/testenv/helm).
+helm-bin:
+	tests/testenv/helm/build.sh
+
+## Copy crds/ into the crosskey-crds chart, and render deploy/manifests from the charts;
+## tests/helm.rs fails when either is stale. Run both after `make crds`.
+chart-crds:
+	cp crds/crosskey.yaml charts/crosskey-crds/files/crosskey.yaml
+
+manifests: helm-bin chart-crds
+	deploy/render.sh
 
 ## Regenerate crds/ from the Rust types.
 crds:
@@ -34,7 +46,7 @@ emulator-test: venv
 	cd tests/testenv/moto && ../../../.venv/bin/python -m pytest -q tests
 
 ## Integration tests start their own etcd, kube-apiserver and emulator (tests/support).
-integration-test: k8s-bins venv
+integration-test: k8s-bins helm-bin venv
 	$(CARGO) test --test '*'
 
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
@@ -44,7 +56,7 @@ test: lint unit-test emulator-test integration-test
 bench:
 	$(CARGO) bench --bench policy_bench
 
-testenv-up: k8s-bins venv
+testenv-up: k8s-bins helm-bin venv
 	tests/testenv/testenv.sh up --dir $(TESTENV_DIR)
 
 testenv-down:

@@ -5,5 +5,7 @@
 //! engine for desired documents, read AWS through the access layer, compare, and write.
 
 pub mod api;
+pub mod aws;
 pub mod controller;
+pub mod failpoint;
 pub mod policy;

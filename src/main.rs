@@ -31,6 +31,24 @@ struct RunArgs {
     /// Log output format.
     #[arg(long, env = "CROSSKEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Namespaces whose SharedKeys and CrossAccountVaults are reconciled (comma
+    /// separated); empty means all namespaces.
+    #[arg(long, env = "CROSSKEY_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Reconciles that may run at once, per kind.
+    #[arg(long, env = "CROSSKEY_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// How often each AwsAccount's identity is re-verified, e.g. 10m.
+    #[arg(long, env = "CROSSKEY_ACCOUNT_VERIFY_INTERVAL", default_value = "10m", value_parser = parse_interval)]
+    account_verify_interval: std::time::Duration,
+    /// Longest wait between retries of a failing object, e.g. 5m.
+    #[arg(long, env = "CROSSKEY_MAX_RETRY_INTERVAL", default_value = "5m", value_parser = parse_interval)]
+    max_retry_interval: std::time::Duration,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    crosskey::api::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -42,7 +60,10 @@ enum LogFormat {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -76,7 +97,19 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match crosskey::controller::run(client).await {
+            let settings = crosskey::controller::Settings {
+                watch_namespaces: args
+                    .watch_namespaces
+                    .into_iter()
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+                concurrency: args.concurrency.max(1),
+                account_verify_interval: args.account_verify_interval,
+                max_retry: args.max_retry_interval,
+                ..Default::default()
+            };
+            let aws = crosskey::aws::ClientFactory::from_env().await;
+            match crosskey::controller::run(client, aws, settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     error!(%err, "controller stopped");

@@ -113,3 +113,43 @@ pub(crate) fn tags_schema(_: &mut SchemaGenerator) -> Schema {
         ],
     })
 }
+
+/// Parses the durations that the `drift.interval` CEL rule admits: one or more
+/// `<digits><s|m|h>` parts, e.g. `90s`, `5m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return None,
+        };
+        let value: u64 = digits.parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    (digits.is_empty() && !text.is_empty()).then(|| std::time::Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_like_the_cel_rule_admits() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2h0m5s"), Some(Duration::from_secs(7205)));
+        for bad in ["", "5", "m", "5 m", "1.5h", "-5m", "5d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

@@ -243,6 +243,11 @@ pub struct SharedKeyStatus {
     /// Drift detection bookkeeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
+    /// Set just before the operator asks KMS to create the key, cleared once the key is
+    /// recorded in `keyId`. Found set without `keyId` (after a crash), it makes the
+    /// operator look for the key by its ownership tag instead of creating a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_started_time: Option<Time>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -252,7 +257,9 @@ pub struct SharedKeyStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftStatus {
-    /// When AWS was last compared with the declared state.
+    /// When AWS was last compared with the declared state, as of the last status write.
+    /// Checks that find nothing new are not written, so that a steady state costs the
+    /// API server nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_time: Option<Time>,
     /// When a difference was last found.

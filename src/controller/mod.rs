@@ -1,21 +1,316 @@
-//! Controllers: one reconciler per kind. Until the reconcilers land, `run` waits for the
-//! CRDs to be established and watches the three kinds, logging what it sees.
+//! Controllers: one reconciler per kind, and what they share: the context (clients,
+//! caches, event recorder), the error type with its condition reasons, the per-object
+//! backoff, and status writes that happen only when the status changed.
 
+pub mod account;
+pub mod shared_key;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use futures::FutureExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
+use crate::aws::{AwsError, ClientFactory, ErrorClass};
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "crosskey";
+/// The finalizer that guards AWS cleanup.
+pub const FINALIZER: &str = "crosskey.dev/cleanup";
+
+/// Settings of the controllers, from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespaces whose SharedKeys and CrossAccountVaults are reconciled; empty = all.
+    pub watch_namespaces: Vec<String>,
+    /// How often AwsAccounts are re-verified.
+    pub account_verify_interval: Duration,
+    /// Reconciles that may run at once per kind.
+    pub concurrency: u16,
+    /// Shortest and longest retry delay after an error.
+    pub min_retry: Duration,
+    pub max_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            watch_namespaces: vec![],
+            account_verify_interval: Duration::from_secs(600),
+            concurrency: 4,
+            min_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    pub client: Client,
+    pub aws: ClientFactory,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub accounts: Store<AwsAccount>,
+    retries: Mutex<HashMap<String, ExponentialBackoff>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        aws: ClientFactory,
+        settings: Settings,
+        accounts: Store<AwsAccount>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            aws,
+            settings,
+            accounts,
+            retries: Mutex::default(),
+        }
+    }
+
+    /// Publishes an Event about `obj`; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(&note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(%error, reason, "cannot publish event");
+        }
+    }
+
+    /// The delay before retrying `key` after another failure: exponential with jitter.
+    fn next_retry(&self, key: &str) -> Duration {
+        let mut retries = self
+            .retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let settings = &self.settings;
+        retries
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                ExponentialBuilder::default()
+                    .with_min_delay(settings.min_retry)
+                    .with_max_delay(settings.max_retry)
+                    .with_jitter()
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(settings.max_retry)
+    }
+
+    fn reset_retry(&self, key: &str) {
+        self.retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// Why a reconcile did not converge. Each variant has a condition reason and says
+/// whether retrying can help without a spec change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("AwsAccount {0:?} does not exist: create it or fix spec.accountRef.name")]
+    AccountNotFound(String),
+    #[error(
+        "AwsAccount {account:?} does not allow namespace {namespace:?}: add it to the account's spec.allowedNamespaces"
+    )]
+    AccountNotAllowed { account: String, namespace: String },
+    #[error("AwsAccount {account:?} is not ready ({reason}): {message}")]
+    AccountNotReady {
+        account: String,
+        reason: String,
+        message: String,
+    },
+    #[error("no Region: set spec.region or the AwsAccount's spec.defaultRegion")]
+    RegionMissing,
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("the key policy has errors, nothing was written: {0}")]
+    PolicyInvalid(String),
+    #[error(
+        "key {key} is managed by another SharedKey (owner UID {owner}); pick another key or delete that SharedKey"
+    )]
+    KeyOwnedByAnother { key: String, owner: String },
+    #[error(
+        "KMS rejected principals that do not exist (yet) in the key policy: {principals}. New IAM roles take a few seconds to become visible; the operator retries"
+    )]
+    InvalidPrincipal { principals: String },
+    #[error(
+        "the key is still used by CrossAccountVault {0}; delete the vaults first or set deletionPolicy: Retain"
+    )]
+    KeyInUse(String),
+    #[error("AWS: {0}")]
+    Aws(#[from] AwsError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// The CamelCase condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::AccountNotFound(_) => "AccountNotFound",
+            Error::AccountNotAllowed { .. } => "AccountNotAllowed",
+            Error::AccountNotReady { .. } => "AccountNotReady",
+            Error::RegionMissing => "RegionMissing",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::PolicyInvalid(_) => "PolicyInvalid",
+            Error::KeyOwnedByAnother { .. } => "KeyOwnedByAnother",
+            Error::InvalidPrincipal { .. } => "InvalidPrincipal",
+            Error::KeyInUse(_) => "KeyInUse",
+            Error::Aws(e) => match e.class {
+                ErrorClass::AccessDenied => "AccessDenied",
+                ErrorClass::Throttled => "Throttled",
+                ErrorClass::InvalidInput => "InvalidRequest",
+                ErrorClass::InvalidPrincipal => "InvalidPrincipal",
+                ErrorClass::NotFound => "NotFound",
+                ErrorClass::Transient => "AwsUnavailable",
+            },
+            Error::Kube(_) => "KubernetesError",
+            Error::Serialize(_) => "InternalError",
+        }
+    }
+
+    /// True when only a change of the spec (or of another object, which triggers a
+    /// reconcile by itself) can fix this: no timed retry.
+    pub fn waits_for_change(&self) -> bool {
+        match self {
+            Error::AccountNotFound(_)
+            | Error::AccountNotAllowed { .. }
+            | Error::RegionMissing
+            | Error::InvalidSpec(_)
+            | Error::PolicyInvalid(_) => true,
+            Error::Aws(e) => e.class == ErrorClass::InvalidInput,
+            _ => false,
+        }
+    }
+}
+
+/// The key under which retries of an object are counted.
+fn retry_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+/// Turns the outcome of a reconcile into the next action: success requeues after
+/// `requeue`, terminal errors wait for a change, others back off exponentially.
+pub fn finish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    outcome: Result<Duration, Error>,
+) -> Result<Action, Error> {
+    let key = retry_key(obj);
+    match outcome {
+        Ok(requeue) => {
+            ctx.reset_retry(&key);
+            Ok(Action::requeue(requeue))
+        }
+        Err(err) if err.waits_for_change() => {
+            ctx.reset_retry(&key);
+            Ok(Action::await_change())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The error policy of every controller: exponential backoff with jitter per object.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = ctx.next_retry(&retry_key(obj.as_ref()));
+    warn!(kind = %K::kind(&()), name = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Writes `status` through the status subresource with server-side apply, but only
+/// when it differs from what the object already has.
+pub async fn write_status<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// `interval` stretched or shrunk by up to 10% at random, so that objects created
+/// together do not all come back in the same second.
+pub fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.9 + fastrand::f64() * 0.2)
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
 
 /// Errors that stop the controller process.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum StartError {
     #[error(
         "CRD {name} was not established within {seconds}s: install crds/ first (kubectl apply -f crds/)"
     )]
@@ -32,7 +327,7 @@ pub enum Error {
 pub const CRD_WAIT: Duration = Duration::from_secs(60);
 
 /// Waits until every crosskey CRD is established.
-pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Error> {
+pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in [
         AwsAccount::crd_name(),
@@ -43,13 +338,13 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Err
         match tokio::time::timeout(timeout, established).await {
             Ok(Ok(_)) => info!(crd = name, "CRD established"),
             Ok(Err(source)) => {
-                return Err(Error::CrdWait {
+                return Err(StartError::CrdWait {
                     name: name.to_string(),
                     source,
                 });
             }
             Err(_) => {
-                return Err(Error::CrdNotEstablished {
+                return Err(StartError::CrdNotEstablished {
                     name: name.to_string(),
                     seconds: timeout.as_secs(),
                 });
@@ -59,20 +354,38 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Err
     Ok(())
 }
 
-/// Waits for the CRDs, then watches all three kinds and logs changes until the process
-/// is stopped.
-pub async fn run(client: Client) -> Result<(), Error> {
+/// Waits for the CRDs, then runs every controller until the process is stopped.
+pub async fn run(client: Client, aws: ClientFactory, settings: Settings) -> Result<(), StartError> {
     wait_for_crds(&client, CRD_WAIT).await?;
-    let accounts = log_changes(Api::<AwsAccount>::all(client.clone()));
-    let keys = log_changes(Api::<SharedKey>::all(client.clone()));
-    let vaults = log_changes(Api::<CrossAccountVault>::all(client));
-    stream::select_all([accounts, keys, vaults])
-        .for_each(|_| async {})
-        .await;
+    let accounts = account::controller(&client, &settings);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        aws,
+        settings.clone(),
+        accounts.store(),
+    ));
+    let mut runners = vec![account::run(accounts, ctx.clone()).boxed()];
+    let namespaces: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings
+            .watch_namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect()
+    };
+    for namespace in namespaces {
+        runners.push(shared_key::run(namespace, ctx.clone()).boxed());
+    }
+    futures::future::join_all(runners).await;
     Ok(())
 }
 
-fn log_changes<K>(api: Api<K>) -> futures::stream::BoxStream<'static, ()>
+/// A controller over `api` that reconciles on changes of spec (generation),
+/// annotations, finalizers and deletion, but not on its own status writes: a status
+/// write must never trigger the next reconcile, or failures would bypass the backoff.
+pub fn controller_for<K>(api: Api<K>) -> kube::runtime::Controller<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -82,12 +395,30 @@ where
         + Sync
         + 'static,
 {
-    watcher(api, watcher::Config::default())
+    use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector, watcher};
+    let (reader, writer) = reflector::store();
+    let deletion = |obj: &K| obj.meta().deletion_timestamp.as_ref().map(|_| 1);
+    let triggers = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .reflect(writer)
         .applied_objects()
-        .map(|event| match event {
-            Ok(obj) => info!(kind = %K::kind(&()), namespace = ?obj.namespace(), name = %obj.name_any(), "observed"),
-            Err(error) => warn!(kind = %K::kind(&()), %error, "watch error; retrying"),
-        })
-        .boxed()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers)
+                .combine(deletion),
+            Default::default(),
+        );
+    kube::runtime::Controller::for_stream(triggers, reader)
+}
+
+/// Logs the outcome of each reconcile of a controller stream.
+pub fn log_result<K, E: std::fmt::Display>(result: Result<(ObjectRef<K>, Action), E>)
+where
+    K: Resource<DynamicType = ()>,
+{
+    match result {
+        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+        Err(error) => tracing::debug!(%error, "reconcile error"),
+    }
 }

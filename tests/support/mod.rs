@@ -30,6 +30,8 @@ pub struct TestEnv {
     pub aws_admin: String,
     /// Directory with the `kubectl`, `kube-apiserver` and `etcd` that were built.
     pub bin_dir: PathBuf,
+    /// The `helm` binary that was built (`tests/testenv/helm`).
+    pub helm: PathBuf,
 }
 
 static ENV: OnceLock<TestEnv> = OnceLock::new();
@@ -88,6 +90,11 @@ impl TestEnv {
             aws_endpoint: get("CROSSKEY_TESTENV_AWS")?,
             aws_admin: get("CROSSKEY_TESTENV_AWS_ADMIN")?,
             bin_dir: PathBuf::from(get("CROSSKEY_TESTENV_BIN")?),
+            // An environment started before helm was added has no CROSSKEY_TESTENV_HELM:
+            // only the helm tests need it, and they then fail on running `helm`.
+            helm: vars
+                .get("CROSSKEY_TESTENV_HELM")
+                .map_or_else(|| PathBuf::from("helm"), PathBuf::from),
         })
     }
 
@@ -110,6 +117,13 @@ impl TestEnv {
             ))
             .load()
             .await
+    }
+
+    /// A `helm` command bound to this environment (through `KUBECONFIG`).
+    pub fn helm(&self) -> Command {
+        let mut cmd = Command::new(&self.helm);
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
     }
 
     /// A `kubectl` command bound to this environment.
@@ -167,4 +181,168 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The AWS emulator: SDK configs per account, counters and faults.
+
+/// A 12-digit account ID unique to `seed` (e.g. the test name), so tests sharing one
+/// emulator do not see each other's resources or counters.
+pub fn account_id(seed: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seed.bytes().chain(std::process::id().to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:012}", 100_000_000_000 + hash % 800_000_000_000)
+}
+
+impl TestEnv {
+    /// SDK configuration acting in `account` through AssumeRole of `role/crosskey`, as the
+    /// operator does.
+    pub async fn aws_config_in(&self, account: &str) -> SdkConfig {
+        let base = self.aws_config().await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/crosskey"
+        ))
+        .configure(&base)
+        .session_name("test")
+        .build()
+        .await;
+        base.to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build()
+    }
+
+    /// Call counters of the emulator: `services.<svc>.<Operation>.<account>.total`.
+    pub async fn aws_counters(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/counters", self.aws_admin))
+            .await
+            .expect("emulator admin reachable")
+            .json()
+            .await
+            .expect("counters JSON")
+    }
+
+    /// Installs a fault rule (see tests/testenv/moto/README.md) and returns its id.
+    pub async fn aws_fault(&self, rule: serde_json::Value) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/faults", self.aws_admin))
+            .json(&rule)
+            .send()
+            .await
+            .expect("emulator admin reachable");
+        assert!(
+            response.status().is_success(),
+            "fault rule refused: {}",
+            response.status()
+        );
+        response.json().await.expect("fault JSON")
+    }
+}
+
+/// Calls made in `account`, summed over the given operations of `service` (all
+/// operations when `operations` is empty).
+pub fn calls(
+    counters: &serde_json::Value,
+    service: &str,
+    operations: &[&str],
+    account: &str,
+) -> u64 {
+    let Some(ops) = counters["services"][service].as_object() else {
+        return 0;
+    };
+    ops.iter()
+        .filter(|(op, _)| operations.is_empty() || operations.contains(&op.as_str()))
+        .map(|(_, by_account)| by_account[account]["total"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// KMS operations that change something.
+pub const KMS_WRITES: &[&str] = &[
+    "CreateKey",
+    "PutKeyPolicy",
+    "TagResource",
+    "UntagResource",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "UpdateKeyDescription",
+    "EnableKey",
+    "DisableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "CreateGrant",
+    "RevokeGrant",
+];
+
+// ---------------------------------------------------------------------------------
+// The operator as a process.
+
+/// A running `crosskey run`, watching one namespace; killed when dropped.
+pub struct Operator {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts the operator for `namespace`, with extra environment (e.g. failpoints).
+    pub fn start(namespace: &str, extra_env: &[(&str, &str)]) -> Operator {
+        let env = env();
+        let log = env
+            .dir
+            .join("logs")
+            .join(format!("operator-{namespace}-{}.log", unique_suffix()));
+        let file = std::fs::File::create(&log).expect("operator log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crosskey"));
+        command
+            .args([
+                "run",
+                "--watch-namespaces",
+                namespace,
+                "--max-retry-interval",
+                "5s",
+            ])
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("AWS_ENDPOINT_URL", &env.aws_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUST_LOG", "info,crosskey=debug")
+            .env_remove("CROSSKEY_FAILPOINTS")
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file);
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("crosskey run starts");
+        Operator { child, log }
+    }
+
+    /// Waits for the process to exit by itself and returns its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        wait_until("the operator to exit", timeout, || {
+            let status = self.child.try_wait().expect("try_wait");
+            async move { status.map(|s| s.code()) }
+        })
+        .await
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{:x}", nanos % 0xffff_ffff_ffff)
 }

@@ -78,6 +78,7 @@ rm -rf "$dir/etcd-data" "$dir/certs"
 mkdir -p "$dir/logs" "$dir/certs"
 
 bin_dir="$("$root/tests/testenv/k8s/build.sh")"
+helm_dir="$("$root/tests/testenv/helm/build.sh")"
 "$root/tests/testenv/venv.sh"
 
 etcd_port="$(free_port)"; etcd_peer_port="$(free_port)"
@@ -164,6 +165,7 @@ export CROSSKEY_TESTENV_AWS="http://127.0.0.1:$aws_port"
 export CROSSKEY_TESTENV_AWS_ADMIN="http://127.0.0.1:$aws_port/_crosskey"
 export CROSSKEY_TESTENV_DIR="$dir"
 export CROSSKEY_TESTENV_BIN="$bin_dir"
-export PATH="$bin_dir:\$PATH"
+export CROSSKEY_TESTENV_HELM="$helm_dir/helm"
+export PATH="$bin_dir:$helm_dir:\$PATH"
 ENV
 echo "test environment up: source $dir/env.sh (stop it with: $0 down --dir $dir)"

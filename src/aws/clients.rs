@@ -1,0 +1,150 @@
+//! AWS clients per account and Region. Credentials come from the operator's own chain
+//! (IRSA, EKS Pod Identity, environment) or from AssumeRole into the account. Each
+//! account gets one credentials provider and one identity cache, shared by all its
+//! Regions and services, so an assumed session is fetched once and refreshed shortly
+//! before it expires: never one STS call per reconcile.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::identity::IdentityCache;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::config::SharedCredentialsProvider;
+use aws_sdk_kms::config::SharedIdentityCache;
+
+use crate::api::AwsAccountSpec;
+
+/// Refresh assumed credentials this long before they expire.
+const CREDENTIALS_REFRESH_BUFFER: Duration = Duration::from_secs(300);
+const DEFAULT_SESSION_NAME: &str = "crosskey";
+
+/// How to reach one account: the identity part of an `AwsAccount` spec.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountTarget {
+    pub account_id: String,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
+}
+
+impl From<&AwsAccountSpec> for AccountTarget {
+    fn from(spec: &AwsAccountSpec) -> Self {
+        Self {
+            account_id: spec.account_id.clone(),
+            role_arn: spec.role_arn.clone(),
+            external_id: spec.external_id.clone(),
+            session_name: spec.session_name.clone(),
+        }
+    }
+}
+
+/// Clients of every service the operator uses, for one account and Region.
+#[derive(Clone, Debug)]
+pub struct AccountClients {
+    pub account_id: String,
+    pub region: String,
+    pub kms: aws_sdk_kms::Client,
+    pub backup: aws_sdk_backup::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+#[derive(Clone)]
+struct AccountIdentity {
+    credentials: Option<SharedCredentialsProvider>,
+    cache: SharedIdentityCache,
+}
+
+/// Builds and caches [`AccountClients`].
+pub struct ClientFactory {
+    base: SdkConfig,
+    identities: Mutex<HashMap<AccountTarget, AccountIdentity>>,
+    clients: Mutex<HashMap<(AccountTarget, String), Arc<AccountClients>>>,
+}
+
+impl ClientFactory {
+    /// Loads the operator's own configuration from the environment (credential chain,
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL`).
+    pub async fn from_env() -> Self {
+        Self::new(aws_config::defaults(BehaviorVersion::latest()).load().await)
+    }
+
+    pub fn new(base: SdkConfig) -> Self {
+        Self {
+            base,
+            identities: Mutex::default(),
+            clients: Mutex::default(),
+        }
+    }
+
+    /// Clients for `target` in `region`, built on first use and cached.
+    pub async fn clients(&self, target: &AccountTarget, region: &str) -> Arc<AccountClients> {
+        let key = (target.clone(), region.to_string());
+        if let Some(found) = lock(&self.clients).get(&key) {
+            return found.clone();
+        }
+        let identity = self.identity(target, region).await;
+        let mut builder = self
+            .base
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .identity_cache(identity.cache.clone());
+        if let Some(credentials) = identity.credentials {
+            builder = builder.credentials_provider(credentials);
+        }
+        let config = builder.build();
+        let clients = Arc::new(AccountClients {
+            account_id: target.account_id.clone(),
+            region: region.to_string(),
+            kms: aws_sdk_kms::Client::new(&config),
+            backup: aws_sdk_backup::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+        });
+        lock(&self.clients).entry(key).or_insert(clients).clone()
+    }
+
+    async fn identity(&self, target: &AccountTarget, region: &str) -> AccountIdentity {
+        if let Some(found) = lock(&self.identities).get(target) {
+            return found.clone();
+        }
+        let credentials = match &target.role_arn {
+            None => None,
+            Some(role_arn) => {
+                let mut builder = AssumeRoleProvider::builder(role_arn.clone())
+                    .configure(&self.base)
+                    .region(Region::new(region.to_string()))
+                    .session_name(
+                        target
+                            .session_name
+                            .as_deref()
+                            .unwrap_or(DEFAULT_SESSION_NAME),
+                    );
+                if let Some(external_id) = &target.external_id {
+                    builder = builder.external_id(external_id.clone());
+                }
+                Some(SharedCredentialsProvider::new(builder.build().await))
+            }
+        };
+        let identity = AccountIdentity {
+            credentials,
+            cache: IdentityCache::lazy()
+                .buffer_time(CREDENTIALS_REFRESH_BUFFER)
+                .build(),
+        };
+        lock(&self.identities)
+            .entry(target.clone())
+            .or_insert(identity)
+            .clone()
+    }
+}
+
+/// The maps hold plain data; a panic while holding the lock cannot leave them
+/// inconsistent, so a poisoned lock is still safe to use.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

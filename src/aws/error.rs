@@ -1,0 +1,234 @@
+//! Classification of AWS errors into the few classes controllers act on. Controllers
+//! branch on [`ErrorClass`], never on message text.
+
+use aws_sdk_kms::config::http::HttpResponse;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+
+/// What a controller should do about a failed AWS call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The resource does not exist (or is gone).
+    NotFound,
+    /// The caller is not allowed; fix IAM or the key policy.
+    AccessDenied,
+    /// The request is invalid; retrying the same request cannot succeed until the spec
+    /// changes.
+    InvalidInput,
+    /// A policy names principals that do not exist (yet): new IAM roles take seconds to
+    /// become visible, so this is retried with backoff.
+    InvalidPrincipal,
+    /// AWS throttled the call; slow down.
+    Throttled,
+    /// Network trouble, timeouts, 5xx: retry with backoff.
+    Transient,
+}
+
+impl ErrorClass {
+    /// A stable CamelCase name, used as metric label and in condition reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::NotFound => "NotFound",
+            ErrorClass::AccessDenied => "AccessDenied",
+            ErrorClass::InvalidInput => "InvalidInput",
+            ErrorClass::InvalidPrincipal => "InvalidPrincipal",
+            ErrorClass::Throttled => "Throttled",
+            ErrorClass::Transient => "Transient",
+        }
+    }
+
+    /// Whether retrying the same request later can succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::InvalidPrincipal | ErrorClass::Throttled | ErrorClass::Transient
+        )
+    }
+}
+
+/// A failed AWS call, classified.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service}:{operation} failed ({}): {message}", class.as_str())]
+pub struct AwsError {
+    pub class: ErrorClass,
+    pub service: &'static str,
+    pub operation: &'static str,
+    /// The AWS error code, e.g. `NotFoundException`, when AWS sent one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is(&self, class: ErrorClass) -> bool {
+        self.class == class
+    }
+}
+
+/// Maps an AWS error code (and, for the one ambiguous code, its message) to a class.
+pub fn class_of(code: Option<&str>, message: &str, http_status: Option<u16>) -> ErrorClass {
+    match code {
+        Some(
+            "NotFoundException"
+            | "ResourceNotFoundException"
+            | "NoSuchEntity"
+            | "NoSuchEntityException",
+        ) => ErrorClass::NotFound,
+        Some(
+            "AccessDeniedException"
+            | "AccessDenied"
+            | "UnauthorizedOperation"
+            | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "UnrecognizedClientException",
+        ) => ErrorClass::AccessDenied,
+        Some(
+            "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "ProvisionedThroughputExceededException",
+        ) => ErrorClass::Throttled,
+        // KMS reports a missing principal as a malformed policy; this is the only place
+        // where the message decides, and it decides here, not in the controllers.
+        Some("MalformedPolicyDocumentException") if message.contains("invalid principals") => {
+            ErrorClass::InvalidPrincipal
+        }
+        Some(
+            "MalformedPolicyDocumentException"
+            | "ValidationException"
+            | "InvalidParameterValueException"
+            | "InvalidParameterException"
+            | "InvalidArnException"
+            | "InvalidAliasNameException"
+            | "LimitExceededException"
+            | "KMSInvalidStateException"
+            | "AlreadyExistsException"
+            | "InvalidRequestException"
+            | "MalformedPolicyDocument"
+            | "TagException"
+            | "UnsupportedOperationException"
+            | "DisabledException"
+            | "InvalidKeyUsageException",
+        ) => ErrorClass::InvalidInput,
+        _ => match http_status {
+            Some(429) => ErrorClass::Throttled,
+            Some(403) => ErrorClass::AccessDenied,
+            Some(404) => ErrorClass::NotFound,
+            _ => ErrorClass::Transient,
+        },
+    }
+}
+
+/// Classifies any SDK error of any AWS service.
+pub fn classify<E>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let http_status = err.raw_response().map(|r| r.status().as_u16());
+    let (code, message) = match &err {
+        SdkError::ServiceError(service_err) => {
+            let inner = service_err.err();
+            (
+                inner.code().map(str::to_string),
+                inner
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| inner.to_string()),
+            )
+        }
+        other => (other.code().map(str::to_string), display_chain(other)),
+    };
+    let class = class_of(code.as_deref(), &message, http_status);
+    AwsError {
+        class,
+        service,
+        operation,
+        code,
+        message,
+    }
+}
+
+fn display_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_classes() {
+        let cases = [
+            (Some("NotFoundException"), "", None, ErrorClass::NotFound),
+            (Some("NoSuchEntity"), "", None, ErrorClass::NotFound),
+            (
+                Some("AccessDeniedException"),
+                "",
+                None,
+                ErrorClass::AccessDenied,
+            ),
+            (Some("ThrottlingException"), "", None, ErrorClass::Throttled),
+            (
+                Some("Throttling"),
+                "Rate exceeded",
+                None,
+                ErrorClass::Throttled,
+            ),
+            (
+                Some("MalformedPolicyDocumentException"),
+                "Policy contains a statement with one or more invalid principals.",
+                None,
+                ErrorClass::InvalidPrincipal,
+            ),
+            (
+                Some("MalformedPolicyDocumentException"),
+                "The new key policy will not allow you to update the key policy in the future.",
+                None,
+                ErrorClass::InvalidInput,
+            ),
+            (
+                Some("ValidationException"),
+                "",
+                None,
+                ErrorClass::InvalidInput,
+            ),
+            (
+                Some("InternalFailure"),
+                "",
+                Some(500),
+                ErrorClass::Transient,
+            ),
+            (None, "", Some(503), ErrorClass::Transient),
+            (None, "", Some(429), ErrorClass::Throttled),
+            (None, "dispatch failure", None, ErrorClass::Transient),
+        ];
+        for (code, message, status, expected) in cases {
+            assert_eq!(
+                class_of(code, message, status),
+                expected,
+                "{code:?} {message:?} {status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_transient_kinds_are_retryable() {
+        assert!(ErrorClass::Throttled.is_retryable());
+        assert!(ErrorClass::Transient.is_retryable());
+        assert!(ErrorClass::InvalidPrincipal.is_retryable());
+        assert!(!ErrorClass::InvalidInput.is_retryable());
+        assert!(!ErrorClass::AccessDenied.is_retryable());
+        assert!(!ErrorClass::NotFound.is_retryable());
+    }
+}

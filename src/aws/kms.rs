@@ -1,0 +1,356 @@
+//! Thin KMS calls used by the SharedKey controller, with errors classified. No decisions
+//! are made here.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_kms::types::{KeyState, Tag};
+
+use super::error::{AwsError, classify};
+
+const SERVICE: &str = "kms";
+
+/// What DescribeKey tells about a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub arn: String,
+    pub state: String,
+    pub description: String,
+    pub enabled: bool,
+}
+
+impl KeyInfo {
+    pub fn is_pending_deletion(&self) -> bool {
+        self.state == KeyState::PendingDeletion.as_str()
+            || self.state == KeyState::PendingReplicaDeletion.as_str()
+    }
+}
+
+/// KMS operations on one account and Region.
+#[derive(Clone, Debug)]
+pub struct Kms {
+    client: aws_sdk_kms::Client,
+}
+
+impl Kms {
+    pub fn new(client: aws_sdk_kms::Client) -> Self {
+        Self { client }
+    }
+
+    pub async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, AwsError> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DescribeKey", e))?;
+        let meta = out
+            .key_metadata
+            .ok_or_else(|| missing("DescribeKey", "KeyMetadata"))?;
+        Ok(KeyInfo {
+            arn: meta.arn.clone().unwrap_or_default(),
+            state: meta
+                .key_state
+                .as_ref()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            description: meta.description.clone().unwrap_or_default(),
+            enabled: meta.enabled,
+            key_id: meta.key_id,
+        })
+    }
+
+    /// Creates a symmetric encryption key with its policy and tags in one call.
+    pub async fn create_key(
+        &self,
+        policy: &str,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<KeyInfo, AwsError> {
+        let out = self
+            .client
+            .create_key()
+            .policy(policy)
+            .description(description)
+            .set_tags(Some(to_tags(tags)?))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CreateKey", e))?;
+        let meta = out
+            .key_metadata
+            .ok_or_else(|| missing("CreateKey", "KeyMetadata"))?;
+        Ok(KeyInfo {
+            arn: meta.arn.clone().unwrap_or_default(),
+            state: meta
+                .key_state
+                .as_ref()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            description: meta.description.clone().unwrap_or_default(),
+            enabled: meta.enabled,
+            key_id: meta.key_id,
+        })
+    }
+
+    pub async fn get_key_policy(&self, key_id: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "GetKeyPolicy", e))?;
+        Ok(out.policy.unwrap_or_default())
+    }
+
+    /// Never sets BypassPolicyLockoutSafetyCheck: KMS must refuse a policy that would
+    /// lock the caller out.
+    pub async fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), AwsError> {
+        self.client
+            .put_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "PutKeyPolicy", e))?;
+        Ok(())
+    }
+
+    pub async fn update_description(
+        &self,
+        key_id: &str,
+        description: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_key_description()
+            .key_id(key_id)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "UpdateKeyDescription", e))?;
+        Ok(())
+    }
+
+    pub async fn enable_key(&self, key_id: &str) -> Result<(), AwsError> {
+        self.client
+            .enable_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "EnableKey", e))?;
+        Ok(())
+    }
+
+    /// Cancels a scheduled deletion; KMS leaves the key disabled.
+    pub async fn cancel_deletion(&self, key_id: &str) -> Result<(), AwsError> {
+        self.client
+            .cancel_key_deletion()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CancelKeyDeletion", e))?;
+        Ok(())
+    }
+
+    pub async fn list_tags(&self, key_id: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let mut tags = BTreeMap::new();
+        let mut pages = self
+            .client
+            .list_resource_tags()
+            .key_id(key_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "ListResourceTags", e))?;
+            for tag in page.tags.unwrap_or_default() {
+                tags.insert(tag.tag_key, tag.tag_value);
+            }
+        }
+        Ok(tags)
+    }
+
+    pub async fn tag(&self, key_id: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .tag_resource()
+            .key_id(key_id)
+            .set_tags(Some(to_tags(tags)?))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "TagResource", e))?;
+        Ok(())
+    }
+
+    pub async fn untag(&self, key_id: &str, keys: &[String]) -> Result<(), AwsError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .untag_resource()
+            .key_id(key_id)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "UntagResource", e))?;
+        Ok(())
+    }
+
+    pub async fn rotation_enabled(&self, key_id: &str) -> Result<bool, AwsError> {
+        let out = self
+            .client
+            .get_key_rotation_status()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "GetKeyRotationStatus", e))?;
+        Ok(out.key_rotation_enabled)
+    }
+
+    pub async fn set_rotation(&self, key_id: &str, enabled: bool) -> Result<(), AwsError> {
+        if enabled {
+            self.client
+                .enable_key_rotation()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "EnableKeyRotation", e))?;
+        } else {
+            self.client
+                .disable_key_rotation()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "DisableKeyRotation", e))?;
+        }
+        Ok(())
+    }
+
+    /// The alias names (`alias/...`) that point at the key.
+    pub async fn aliases_of(&self, key_id: &str) -> Result<Vec<String>, AwsError> {
+        let mut names = vec![];
+        let mut pages = self
+            .client
+            .list_aliases()
+            .key_id(key_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "ListAliases", e))?;
+            names.extend(
+                page.aliases
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|a| a.alias_name),
+            );
+        }
+        Ok(names)
+    }
+
+    pub async fn create_alias(&self, alias: &str, key_id: &str) -> Result<(), AwsError> {
+        self.client
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CreateAlias", e))?;
+        Ok(())
+    }
+
+    /// Points an existing alias at `key_id`.
+    pub async fn update_alias(&self, alias: &str, key_id: &str) -> Result<(), AwsError> {
+        self.client
+            .update_alias()
+            .alias_name(alias)
+            .target_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "UpdateAlias", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_alias(&self, alias: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_alias()
+            .alias_name(alias)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DeleteAlias", e))?;
+        Ok(())
+    }
+
+    pub async fn schedule_deletion(
+        &self,
+        key_id: &str,
+        pending_window_days: i32,
+    ) -> Result<(), AwsError> {
+        self.client
+            .schedule_key_deletion()
+            .key_id(key_id)
+            .pending_window_in_days(pending_window_days)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "ScheduleKeyDeletion", e))?;
+        Ok(())
+    }
+
+    /// Finds the key whose tag `tag_key` equals `value`, by listing the keys of the
+    /// account and Region and reading their tags. Used only to recover from a crash
+    /// between CreateKey and recording the key, so its cost is paid rarely.
+    pub async fn find_key_by_tag(
+        &self,
+        tag_key: &str,
+        value: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let mut pages = self.client.list_keys().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "ListKeys", e))?;
+            for key in page.keys.unwrap_or_default() {
+                let Some(key_id) = key.key_id else { continue };
+                match self.list_tags(&key_id).await {
+                    Ok(tags) if tags.get(tag_key).is_some_and(|v| v == value) => {
+                        return Ok(Some(key_id));
+                    }
+                    Ok(_) => {}
+                    // Keys of other owners may refuse ListResourceTags; they are not ours.
+                    Err(err) if !err.class.is_retryable() => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn to_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .tag_key(k)
+                .tag_value(v)
+                .build()
+                .map_err(|e| AwsError {
+                    class: super::error::ErrorClass::InvalidInput,
+                    service: SERVICE,
+                    operation: "Tag",
+                    code: None,
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+fn missing(operation: &'static str, field: &str) -> AwsError {
+    AwsError {
+        class: super::error::ErrorClass::Transient,
+        service: SERVICE,
+        operation,
+        code: None,
+        message: format!("response has no {field}"),
+    }
+}

@@ -1,0 +1,10 @@
+//! The only place that talks to AWS: per-account and per-Region clients with cached
+//! AssumeRole credentials, error classification, and thin service calls.
+
+pub mod clients;
+pub mod error;
+pub mod kms;
+pub mod sts;
+
+pub use clients::{AccountClients, AccountTarget, ClientFactory};
+pub use error::{AwsError, ErrorClass};

@@ -1,0 +1,997 @@
+//! The AwsAccount and SharedKey controllers end to end: the real operator binary against
+//! the real API server and the extended AWS emulator. Each test has its own namespace,
+//! its own AWS account IDs and its own operator process watching that namespace.
+#![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
+
+mod support;
+
+use std::time::Duration;
+
+use crosskey::api::{AwsAccount, SharedKey};
+use crosskey::policy::PolicyDocument;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::{KMS_WRITES, Operator, account_id, calls, env, wait_until};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Fixture {
+    client: Client,
+    namespace: String,
+    account: String,
+    account_name: String,
+    operator: Option<Operator>,
+}
+
+impl Fixture {
+    /// A namespace, an AwsAccount reached by AssumeRole into a fresh account ID, and an
+    /// operator watching the namespace.
+    async fn new(test: &str) -> Fixture {
+        let fixture = Fixture::without_operator(test).await;
+        Fixture {
+            operator: Some(Operator::start(&fixture.namespace, &[])),
+            ..fixture
+        }
+    }
+
+    async fn without_operator(test: &str) -> Fixture {
+        let client = env().client().await;
+        let namespace = support::namespace(&client, test).await;
+        let account = account_id(test);
+        let account_name = format!("{namespace}-owner");
+        create_account(&client, &account_name, &account, &namespace).await;
+        Fixture {
+            client,
+            namespace,
+            account,
+            account_name,
+            operator: None,
+        }
+    }
+
+    fn keys(&self) -> Api<SharedKey> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn create_key(&self, name: &str, spec: Value) -> SharedKey {
+        let mut full = json!({"accountRef": {"name": self.account_name}, "region": "us-east-1"});
+        merge(&mut full, &spec);
+        let key: SharedKey = serde_json::from_value(json!({
+            "apiVersion": "crosskey.dev/v1alpha1",
+            "kind": "SharedKey",
+            "metadata": {"name": name},
+            "spec": full,
+        }))
+        .unwrap();
+        self.keys()
+            .create(&PostParams::default(), &key)
+            .await
+            .unwrap()
+    }
+
+    async fn patch_spec(&self, name: &str, spec: Value) {
+        self.keys()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": spec})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Makes the operator look again now (an annotation change triggers a reconcile
+    /// without changing the spec).
+    async fn poke(&self, name: &str) {
+        let value = format!("{:?}", std::time::SystemTime::now());
+        let patch = json!({"metadata": {"annotations": {"test.crosskey.dev/poke": value}}});
+        self.keys()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    async fn wait_key(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&SharedKey) -> bool,
+    ) -> SharedKey {
+        let keys = self.keys();
+        wait_until(what, WAIT, || {
+            let keys = keys.clone();
+            let check = &check;
+            async move { keys.get_opt(name).await.unwrap().filter(|k| check(k)) }
+        })
+        .await
+    }
+
+    async fn wait_ready(&self, name: &str) -> SharedKey {
+        self.wait_key(name, &format!("SharedKey {name} Ready"), |k| {
+            condition(k, "Ready").0 == "True"
+        })
+        .await
+    }
+
+    async fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&env().aws_config_in(&self.account).await)
+    }
+
+    async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&env().aws_config_in(&self.account).await)
+    }
+}
+
+async fn create_account(client: &Client, name: &str, account: &str, namespace: &str) {
+    let object: AwsAccount = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1",
+        "kind": "AwsAccount",
+        "metadata": {"name": name},
+        "spec": {
+            "accountId": account,
+            "roleArn": format!("arn:aws:iam::{account}:role/crosskey"),
+            "externalId": "crosskey-tests",
+            "defaultRegion": "us-east-1",
+            "allowedNamespaces": [namespace],
+        },
+    }))
+    .unwrap();
+    Api::<AwsAccount>::all(client.clone())
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+}
+
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// (status, reason, message) of a condition, or empty strings.
+fn condition(key: &SharedKey, type_: &str) -> (String, String, String) {
+    key.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+fn key_id(key: &SharedKey) -> String {
+    key.status
+        .as_ref()
+        .and_then(|s| s.key_id.clone())
+        .expect("status.keyId")
+}
+
+async fn key_policy(kms: &aws_sdk_kms::Client, key_id: &str) -> PolicyDocument {
+    let text = kms
+        .get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    PolicyDocument::parse(&text).unwrap()
+}
+
+fn sids(policy: &PolicyDocument) -> Vec<String> {
+    let mut sids: Vec<String> = policy
+        .statements()
+        .iter()
+        .filter_map(|s| s.sid.clone())
+        .collect();
+    sids.sort();
+    sids
+}
+
+async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn
+}
+
+#[tokio::test]
+async fn account_is_verified_through_assume_role_with_one_sts_session() {
+    // The operator runs as an IAM user of its own account, so that its AssumeRole calls
+    // are counted apart from other tests'.
+    let mut fx = Fixture::without_operator("acct").await;
+    let home = account_id("acct-home");
+    let iam = aws_sdk_iam::Client::new(&env().aws_config_in(&home).await);
+    iam.create_user()
+        .user_name("crosskey")
+        .send()
+        .await
+        .unwrap();
+    let access = iam
+        .create_access_key()
+        .user_name("crosskey")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    fx.operator = Some(Operator::start(
+        &fx.namespace,
+        &[
+            ("AWS_ACCESS_KEY_ID", &access.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &access.secret_access_key),
+        ],
+    ));
+
+    let accounts: Api<AwsAccount> = Api::all(fx.client.clone());
+    let account = wait_until("AwsAccount Ready", WAIT, || {
+        let accounts = accounts.clone();
+        let name = fx.account_name.clone();
+        async move {
+            let a = accounts.get(&name).await.unwrap();
+            let ready = a
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(a)
+        }
+    })
+    .await;
+    let caller = account.status.unwrap().caller_arn.unwrap();
+    assert!(
+        caller.contains(&format!("::{}:assumed-role/crosskey/", fx.account)),
+        "{caller}"
+    );
+
+    // Two keys in the same account reuse the cached session: one AssumeRole in all.
+    fx.create_key("one", json!({})).await;
+    fx.create_key("two", json!({})).await;
+    let one = fx.wait_ready("one").await;
+    fx.wait_ready("two").await;
+    assert!(
+        one.status
+            .unwrap()
+            .key_arn
+            .unwrap()
+            .contains(&format!(":{}:key/", fx.account)),
+        "the key is in the assumed account"
+    );
+    let counters = env().aws_counters().await;
+    assert_eq!(
+        calls(&counters, "sts", &["AssumeRole"], &home),
+        1,
+        "{}",
+        counters["services"]["sts"]
+    );
+}
+
+#[tokio::test]
+async fn account_with_foreign_credentials_reports_account_mismatch() {
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "mismatch").await;
+    let _operator = Operator::start(&namespace, &[]);
+    let name = format!("{namespace}-mismatch");
+    // No roleArn: the operator's own credentials (account 123456789012) are used.
+    let object: AwsAccount = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": name},
+        "spec": {"accountId": "999999999999", "allowedNamespaces": [namespace]},
+    }))
+    .unwrap();
+    let accounts: Api<AwsAccount> = Api::all(client.clone());
+    accounts
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    let reason = wait_until("AccountMismatch", WAIT, || {
+        let accounts = accounts.clone();
+        let name = name.clone();
+        async move {
+            let a = accounts.get(&name).await.unwrap();
+            let c = a
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (c.status == "False").then_some((c.reason, c.message))
+        }
+    })
+    .await;
+    assert_eq!(reason.0, "AccountMismatch");
+    assert!(
+        reason.1.contains("123456789012") && reason.1.contains("999999999999"),
+        "{}",
+        reason.1
+    );
+}
+
+#[tokio::test]
+async fn key_is_created_with_exactly_the_rendered_policy() {
+    let fx = Fixture::new("create").await;
+    let admin = create_role(&fx.iam().await, "KeyAdmin").await;
+    fx.create_key(
+        "backup-key",
+        json!({
+            "description": "shared backup key",
+            "alias": "alias/backup-shared",
+            "tags": {"team": "platform"},
+            "administrators": [admin],
+            "shareWith": {
+                "accounts": ["222222222222"],
+                "organization": {"id": "o-a1b2c3d4e5", "paths": ["o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*"]},
+            },
+        }),
+    )
+    .await;
+    let key = fx.wait_ready("backup-key").await;
+    let status = key.status.clone().unwrap();
+    let arn = status.key_arn.clone().unwrap();
+    assert!(
+        arn.starts_with(&format!("arn:aws:kms:us-east-1:{}:key/", fx.account)),
+        "{arn}"
+    );
+    assert_eq!(status.shared_with, vec!["222222222222".to_string()]);
+    assert!(
+        status.consumer_policy.as_deref().unwrap().contains(&arn),
+        "consumer policy names the key ARN"
+    );
+    assert_eq!(condition(&key, "PolicySynced").0, "True");
+    assert_eq!(condition(&key, "Drifted").0, "False");
+
+    let kms = fx.kms().await;
+    let policy = key_policy(&kms, &key_id(&key)).await;
+    assert_eq!(
+        sids(&policy),
+        [
+            "ExternalPersistentResourceGrants",
+            "ExternalUse",
+            "KeyAdministrators",
+            "OrganizationPersistentResourceGrants",
+            "OrganizationUse",
+            "OwnerRoot"
+        ]
+    );
+    let text = serde_json::to_string(&policy).unwrap();
+    assert!(text.contains("kms:GrantIsForAWSResource"), "{text}");
+    assert!(
+        text.contains("o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("arn:aws:iam::{}:root", fx.account)),
+        "{text}"
+    );
+
+    let described = kms
+        .describe_key()
+        .key_id(key_id(&key))
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(described.description.as_deref(), Some("shared backup key"));
+    let rotation = kms
+        .get_key_rotation_status()
+        .key_id(key_id(&key))
+        .send()
+        .await
+        .unwrap();
+    assert!(rotation.key_rotation_enabled);
+    let aliases = kms
+        .list_aliases()
+        .key_id(key_id(&key))
+        .send()
+        .await
+        .unwrap()
+        .aliases
+        .unwrap();
+    assert!(
+        aliases
+            .iter()
+            .any(|a| a.alias_name.as_deref() == Some("alias/backup-shared"))
+    );
+    let tags = kms
+        .list_resource_tags()
+        .key_id(key_id(&key))
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap();
+    assert!(
+        tags.iter()
+            .any(|t| t.tag_key == "team" && t.tag_value == "platform")
+    );
+    assert!(tags.iter().any(|t| t.tag_key == "crosskey.dev/owner-uid"
+        && Some(&t.tag_value) == key.metadata.uid.as_ref()));
+
+    // kubectl shows the key and its state.
+    let output = env()
+        .kubectl()
+        .args(["get", "sk", "-n", &fx.namespace])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains(&key_id(&key)) && table.contains("Enabled") && table.contains("True"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn spec_change_updates_the_policy_and_is_not_drift() {
+    let fx = Fixture::new("update").await;
+    fx.create_key("k", json!({"shareWith": {"accounts": ["222222222222"]}}))
+        .await;
+    fx.wait_ready("k").await;
+    fx.patch_spec(
+        "k",
+        json!({"shareWith": {"accounts": ["222222222222", "333333333333"]}}),
+    )
+    .await;
+    let key = fx
+        .wait_key("k", "the new account in status", |k| {
+            k.status
+                .as_ref()
+                .is_some_and(|s| s.shared_with.contains(&"333333333333".to_string()))
+                && condition(k, "Ready").0 == "True"
+        })
+        .await;
+    let policy = serde_json::to_string(&key_policy(&fx.kms().await, &key_id(&key)).await).unwrap();
+    assert!(
+        policy.contains("arn:aws:iam::333333333333:root"),
+        "{policy}"
+    );
+    assert_eq!(
+        key.status
+            .unwrap()
+            .drift
+            .map(|d| d.detected_count)
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[tokio::test]
+async fn out_of_band_policy_edit_is_repaired_under_enforce() {
+    let fx = Fixture::new("enforce").await;
+    fx.create_key(
+        "k",
+        json!({"shareWith": {"accounts": ["222222222222"]}, "drift": {"interval": "30s"}}),
+    )
+    .await;
+    let key = fx.wait_ready("k").await;
+    let kms = fx.kms().await;
+    let id = key_id(&key);
+    let tampered = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OwnerRoot","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
+        fx.account
+    );
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(tampered)
+        .send()
+        .await
+        .unwrap();
+    // No poke: the periodic drift check (30s, jittered) must find it by itself.
+    let key = fx
+        .wait_key("k", "drift detected and repaired", |k| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.drift.as_ref())
+                .is_some_and(|d| d.detected_count >= 1)
+                && condition(k, "Drifted").1 == "DriftRepaired"
+        })
+        .await;
+    assert!(
+        condition(&key, "Drifted").2.contains("ExternalUse"),
+        "{:?}",
+        condition(&key, "Drifted")
+    );
+    let policy = serde_json::to_string(&key_policy(&kms, &id).await).unwrap();
+    assert!(
+        policy.contains("arn:aws:iam::222222222222:root"),
+        "repaired: {policy}"
+    );
+}
+
+#[tokio::test]
+async fn out_of_band_policy_edit_is_only_reported_under_observe() {
+    let fx = Fixture::new("observe").await;
+    fx.create_key(
+        "k",
+        json!({"shareWith": {"accounts": ["222222222222"]}, "drift": {"policy": "Observe"}}),
+    )
+    .await;
+    let key = fx.wait_ready("k").await;
+    let kms = fx.kms().await;
+    let id = key_id(&key);
+    let tampered = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OwnerRoot","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
+        fx.account
+    );
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(&tampered)
+        .send()
+        .await
+        .unwrap();
+    let before = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["PutKeyPolicy"],
+        &fx.account,
+    );
+    fx.poke("k").await;
+    let key = fx
+        .wait_key("k", "Drifted=True", |k| condition(k, "Drifted").0 == "True")
+        .await;
+    assert_eq!(condition(&key, "PolicySynced").0, "False");
+    assert!(
+        condition(&key, "Drifted").2.contains("ExternalUse"),
+        "{:?}",
+        condition(&key, "Drifted")
+    );
+    let after = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["PutKeyPolicy"],
+        &fx.account,
+    );
+    assert_eq!(before, after, "Observe must not write the policy");
+    let policy = serde_json::to_string(&key_policy(&kms, &id).await).unwrap();
+    assert!(!policy.contains("222222222222"), "left as edited: {policy}");
+}
+
+#[tokio::test]
+async fn reordered_policy_is_not_drift() {
+    let fx = Fixture::new("reorder").await;
+    fx.create_key(
+        "k",
+        json!({"shareWith": {"accounts": ["222222222222", "333333333333"]}}),
+    )
+    .await;
+    let key = fx.wait_ready("k").await;
+    let kms = fx.kms().await;
+    let id = key_id(&key);
+    // Same meaning, other order, other Sids, lists for strings, upper-case actions.
+    let mut doc: Value = serde_json::to_value(key_policy(&kms, &id).await).unwrap();
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    statements.reverse();
+    for statement in statements.iter_mut() {
+        statement["Sid"] = json!(format!(
+            "Renamed{}",
+            statement["Sid"].as_str().unwrap_or("")
+        ));
+        if let Some(actions) = statement["Action"].as_array_mut() {
+            actions.reverse();
+            for action in actions.iter_mut() {
+                *action = json!(
+                    action
+                        .as_str()
+                        .unwrap()
+                        .to_uppercase()
+                        .replace("KMS:", "kms:")
+                );
+            }
+        }
+    }
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let before = calls(&env().aws_counters().await, "kms", KMS_WRITES, &fx.account);
+    let reads_before = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["GetKeyPolicy"],
+        &fx.account,
+    );
+    fx.poke("k").await;
+    wait_until("the operator to re-read the policy", WAIT, || async {
+        let reads = calls(
+            &env().aws_counters().await,
+            "kms",
+            &["GetKeyPolicy"],
+            &fx.account,
+        );
+        (reads > reads_before).then_some(())
+    })
+    .await;
+    let key = fx.keys().get("k").await.unwrap();
+    assert_eq!(condition(&key, "Drifted").0, "False");
+    assert_eq!(
+        key.status
+            .unwrap()
+            .drift
+            .map(|d| d.detected_count)
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(
+        calls(&env().aws_counters().await, "kms", KMS_WRITES, &fx.account),
+        before,
+        "no write for a reorder"
+    );
+}
+
+#[tokio::test]
+async fn existing_key_is_adopted_and_an_owned_one_refused() {
+    let fx = Fixture::new("adopt").await;
+    let kms = fx.kms().await;
+    let free = kms
+        .create_key()
+        .description("made by hand")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let owned = kms
+        .create_key()
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("crosskey.dev/owner-uid")
+                .tag_value("someone-else")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+
+    fx.create_key(
+        "adopted",
+        json!({"keyId": free.arn.clone().unwrap(), "description": "made by hand"}),
+    )
+    .await;
+    let key = fx.wait_ready("adopted").await;
+    assert_eq!(key_id(&key), free.key_id);
+    let tags = kms
+        .list_resource_tags()
+        .key_id(&free.key_id)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap();
+    assert!(tags.iter().any(|t| t.tag_key == "crosskey.dev/owner-uid"
+        && Some(&t.tag_value) == key.metadata.uid.as_ref()));
+
+    fx.create_key("refused", json!({"keyId": owned.key_id.clone()}))
+        .await;
+    let key = fx
+        .wait_key("refused", "KeyOwnedByAnother", |k| {
+            condition(k, "Ready").1 == "KeyOwnedByAnother"
+        })
+        .await;
+    assert!(
+        condition(&key, "Ready").2.contains("another SharedKey"),
+        "{:?}",
+        condition(&key, "Ready")
+    );
+    let policy_writes = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["PutKeyPolicy", "TagResource"],
+        &fx.account,
+    );
+    assert_eq!(
+        policy_writes, 1,
+        "only the adoption tagged a key; the owned key was not touched"
+    );
+}
+
+#[tokio::test]
+async fn crash_after_create_key_leaves_exactly_one_key() {
+    let mut fx = Fixture::without_operator("crash").await;
+    let mut crashing = Operator::start(
+        &fx.namespace,
+        &[("CROSSKEY_FAILPOINTS", "shared-key-after-create-key")],
+    );
+    fx.create_key("k", json!({"shareWith": {"accounts": ["222222222222"]}}))
+        .await;
+    let code = crashing.wait_exit(WAIT).await;
+    assert_eq!(
+        code,
+        Some(crosskey::failpoint::EXIT_CODE),
+        "the operator died at the failpoint"
+    );
+    let key = fx.keys().get("k").await.unwrap();
+    assert!(
+        key.status.as_ref().and_then(|s| s.key_id.clone()).is_none(),
+        "the crash came before the key was recorded"
+    );
+    assert!(
+        key.status
+            .as_ref()
+            .and_then(|s| s.creation_started_time.clone())
+            .is_some()
+    );
+
+    fx.operator = Some(Operator::start(&fx.namespace, &[]));
+    let key = fx.wait_ready("k").await;
+    let counters = env().aws_counters().await;
+    assert_eq!(
+        calls(&counters, "kms", &["CreateKey"], &fx.account),
+        1,
+        "one CreateKey in all"
+    );
+    let kms = fx.kms().await;
+    let keys = kms.list_keys().send().await.unwrap().keys.unwrap();
+    assert_eq!(keys.len(), 1, "exactly one key in the account: {keys:?}");
+    assert_eq!(keys[0].key_id.as_deref(), Some(key_id(&key).as_str()));
+}
+
+#[tokio::test]
+async fn invalid_principal_is_reported_and_retried_without_a_hot_loop() {
+    let fx = Fixture::new("badprincipal").await;
+    let missing = format!("arn:aws:iam::{}:role/DoesNotExistYet", fx.account);
+    fx.create_key("k", json!({"administrators": [missing]}))
+        .await;
+    let key = fx
+        .wait_key("k", "InvalidPrincipal", |k| {
+            condition(k, "PolicySynced").1 == "InvalidPrincipal"
+        })
+        .await;
+    assert!(
+        condition(&key, "PolicySynced").2.contains(&missing),
+        "{:?}",
+        condition(&key, "PolicySynced")
+    );
+    let first = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["CreateKey"],
+        &fx.account,
+    );
+    // Over the next seconds the retries back off (1s, 2s, 4s... capped at 5s here).
+    let start = std::time::Instant::now();
+    wait_until("a few retries", WAIT, || async {
+        (start.elapsed() > Duration::from_secs(12)).then_some(())
+    })
+    .await;
+    let later = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["CreateKey"],
+        &fx.account,
+    );
+    assert!(
+        later - first <= 6,
+        "{} CreateKey calls in 12s is a hot loop",
+        later - first
+    );
+
+    // Once the role exists the key is created.
+    create_role(&fx.iam().await, "DoesNotExistYet").await;
+    fx.wait_ready("k").await;
+}
+
+#[tokio::test]
+async fn namespace_not_allowed_by_the_account_is_denied_without_aws_calls() {
+    let fx = Fixture::new("denied").await;
+    let other = support::namespace(&fx.client, "denied-other").await;
+    let _operator = Operator::start(&other, &[]);
+    let keys: Api<SharedKey> = Api::namespaced(fx.client.clone(), &other);
+    let key: SharedKey = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": "k"},
+        "spec": {"accountRef": {"name": fx.account_name}, "region": "us-east-1"},
+    }))
+    .unwrap();
+    keys.create(&PostParams::default(), &key).await.unwrap();
+    let key = wait_until("AccountNotAllowed", WAIT, || {
+        let keys = keys.clone();
+        async move {
+            keys.get("k")
+                .await
+                .unwrap()
+                .status
+                .filter(|s| s.conditions.iter().any(|c| c.reason == "AccountNotAllowed"))
+        }
+    })
+    .await;
+    let message = &key
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains(&other) && message.contains("allowedNamespaces"),
+        "{message}"
+    );
+    assert_eq!(
+        calls(&env().aws_counters().await, "kms", &[], &fx.account),
+        0,
+        "no KMS call in that account"
+    );
+}
+
+#[tokio::test]
+async fn deletion_retains_schedules_or_waits_for_vaults() {
+    let fx = Fixture::new("delete").await;
+    fx.create_key("retained", json!({})).await;
+    fx.create_key(
+        "deleted",
+        json!({"deletionPolicy": "Delete", "pendingWindowDays": 7}),
+    )
+    .await;
+    fx.create_key("in-use", json!({"deletionPolicy": "Delete"}))
+        .await;
+    let retained = key_id(&fx.wait_ready("retained").await);
+    let deleted = key_id(&fx.wait_ready("deleted").await);
+    let in_use = key_id(&fx.wait_ready("in-use").await);
+    // A vault referencing "in-use" (the vault controller is not part of this test).
+    let vaults: Api<crosskey::api::CrossAccountVault> =
+        Api::namespaced(fx.client.clone(), &fx.namespace);
+    let vault: crosskey::api::CrossAccountVault = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "CrossAccountVault", "metadata": {"name": "vault"},
+        "spec": {"accountRef": {"name": fx.account_name}, "encryptionKey": {"sharedKeyRef": {"name": "in-use"}}},
+    }))
+    .unwrap();
+    vaults.create(&PostParams::default(), &vault).await.unwrap();
+
+    for name in ["retained", "deleted", "in-use"] {
+        fx.keys()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let keys = fx.keys();
+    for name in ["retained", "deleted"] {
+        wait_until(&format!("{name} removed"), WAIT, || {
+            let keys = keys.clone();
+            async move { keys.get_opt(name).await.unwrap().is_none().then_some(()) }
+        })
+        .await;
+    }
+    let kms = fx.kms().await;
+    let state = |id: String| {
+        let kms = kms.clone();
+        async move {
+            kms.describe_key()
+                .key_id(id)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata
+                .unwrap()
+                .key_state
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        state(retained.clone()).await,
+        aws_sdk_kms::types::KeyState::Enabled
+    );
+    let tags = kms
+        .list_resource_tags()
+        .key_id(&retained)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert!(
+        tags.iter().all(|t| !t.tag_key.starts_with("crosskey.dev/")),
+        "released: {tags:?}"
+    );
+    assert_eq!(
+        state(deleted).await,
+        aws_sdk_kms::types::KeyState::PendingDeletion
+    );
+
+    let blocked = fx
+        .wait_key("in-use", "KeyInUse", |k| {
+            condition(k, "Ready").1 == "KeyInUse"
+        })
+        .await;
+    assert!(
+        condition(&blocked, "Ready").2.contains("vault"),
+        "{:?}",
+        condition(&blocked, "Ready")
+    );
+    assert_eq!(
+        state(in_use.clone()).await,
+        aws_sdk_kms::types::KeyState::Enabled
+    );
+    vaults
+        .delete("vault", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until("in-use removed once the vault is gone", WAIT, || {
+        let keys = keys.clone();
+        async move {
+            keys.get_opt("in-use")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        state(in_use).await,
+        aws_sdk_kms::types::KeyState::PendingDeletion
+    );
+}
+
+#[tokio::test]
+async fn steady_state_of_twenty_keys_makes_no_writes() {
+    let fx = Fixture::new("steady").await;
+    let names: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
+    for name in &names {
+        fx.create_key(
+            name,
+            json!({"shareWith": {"accounts": ["222222222222"]}, "drift": {"interval": "30s"}}),
+        )
+        .await;
+    }
+    for name in &names {
+        fx.wait_ready(name).await;
+    }
+    // Let any trailing writes of the creation settle, then measure two drift intervals.
+    let settle = std::time::Instant::now();
+    wait_until("settle", WAIT, || async {
+        (settle.elapsed() > Duration::from_secs(5)).then_some(())
+    })
+    .await;
+    let mut versions = vec![];
+    for name in &names {
+        versions.push(
+            fx.keys()
+                .get(name)
+                .await
+                .unwrap()
+                .metadata
+                .resource_version
+                .unwrap(),
+        );
+    }
+    let before = env().aws_counters().await;
+    let start = std::time::Instant::now();
+    wait_until("two drift intervals", Duration::from_secs(120), || async {
+        (start.elapsed() > Duration::from_secs(66)).then_some(())
+    })
+    .await;
+    let after = env().aws_counters().await;
+    let writes = calls(&after, "kms", KMS_WRITES, &fx.account)
+        - calls(&before, "kms", KMS_WRITES, &fx.account);
+    assert_eq!(writes, 0, "no AWS writes in steady state");
+    let reads = calls(&after, "kms", &[], &fx.account) - calls(&before, "kms", &[], &fx.account);
+    // At most 2 reads per key per interval; 66s covers at most 3 (jittered) intervals.
+    assert!(reads >= 20, "the drift checks did run ({reads} reads)");
+    assert!(reads <= 20 * 2 * 3, "{reads} reads for 20 keys over 66s");
+    for (name, version) in names.iter().zip(&versions) {
+        let now = fx
+            .keys()
+            .get(name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        assert_eq!(&now, version, "{name} was written to in steady state");
+    }
+}
