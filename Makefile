@@ -31,9 +31,10 @@ chart-crds:
 manifests: helm-bin chart-crds
 	deploy/render.sh
 
-## Regenerate crds/ from the Rust types.
+## Regenerate crds/ from the Rust types, and the chart and deploy/ copies of them.
 crds:
 	$(CARGO) run --quiet --bin crosskey -- crd > crds/crosskey.yaml
+	$(MAKE) manifests
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -50,7 +51,7 @@ integration-test: k8s-bins helm-bin venv
 	$(CARGO) test --test '*'
 
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
-test: lint unit-test emulator-test integration-test
+test: lint unit-test emulator-test integration-test demo
 
 ## Benchmarks print their figures (medians); they are not timed tests.
 bench:
@@ -62,9 +63,9 @@ testenv-up: k8s-bins helm-bin venv
 testenv-down:
 	tests/testenv/testenv.sh down --dir $(TESTENV_DIR)
 
-demo:
-	@echo "not yet: the end-to-end demo arrives with the controllers (see issues 4 and 5)."
-	@echo "Meanwhile 'make testenv-up' starts the local control plane and AWS emulator."
+## The cross-account workflow end to end on the local environment (tests/testenv/demo.sh).
+demo: k8s-bins venv
+	tests/testenv/demo.sh
 
 clean:
 	$(CARGO) clean

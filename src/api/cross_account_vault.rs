@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{
     AccountRef, DeletionPolicy, DriftSpec, conditions_schema, raw_statements_schema, tags_schema,
 };
+use super::shared_key::DriftStatus;
 
 /// An AWS Backup vault encrypted with a (usually shared) KMS key.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -228,6 +229,16 @@ pub struct CrossAccountVaultStatus {
     /// For a compliance-mode lock: the date after which the lock can never be changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_date: Option<Time>,
+    /// Hash of the applied, normalized vault access policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_policy_digest: Option<String>,
+    /// Roles that hold the operator's inline key-use policy, so that roles removed from
+    /// `grantKeyUseToRoles` lose it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted_roles: Vec<String>,
+    /// Drift detection bookkeeping, as for SharedKey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftStatus>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

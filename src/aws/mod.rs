@@ -1,8 +1,10 @@
 //! The only place that talks to AWS: per-account and per-Region clients with cached
 //! AssumeRole credentials, error classification, and thin service calls.
 
+pub mod backup;
 pub mod clients;
 pub mod error;
+pub mod iam;
 pub mod kms;
 pub mod sts;
 

@@ -1,0 +1,231 @@
+//! Thin AWS Backup calls used by the CrossAccountVault controller, with errors
+//! classified. No decisions are made here.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_backup::types::BackupVaultEvent;
+
+use super::error::{AwsError, ErrorClass, classify};
+
+const SERVICE: &str = "backup";
+
+/// What DescribeBackupVault tells about a vault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultInfo {
+    pub arn: String,
+    pub encryption_key_arn: String,
+    pub recovery_points: i64,
+    pub locked: bool,
+    pub min_retention_days: Option<i64>,
+    pub max_retention_days: Option<i64>,
+    /// Seconds since the epoch after which a compliance-mode lock is immutable.
+    pub lock_date: Option<i64>,
+}
+
+/// A vault's SNS notification settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notifications {
+    pub topic_arn: String,
+    pub events: Vec<String>,
+}
+
+/// Backup operations on one account and Region.
+#[derive(Clone, Debug)]
+pub struct Backup {
+    client: aws_sdk_backup::Client,
+}
+
+impl Backup {
+    pub fn new(client: aws_sdk_backup::Client) -> Self {
+        Self { client }
+    }
+
+    /// The vault, or `None` when it does not exist. AWS may answer AccessDenied for a
+    /// vault that does not exist; that stays an error, since it can also be real.
+    pub async fn describe_vault(&self, name: &str) -> Result<Option<VaultInfo>, AwsError> {
+        match self
+            .client
+            .describe_backup_vault()
+            .backup_vault_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(VaultInfo {
+                arn: out.backup_vault_arn().unwrap_or_default().to_string(),
+                encryption_key_arn: out.encryption_key_arn().unwrap_or_default().to_string(),
+                recovery_points: out.number_of_recovery_points(),
+                locked: out.locked().unwrap_or(false),
+                min_retention_days: out.min_retention_days(),
+                max_retention_days: out.max_retention_days(),
+                lock_date: out.lock_date().map(|d| d.secs()),
+            })),
+            Err(err) => {
+                let err = classify(SERVICE, "DescribeBackupVault", err);
+                if err.is(ErrorClass::NotFound) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Creates the vault; `creator_request_id` makes a retried call idempotent.
+    pub async fn create_vault(
+        &self,
+        name: &str,
+        key_arn: &str,
+        creator_request_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.client
+            .create_backup_vault()
+            .backup_vault_name(name)
+            .encryption_key_arn(key_arn)
+            .creator_request_id(creator_request_id)
+            .set_backup_vault_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CreateBackupVault", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_vault(&self, name: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_backup_vault()
+            .backup_vault_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DeleteBackupVault", e))?;
+        Ok(())
+    }
+
+    pub async fn access_policy(&self, name: &str) -> Result<Option<String>, AwsError> {
+        match self
+            .client
+            .get_backup_vault_access_policy()
+            .backup_vault_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.policy().map(str::to_string)),
+            Err(err) => {
+                let err = classify(SERVICE, "GetBackupVaultAccessPolicy", err);
+                if err.is(ErrorClass::NotFound) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    pub async fn put_access_policy(&self, name: &str, policy: &str) -> Result<(), AwsError> {
+        self.client
+            .put_backup_vault_access_policy()
+            .backup_vault_name(name)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "PutBackupVaultAccessPolicy", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_access_policy(&self, name: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_backup_vault_access_policy()
+            .backup_vault_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DeleteBackupVaultAccessPolicy", e))?;
+        Ok(())
+    }
+
+    pub async fn notifications(&self, name: &str) -> Result<Option<Notifications>, AwsError> {
+        match self
+            .client
+            .get_backup_vault_notifications()
+            .backup_vault_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.sns_topic_arn().map(|topic| Notifications {
+                topic_arn: topic.to_string(),
+                events: out
+                    .backup_vault_events()
+                    .iter()
+                    .map(|e| e.as_str().to_string())
+                    .collect(),
+            })),
+            Err(err) => {
+                let err = classify(SERVICE, "GetBackupVaultNotifications", err);
+                if err.is(ErrorClass::NotFound) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    pub async fn put_notifications(
+        &self,
+        name: &str,
+        wanted: &Notifications,
+    ) -> Result<(), AwsError> {
+        self.client
+            .put_backup_vault_notifications()
+            .backup_vault_name(name)
+            .sns_topic_arn(&wanted.topic_arn)
+            .set_backup_vault_events(Some(
+                wanted
+                    .events
+                    .iter()
+                    .map(|e| BackupVaultEvent::from(e.as_str()))
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "PutBackupVaultNotifications", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_notifications(&self, name: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_backup_vault_notifications()
+            .backup_vault_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DeleteBackupVaultNotifications", e))?;
+        Ok(())
+    }
+
+    pub async fn put_lock(
+        &self,
+        name: &str,
+        min_retention_days: Option<i64>,
+        max_retention_days: Option<i64>,
+        changeable_for_days: Option<i64>,
+    ) -> Result<(), AwsError> {
+        self.client
+            .put_backup_vault_lock_configuration()
+            .backup_vault_name(name)
+            .set_min_retention_days(min_retention_days)
+            .set_max_retention_days(max_retention_days)
+            .set_changeable_for_days(changeable_for_days)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "PutBackupVaultLockConfiguration", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_lock(&self, name: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_backup_vault_lock_configuration()
+            .backup_vault_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DeleteBackupVaultLockConfiguration", e))?;
+        Ok(())
+    }
+}
