@@ -9,3 +9,4 @@ pub mod aws;
 pub mod controller;
 pub mod failpoint;
 pub mod policy;
+pub mod runtime;

@@ -1,10 +1,16 @@
 //! The `crosskey` binary: command-line parsing, logging setup, and dispatch to the
-//! library (`run` the controller, print the `crd`s, the offline `policy` tools).
+//! library (`run` the controller with its HTTP server and leader election, print the
+//! `crd`s, the offline `policy` tools).
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tracing::error;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use crosskey::runtime::{AwsCallMetrics, Leadership, LeaseConfig, Metrics, Readiness, Runtime};
+use tracing::{error, info};
 
 /// crosskey shares AWS KMS keys across accounts and creates AWS Backup vaults encrypted
 /// with them, as a Kubernetes operator.
@@ -20,7 +26,7 @@ enum Command {
     /// Print every crosskey CRD as multi-document YAML.
     Crd,
     /// Run the controller against the cluster in KUBECONFIG or the in-cluster config.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Offline policy tools: render, compare, lint and explain key and IAM policies.
     #[command(subcommand)]
     Policy(crosskey::policy::cli::PolicyCommand),
@@ -40,15 +46,134 @@ struct RunArgs {
     concurrency: u16,
     /// How often each AwsAccount's identity is re-verified, e.g. 10m.
     #[arg(long, env = "CROSSKEY_ACCOUNT_VERIFY_INTERVAL", default_value = "10m", value_parser = parse_interval)]
-    account_verify_interval: std::time::Duration,
+    account_verify_interval: Duration,
     /// Longest wait between retries of a failing object, e.g. 5m.
     #[arg(long, env = "CROSSKEY_MAX_RETRY_INTERVAL", default_value = "5m", value_parser = parse_interval)]
-    max_retry_interval: std::time::Duration,
+    max_retry_interval: Duration,
+    /// Client-side AWS rate limits as a fraction of AWS's default request quotas per
+    /// account, Region and operation (1.0 = the quotas; 0 turns client-side limiting
+    /// off; a throttled answer still pauses the account and Region).
+    #[arg(long, env = "CROSSKEY_AWS_RATE_LIMIT_FACTOR", default_value_t = 1.0)]
+    aws_rate_limit_factor: f64,
+    /// Per-operation overrides of the rate limits, e.g. kms:CreateKey=2 (repeatable or
+    /// comma separated), for accounts whose quotas were raised or are shared.
+    #[arg(long, env = "CROSSKEY_AWS_RATE_LIMITS", value_delimiter = ',', value_parser = parse_rate_limit)]
+    aws_rate_limit: Vec<(String, u32)>,
+    /// Drift check interval of objects whose spec.drift.interval cannot be parsed.
+    #[arg(long, env = "CROSSKEY_DEFAULT_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_interval)]
+    default_drift_interval: Duration,
+    /// Address of the HTTP server with /metrics, /livez and /readyz.
+    #[arg(long, env = "CROSSKEY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Elect a leader through a Lease, so that only one replica reconciles; the others
+    /// keep their caches warm and make no writes. `--leader-elect` alone means true.
+    #[arg(
+        long,
+        env = "CROSSKEY_LEADER_ELECT",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+    )]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "CROSSKEY_LEASE_NAME", default_value = "crosskey")]
+    lease_name: String,
+    /// Namespace of the Lease; default: $POD_NAMESPACE, else "default".
+    #[arg(long, env = "CROSSKEY_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// How long a Lease that is not renewed stays valid (whole seconds, e.g. 15s).
+    #[arg(long, env = "CROSSKEY_LEASE_DURATION", default_value = "15s", value_parser = parse_short_interval)]
+    lease_duration: Duration,
+    /// How long the leader keeps reconciling without renewing the Lease; less than the
+    /// lease duration.
+    #[arg(long, env = "CROSSKEY_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_short_interval)]
+    lease_renew_deadline: Duration,
+    /// How often the Lease is read, or renewed by the leader (e.g. 2s, 500ms).
+    #[arg(long, env = "CROSSKEY_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_short_interval)]
+    lease_retry_period: Duration,
 }
 
-fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+fn parse_rate_limit(text: &str) -> Result<(String, u32), String> {
+    let (operation, rps) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not OPERATION=RPS, e.g. kms:CreateKey=2"))?;
+    let rps: u32 = rps
+        .parse()
+        .map_err(|_| format!("{rps:?} is not a whole number of requests per second"))?;
+    if !operation.contains(':') || rps == 0 {
+        return Err(format!(
+            "{text:?} is not OPERATION=RPS with a positive RPS, e.g. kms:CreateKey=2"
+        ));
+    }
+    Ok((operation.to_string(), rps))
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
     crosskey::api::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
+}
+
+/// A duration as [`parse_interval`] reads it, or milliseconds such as `500ms`.
+fn parse_short_interval(text: &str) -> Result<Duration, String> {
+    if let Some(millis) = text.strip_suffix("ms")
+        && let Ok(millis) = millis.parse::<u64>()
+    {
+        return Ok(Duration::from_millis(millis));
+    }
+    crosskey::api::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 500ms, 2s or 1m"))
+}
+
+impl RunArgs {
+    fn settings(&self) -> crosskey::controller::Settings {
+        crosskey::controller::Settings {
+            watch_namespaces: self
+                .watch_namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+            concurrency: self.concurrency.max(1),
+            account_verify_interval: self.account_verify_interval,
+            max_retry: self.max_retry_interval,
+            default_drift_interval: self.default_drift_interval,
+            ..Default::default()
+        }
+    }
+
+    /// The Lease settings; `env` looks up environment variables (POD_NAMESPACE,
+    /// POD_NAME, HOSTNAME).
+    fn lease(&self, env: impl Fn(&str) -> Option<String>) -> LeaseConfig {
+        let namespace = self
+            .lease_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| env("POD_NAMESPACE").filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| "default".to_string());
+        let identity = env("POD_NAME")
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| {
+                let host = env("HOSTNAME")
+                    .filter(|h| !h.is_empty())
+                    .or_else(|| {
+                        std::fs::read_to_string("/proc/sys/kernel/hostname")
+                            .ok()
+                            .map(|h| h.trim().to_string())
+                    })
+                    .unwrap_or_else(|| "crosskey".to_string());
+                format!("{host}_{}", std::process::id())
+            });
+        LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace,
+            identity,
+            duration: self.lease_duration,
+            renew_deadline: self.lease_renew_deadline,
+            retry_period: self.lease_retry_period,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -66,7 +191,13 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Each line carries the current span (kind, namespace, name of a reconcile) and
+        // the list of enclosing spans.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 
@@ -88,34 +219,155 @@ async fn main() -> ExitCode {
             let code = crosskey::policy::cli::run(command, &mut std::io::stdout());
             ExitCode::from(u8::try_from(code).unwrap_or(2))
         }
-        Command::Run(args) => {
-            init_logging(args.log_format);
-            let client = match kube::Client::try_default().await {
-                Ok(client) => client,
-                Err(err) => {
-                    error!(%err, "cannot build a Kubernetes client; set KUBECONFIG or run in a cluster");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let settings = crosskey::controller::Settings {
-                watch_namespaces: args
-                    .watch_namespaces
-                    .into_iter()
-                    .filter(|n| !n.is_empty())
-                    .collect(),
-                concurrency: args.concurrency.max(1),
-                account_verify_interval: args.account_verify_interval,
-                max_retry: args.max_retry_interval,
-                ..Default::default()
-            };
-            let aws = crosskey::aws::ClientFactory::from_env().await;
-            match crosskey::controller::run(client, aws, settings).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    error!(%err, "controller stopped");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Run(args) => run(*args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let lease = args
+        .leader_elect
+        .then(|| args.lease(|name| std::env::var(name).ok()));
+    if let Some(lease) = &lease
+        && let Err(message) = lease.validate()
+    {
+        error!(%message, "invalid lease settings");
+        return ExitCode::from(2);
+    }
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(err) => {
+            error!(%err, "cannot build a Kubernetes client; set KUBECONFIG or run in a cluster");
+            return ExitCode::FAILURE;
         }
+    };
+    let listener = match crosskey::runtime::http::bind(args.metrics_addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            error!(%err, addr = %args.metrics_addr, "cannot listen for /metrics, /livez and /readyz");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let (leadership, lease_handle) = match lease {
+        Some(lease) => {
+            let (leadership, handle) =
+                crosskey::runtime::lease::start(client.clone(), lease, metrics.clone());
+            (leadership, Some(handle))
+        }
+        None => {
+            metrics.set_leader(true);
+            (Leadership::always(), None)
+        }
+    };
+    let runtime = Runtime {
+        metrics: metrics.clone(),
+        readiness: Readiness::default(),
+        leadership,
+        shutdown: crosskey::runtime::Shutdown::on_signals(),
+        leader_election: args.leader_elect,
+    };
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "serving /metrics, /livez and /readyz");
+    }
+    let server = tokio::spawn(crosskey::runtime::http::serve(listener, runtime.clone()));
+    let aws = crosskey::aws::ClientFactory::from_env()
+        .await
+        .with_interceptor(AwsCallMetrics::new(metrics))
+        .with_rate_limits(crosskey::aws::limits::RateLimits::new(
+            args.aws_rate_limit_factor,
+            &args.aws_rate_limit.iter().cloned().collect(),
+        ));
+    let outcome = crosskey::controller::run(client, aws, args.settings(), runtime).await;
+    if let Some(handle) = lease_handle {
+        handle.release().await;
+    }
+    server.abort();
+    match outcome {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            error!(%err, "controller stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut argv = vec!["crosskey", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => *args,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_charts_arguments_are_accepted() {
+        let args = run_args(&[
+            "--metrics-addr=0.0.0.0:8080",
+            "--lease-name=crosskey",
+            "--lease-namespace=crosskey",
+            "--default-drift-interval=5m",
+            "--concurrency=4",
+            "--log-format=json",
+        ]);
+        assert_eq!(args.metrics_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(args.default_drift_interval, Duration::from_secs(300));
+        assert_eq!(
+            args.settings().default_drift_interval,
+            Duration::from_secs(300)
+        );
+        assert_eq!(args.concurrency, 4);
+        assert!(matches!(args.log_format, LogFormat::Json));
+    }
+
+    #[test]
+    fn leader_elect_takes_true_false_or_nothing() {
+        assert!(!run_args(&[]).leader_elect);
+        assert!(run_args(&["--leader-elect"]).leader_elect);
+        assert!(run_args(&["--leader-elect=true"]).leader_elect);
+        assert!(!run_args(&["--leader-elect=false"]).leader_elect);
+        assert!(Cli::try_parse_from(["crosskey", "run", "--leader-elect=maybe"]).is_err());
+    }
+
+    #[test]
+    fn lease_namespace_and_identity_come_from_the_pod() {
+        let pod = |name: &str| match name {
+            "POD_NAMESPACE" => Some("crosskey".to_string()),
+            "POD_NAME" => Some("crosskey-abc".to_string()),
+            _ => None,
+        };
+        let lease = run_args(&[]).lease(pod);
+        assert_eq!(lease.namespace, "crosskey");
+        assert_eq!(lease.identity, "crosskey-abc");
+        assert_eq!(lease.name, "crosskey");
+        assert_eq!(lease.duration, Duration::from_secs(15));
+        assert_eq!(lease.validate(), Ok(()));
+
+        let lease = run_args(&["--lease-namespace", "elsewhere"]).lease(pod);
+        assert_eq!(lease.namespace, "elsewhere");
+
+        let lease = run_args(&[]).lease(|name| (name == "HOSTNAME").then(|| "node1".to_string()));
+        assert_eq!(lease.namespace, "default");
+        assert_eq!(lease.identity, format!("node1_{}", std::process::id()));
+    }
+
+    #[test]
+    fn lease_timings_accept_milliseconds() {
+        let args = run_args(&[
+            "--lease-duration=4s",
+            "--lease-renew-deadline=3s",
+            "--lease-retry-period=500ms",
+        ]);
+        assert_eq!(args.lease_retry_period, Duration::from_millis(500));
+        assert_eq!(args.lease(|_| None).validate(), Ok(()));
+        assert!(parse_short_interval("fast").is_err());
     }
 }

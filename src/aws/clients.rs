@@ -13,7 +13,12 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::config::SharedCredentialsProvider;
 use aws_sdk_kms::config::SharedIdentityCache;
+use aws_sdk_kms::config::{Intercept, SharedInterceptor};
 
+use super::backup::Backup;
+use super::iam::Iam;
+use super::kms::Kms;
+use super::limits::{Limiter, RateLimits};
 use crate::api::AwsAccountSpec;
 
 /// Refresh assumed credentials this long before they expire.
@@ -49,6 +54,22 @@ pub struct AccountClients {
     pub backup: aws_sdk_backup::Client,
     pub iam: aws_sdk_iam::Client,
     pub sts: aws_sdk_sts::Client,
+    /// The rate limits of this account and Region, shared by all its clients.
+    pub limiter: Limiter,
+}
+
+impl AccountClients {
+    pub fn kms(&self) -> Kms {
+        Kms::new(self.kms.clone(), self.limiter.clone())
+    }
+
+    pub fn backup(&self) -> Backup {
+        Backup::new(self.backup.clone(), self.limiter.clone())
+    }
+
+    pub fn iam(&self) -> Iam {
+        Iam::new(self.iam.clone(), self.limiter.clone())
+    }
 }
 
 #[derive(Clone)]
@@ -60,6 +81,9 @@ struct AccountIdentity {
 /// Builds and caches [`AccountClients`].
 pub struct ClientFactory {
     base: SdkConfig,
+    /// Registered on every service client (e.g. the call metrics).
+    interceptors: Vec<SharedInterceptor>,
+    limits: Arc<RateLimits>,
     identities: Mutex<HashMap<AccountTarget, AccountIdentity>>,
     clients: Mutex<HashMap<(AccountTarget, String), Arc<AccountClients>>>,
 }
@@ -74,9 +98,24 @@ impl ClientFactory {
     pub fn new(base: SdkConfig) -> Self {
         Self {
             base,
+            interceptors: Vec::new(),
+            limits: Arc::new(RateLimits::disabled()),
             identities: Mutex::default(),
             clients: Mutex::default(),
         }
+    }
+
+    /// Applies client-side rate limits to every client built from now on.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Registers `interceptor` on every client built from now on: every AWS call the
+    /// operator makes through these clients passes it.
+    pub fn with_interceptor(mut self, interceptor: impl Intercept + 'static) -> Self {
+        self.interceptors.push(SharedInterceptor::new(interceptor));
+        self
     }
 
     /// Clients for `target` in `region`, built on first use and cached.
@@ -95,13 +134,24 @@ impl ClientFactory {
             builder = builder.credentials_provider(credentials);
         }
         let config = builder.build();
+        let interceptors = &self.interceptors;
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let mut service = $sdk::config::Builder::from(&config);
+                for interceptor in interceptors {
+                    service.push_interceptor(interceptor.clone());
+                }
+                $sdk::Client::from_conf(service.build())
+            }};
+        }
         let clients = Arc::new(AccountClients {
             account_id: target.account_id.clone(),
             region: region.to_string(),
-            kms: aws_sdk_kms::Client::new(&config),
-            backup: aws_sdk_backup::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
+            kms: client!(aws_sdk_kms),
+            backup: client!(aws_sdk_backup),
+            iam: client!(aws_sdk_iam),
+            sts: client!(aws_sdk_sts),
+            limiter: Limiter::new(self.limits.clone(), &target.account_id, region),
         });
         lock(&self.clients).entry(key).or_insert(clients).clone()
     }

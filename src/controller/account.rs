@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
 
-use super::{Context, Error, Settings, error_policy, finish, jittered, log_result, write_status};
+use super::{Context, Error, Settings, finish, jittered, write_status};
 use crate::api::AwsAccount;
 use crate::api::conditions::{self, READY, Status, new_condition, set_condition};
 use crate::aws::{AccountClients, AccountTarget, ErrorClass, sts};
@@ -27,11 +26,7 @@ pub fn controller(client: &Client, _settings: &Settings) -> Controller<AwsAccoun
 }
 
 pub async fn run(controller: Controller<AwsAccount>, ctx: Arc<Context>) {
-    controller
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move { log_result(result) })
-        .await;
+    super::drive(controller, reconcile, ctx).await;
 }
 
 fn in_scope(account: &AwsAccount, settings: &Settings) -> bool {

@@ -4,13 +4,15 @@
 
 pub mod account;
 pub mod shared_key;
+pub mod vault;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -20,10 +22,11 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
 use crate::aws::{AwsError, ClientFactory, ErrorClass};
+use crate::runtime::{ReadyState, Runtime};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "crosskey";
@@ -42,6 +45,8 @@ pub struct Settings {
     /// Shortest and longest retry delay after an error.
     pub min_retry: Duration,
     pub max_retry: Duration,
+    /// Drift check interval of objects whose `spec.drift.interval` cannot be parsed.
+    pub default_drift_interval: Duration,
 }
 
 impl Default for Settings {
@@ -52,6 +57,7 @@ impl Default for Settings {
             concurrency: 4,
             min_retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(300),
+            default_drift_interval: Duration::from_secs(300),
         }
     }
 }
@@ -63,8 +69,14 @@ pub struct Context {
     pub recorder: Recorder,
     pub settings: Settings,
     pub accounts: Store<AwsAccount>,
+    /// Metrics, readiness, leadership and shutdown (see [`drive`]).
+    pub runtime: Runtime,
     retries: Mutex<HashMap<String, ExponentialBackoff>>,
 }
+
+/// The Event reason of a drift detection; each such Event is also counted in
+/// `crosskey_drift_detected_total`.
+pub const DRIFT_DETECTED: &str = "DriftDetected";
 
 impl Context {
     pub fn new(
@@ -72,6 +84,7 @@ impl Context {
         aws: ClientFactory,
         settings: Settings,
         accounts: Store<AwsAccount>,
+        runtime: Runtime,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_string(),
@@ -83,6 +96,7 @@ impl Context {
             aws,
             settings,
             accounts,
+            runtime,
             retries: Mutex::default(),
         }
     }
@@ -96,6 +110,9 @@ impl Context {
         action: &str,
         note: String,
     ) {
+        if reason == DRIFT_DETECTED {
+            self.runtime.metrics.drift_detected(&K::kind(&()));
+        }
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -171,6 +188,40 @@ pub enum Error {
         "the key is still used by CrossAccountVault {0}; delete the vaults first or set deletionPolicy: Retain"
     )]
     KeyInUse(String),
+    #[error("SharedKey {0} does not exist: create it or fix encryptionKey.sharedKeyRef")]
+    KeyNotFound(String),
+    #[error(
+        "SharedKey {key} does not allow references from namespace {namespace:?}: add it to the SharedKey's spec.allowReferencesFrom"
+    )]
+    ReferenceNotAllowed { key: String, namespace: String },
+    #[error("SharedKey {0} is not ready yet; the vault waits for it")]
+    KeyNotReady(String),
+    #[error(
+        "SharedKey {key} does not share the key with account {account}: add \"{account}\" to its spec.shareWith.accounts"
+    )]
+    KeyNotShared { key: String, account: String },
+    #[error(
+        "key {key} is not in the vault's Region {region}: AWS Backup needs a key in the vault's Region"
+    )]
+    KeyRegionMismatch { key: String, region: String },
+    #[error("the vault's account cannot use the key: {0}")]
+    KeyNotAccessible(String),
+    #[error(
+        "vault {vault} already exists with key {actual}, not {wanted}: a vault's key cannot change, and the operator never deletes or recreates a vault; use another vaultName or delete that vault yourself"
+    )]
+    KeyMismatch {
+        vault: String,
+        actual: String,
+        wanted: String,
+    },
+    #[error(
+        "vault {vault} holds {recovery_points} recovery points and cannot be deleted: delete them (the operator never does), or set deletionPolicy: Retain"
+    )]
+    VaultNotEmpty { vault: String, recovery_points: i64 },
+    #[error(
+        "IAM roles not found in the vault's account: {0}; create them or fix grantKeyUseToRoles"
+    )]
+    RoleNotFound(String),
     #[error("AWS: {0}")]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -192,6 +243,15 @@ impl Error {
             Error::KeyOwnedByAnother { .. } => "KeyOwnedByAnother",
             Error::InvalidPrincipal { .. } => "InvalidPrincipal",
             Error::KeyInUse(_) => "KeyInUse",
+            Error::KeyNotFound(_) => "KeyNotFound",
+            Error::ReferenceNotAllowed { .. } => "ReferenceNotAllowed",
+            Error::KeyNotReady(_) => "KeyNotReady",
+            Error::KeyNotShared { .. } => "KeyNotShared",
+            Error::KeyRegionMismatch { .. } => "KeyRegionMismatch",
+            Error::KeyNotAccessible(_) => "KeyNotAccessible",
+            Error::KeyMismatch { .. } => "KeyMismatch",
+            Error::VaultNotEmpty { .. } => "VaultNotEmpty",
+            Error::RoleNotFound(_) => "RoleNotFound",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -213,7 +273,13 @@ impl Error {
             | Error::AccountNotAllowed { .. }
             | Error::RegionMissing
             | Error::InvalidSpec(_)
-            | Error::PolicyInvalid(_) => true,
+            | Error::PolicyInvalid(_)
+            | Error::KeyNotFound(_)
+            | Error::ReferenceNotAllowed { .. }
+            | Error::KeyNotReady(_)
+            | Error::KeyNotShared { .. }
+            | Error::KeyRegionMismatch { .. }
+            | Error::KeyMismatch { .. } => true,
             Error::Aws(e) => e.class == ErrorClass::InvalidInput,
             _ => false,
         }
@@ -244,6 +310,10 @@ pub fn finish<K: Resource<DynamicType = ()>>(
             Ok(Action::requeue(requeue))
         }
         Err(err) if err.waits_for_change() => {
+            // Not an error for the controller (no retry), but one for the metrics.
+            ctx.runtime
+                .metrics
+                .reconcile_error(&K::kind(&()), err.reason());
             ctx.reset_retry(&key);
             Ok(Action::await_change())
         }
@@ -354,15 +424,26 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Sta
     Ok(())
 }
 
-/// Waits for the CRDs, then runs every controller until the process is stopped.
-pub async fn run(client: Client, aws: ClientFactory, settings: Settings) -> Result<(), StartError> {
-    wait_for_crds(&client, CRD_WAIT).await?;
+/// Waits for the CRDs, then runs every controller until shutdown. Every runner drives
+/// exactly one controller through [`drive`], which gates it on leadership and counts
+/// its cache for readiness.
+pub async fn run(
+    client: Client,
+    aws: ClientFactory,
+    settings: Settings,
+    runtime: Runtime,
+) -> Result<(), StartError> {
+    tokio::select! {
+        result = wait_for_crds(&client, CRD_WAIT) => result?,
+        () = runtime.shutdown.wait() => return Ok(()),
+    }
     let accounts = account::controller(&client, &settings);
     let ctx = Arc::new(Context::new(
         client.clone(),
         aws,
         settings.clone(),
         accounts.store(),
+        runtime.clone(),
     ));
     let mut runners = vec![account::run(accounts, ctx.clone()).boxed()];
     let namespaces: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
@@ -376,10 +457,111 @@ pub async fn run(client: Client, aws: ClientFactory, settings: Settings) -> Resu
             .collect()
     };
     for namespace in namespaces {
-        runners.push(shared_key::run(namespace, ctx.clone()).boxed());
+        runners.push(shared_key::run(namespace.clone(), ctx.clone()).boxed());
+        runners.push(vault::run(namespace, ctx.clone()).boxed());
     }
+    runtime.readiness.expect(runners.len());
     futures::future::join_all(runners).await;
     Ok(())
+}
+
+/// Runs `controller` with `reconcile` until shutdown, the way every controller runs:
+/// - its cache counts for `/readyz` and its objects for `crosskey_objects`; no
+///   reconcile starts before every controller's cache has synced;
+/// - only the leader reconciles: a standby keeps its cache warm and answers every
+///   trigger with "wait for a change"; on becoming leader, every cached object is
+///   reconciled; on losing the lease, running reconciles are abandoned at once;
+/// - each reconcile runs in a span with `kind`, `namespace` and `name`, and is counted
+///   and timed in the metrics;
+/// - at most `settings.concurrency` objects are reconciled at once;
+/// - on SIGTERM/SIGINT no new reconcile starts, and running ones finish.
+pub async fn drive<K, F, Fut>(
+    controller: kube::runtime::Controller<K>,
+    reconcile: F,
+    ctx: Arc<Context>,
+) where
+    K: Resource<DynamicType = ()>
+        + ReadyState
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let runtime = ctx.runtime.clone();
+    let synced = runtime.readiness.track(controller.store());
+    runtime.metrics.observe_store(controller.store());
+    let reconcile = Arc::new(reconcile);
+    let running = controller
+        .reconcile_all_on(runtime.leadership.gained())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+        )
+        .graceful_shutdown_on(runtime.shutdown.wait())
+        .run(
+            move |obj, ctx| supervised(obj, ctx, reconcile.clone()),
+            error_policy,
+            ctx,
+        )
+        .for_each(|result| async move { log_result(result) });
+    // Same task as the controller: see Readiness::track.
+    futures::future::join(running, synced).await;
+}
+
+/// One reconcile under leadership, in a span, measured.
+async fn supervised<K, F, Fut>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: Arc<F>,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    // No reconcile on partial caches: e.g. an AwsAccount missing from a cache that is
+    // still listing would look like AccountNotFound.
+    tokio::select! {
+        () = ctx.runtime.readiness.all_synced() => {}
+        () = ctx.runtime.shutdown.wait() => return Ok(Action::await_change()),
+    }
+    let leadership = ctx.runtime.leadership.clone();
+    if !leadership.is_leader() {
+        // Reconciled again when this replica becomes the leader (reconcile_all_on).
+        return Ok(Action::await_change());
+    }
+    let kind = K::kind(&());
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %kind,
+        namespace = obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(),
+    );
+    let started = std::time::Instant::now();
+    let outcome = async {
+        tokio::select! {
+            biased;
+            () = leadership.lost() => {
+                warn!("the lease was lost: reconcile abandoned");
+                None
+            }
+            outcome = reconcile(obj, ctx.clone()) => Some(outcome),
+        }
+    }
+    .instrument(span)
+    .await;
+    let Some(outcome) = outcome else {
+        return Ok(Action::await_change());
+    };
+    ctx.runtime.metrics.reconciled(
+        &kind,
+        started.elapsed(),
+        outcome.as_ref().err().map(Error::reason),
+    );
+    outcome
 }
 
 /// A controller over `api` that reconciles on changes of spec (generation),

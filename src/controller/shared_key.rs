@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
@@ -22,10 +21,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use super::account::{ResolvedAccount, resolve};
-use super::{
-    Context, Error, FINALIZER, controller_for, error_policy, finish, jittered, log_result,
-    write_status,
-};
+use super::{Context, Error, FINALIZER, controller_for, finish, jittered, write_status};
 use crate::api::conditions::{READY, Status, new_condition, set_condition};
 use crate::api::{
     AwsAccount, CrossAccountVault, DeletionPolicy, DriftPolicy, DriftStatus, SharedKey,
@@ -47,8 +43,6 @@ pub const OWNER_NAME_TAG: &str = "crosskey.dev/owner";
 pub const POLICY_SYNCED: &str = "PolicySynced";
 pub const DRIFTED: &str = "Drifted";
 
-const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(300);
-
 /// Runs the controller over SharedKeys in `namespace` (all when `None`).
 pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
     let keys: Api<SharedKey> = match &namespace {
@@ -60,23 +54,16 @@ pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
     // A change to an AwsAccount's spec or readiness re-triggers the keys that reference
     // it; its periodic re-verification (a status write) does not.
     let accounts = account_changes(ctx.client.clone());
-    controller
-        .watches_stream(accounts, move |account| {
-            let name = account.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|key| key.spec.account_ref.name == name)
-                .map(|key| ObjectRef::from(key.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move { log_result(result) })
-        .await;
+    let controller = controller.watches_stream(accounts, move |account| {
+        let name = account.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|key| key.spec.account_ref.name == name)
+            .map(|key| ObjectRef::from(key.as_ref()))
+            .collect::<Vec<_>>()
+    });
+    super::drive(controller, reconcile, ctx).await;
 }
 
 /// AwsAccount events that matter to referencing objects: spec or Ready status changes.
@@ -172,12 +159,12 @@ async fn apply(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
             .last_check_time = Some(Time(pass.now));
     }
     write_status(&pass.api, key.as_ref(), key.status.as_ref(), &pass.status).await?;
-    let interval = drift_interval(&key);
+    let interval = drift_interval(&key, ctx.settings.default_drift_interval);
     finish(ctx, key.as_ref(), outcome.map(|()| jittered(interval)))
 }
 
-fn drift_interval(key: &SharedKey) -> Duration {
-    parse_duration(&key.spec.drift.interval).unwrap_or(DEFAULT_DRIFT_INTERVAL)
+fn drift_interval(key: &SharedKey, default: Duration) -> Duration {
+    parse_duration(&key.spec.drift.interval).unwrap_or(default)
 }
 
 impl Pass<'_> {
@@ -226,7 +213,7 @@ async fn converge(pass: &mut Pass<'_>) -> Result<(), Error> {
     let desired = desired_policy(pass.key, &owner)?;
     let desired_json =
         to_canonical_json(&desired).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let kms = Kms::new(account.clients.kms.clone());
+    let kms = account.clients.kms();
 
     let (info, fresh) = locate_or_create(pass, &account, &kms, &desired_json).await?;
     pass.status.key_id = Some(info.key_id.clone());
@@ -264,7 +251,7 @@ fn key_input(key: &SharedKey) -> Result<KeyPolicyInput, Error> {
 
 /// Renders and lints the key policy the spec asks for. Lint errors stop everything:
 /// nothing invalid reaches AWS.
-fn desired_policy(key: &SharedKey, owner: &str) -> Result<PolicyDocument, Error> {
+pub(crate) fn desired_policy(key: &SharedKey, owner: &str) -> Result<PolicyDocument, Error> {
     let input = key_input(key)?;
     let document =
         render_key_policy(&input, owner).map_err(|e| Error::InvalidSpec(e.to_string()))?;
@@ -388,9 +375,9 @@ async fn create(pass: &mut Pass<'_>, kms: &Kms, desired_json: &str) -> Result<Ke
     let info = match kms.create_key(desired_json, &description, &tags).await {
         Ok(info) => info,
         Err(err) => {
-            if err.code.is_some() {
-                // KMS answered with an error: no key was created, so no lookup is
-                // needed next time.
+            if err.code.is_some() && err.class != ErrorClass::Transient {
+                // KMS refused the request: no key was created, so no lookup is needed
+                // next time. After a 5xx or a timeout the key may exist: keep the marker.
                 pass.status.creation_started_time = None;
             }
             return Err(policy_error(err, desired_json));
@@ -664,7 +651,7 @@ async fn cleanup(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
         }
         Err(err) => return Err(report_cleanup_block(&key, ctx, err).await),
     };
-    let kms = Kms::new(account.clients.kms.clone());
+    let kms = account.clients.kms();
     match key.spec.deletion_policy {
         DeletionPolicy::Retain => {
             match kms

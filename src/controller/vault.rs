@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -29,8 +28,6 @@ use crate::api::{
     SharedKey, parse_duration,
 };
 use crate::aws::backup::{Backup, Notifications, VaultInfo};
-use crate::aws::iam::Iam;
-use crate::aws::kms::Kms;
 use crate::aws::{AwsError, ErrorClass};
 use crate::policy::{
     self, ExplainRequest, KeyPolicyInput, PolicyDocument, VaultPolicyInput, render_consumer_policy,
@@ -44,7 +41,6 @@ pub const ROLE_GRANTS_SYNCED: &str = "RoleGrantsSynced";
 /// Tag holding the UID of the CrossAccountVault that manages a vault.
 const OWNER_UID_TAG: &str = "crosskey.dev/owner-uid";
 const OWNER_NAME_TAG: &str = "crosskey.dev/owner";
-const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Runs the controller over CrossAccountVaults in `namespace` (all when `None`).
 pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
@@ -215,7 +211,8 @@ async fn apply(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action, E
     let api: Api<CrossAccountVault> =
         Api::namespaced(ctx.client.clone(), &vault.namespace().unwrap_or_default());
     write_status(&api, vault.as_ref(), vault.status.as_ref(), &pass.status).await?;
-    let interval = parse_duration(&vault.spec.drift.interval).unwrap_or(DEFAULT_DRIFT_INTERVAL);
+    let interval =
+        parse_duration(&vault.spec.drift.interval).unwrap_or(ctx.settings.default_drift_interval);
     finish(ctx, vault.as_ref(), outcome.map(|()| jittered(interval)))
 }
 
@@ -236,7 +233,7 @@ async fn converge(pass: &mut Pass<'_>) -> Result<(), Error> {
         }
     };
     preflight(pass, &account, &key).await?;
-    let backup = Backup::new(account.clients.backup.clone());
+    let backup = account.clients.backup();
     let info = converge_vault(pass, &backup, &key).await?;
     converge_access_policy(pass, &backup, &info).await?;
     converge_lock(pass, &backup, &info).await?;
@@ -344,7 +341,7 @@ async fn preflight(
     account: &ResolvedAccount,
     key: &ResolvedKey,
 ) -> Result<(), Error> {
-    let kms = Kms::new(account.clients.kms.clone());
+    let kms = account.clients.kms();
     match kms.describe_key(&key.arn).await {
         Ok(info) if info.enabled => {
             pass.condition(
@@ -679,7 +676,7 @@ async fn converge_role_grants(
     account: &ResolvedAccount,
     key: &ResolvedKey,
 ) -> Result<(), Error> {
-    let iam = Iam::new(account.clients.iam.clone());
+    let iam = account.clients.iam();
     let policy_name = role_policy_name(pass.vault);
     let (operations, allow_grants) = match &key.shared_key {
         Some(shared_key) => {
@@ -809,7 +806,7 @@ async fn cleanup(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action,
         }
         Err(err) => return Err(report_cleanup_block(&vault, ctx, err).await),
     };
-    let iam = Iam::new(account.clients.iam.clone());
+    let iam = account.clients.iam();
     let policy_name = role_policy_name(&vault);
     let granted = vault
         .status
@@ -839,7 +836,7 @@ async fn cleanup(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action,
         .await;
         return Ok(Action::await_change());
     }
-    let backup = Backup::new(account.clients.backup.clone());
+    let backup = account.clients.backup();
     let Some(info) = backup.describe_vault(&name).await? else {
         return Ok(Action::await_change());
     };

@@ -1,0 +1,448 @@
+//! The operator's Prometheus metrics, in one `prometheus-client` registry. No metric has
+//! a per-object label: the label values are kinds, error reasons, AWS services and
+//! operations, and outcome classes, all bounded sets.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `crosskey_reconciles_total` | counter | `kind` |
+//! | `crosskey_reconcile_errors_total` | counter | `kind`, `reason` |
+//! | `crosskey_reconcile_duration_seconds` | histogram | `kind` |
+//! | `crosskey_aws_requests_total` | counter | `service`, `operation`, `outcome` |
+//! | `crosskey_aws_throttles_total` | counter | `service`, `operation` |
+//! | `crosskey_drift_detected_total` | counter | `kind` |
+//! | `crosskey_objects` | gauge | `kind`, `ready` |
+//! | `crosskey_leader` | gauge | |
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Resource;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::api::conditions::{READY, find};
+use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
+
+/// The `Content-Type` of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsLabels {
+    service: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    service: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Ord, PartialOrd, EncodeLabelSet)]
+struct ObjectLabels {
+    kind: String,
+    ready: String,
+}
+
+type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 10 ms .. ~82 s.
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// Every metric of the operator, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<KindLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    reconcile_duration: HistogramFamily,
+    aws_requests: Family<AwsLabels, Counter>,
+    aws_throttles: Family<OperationLabels, Counter>,
+    drift: Family<KindLabels, Counter>,
+    leader: Gauge,
+    objects: Arc<ObjectsCollector>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("crosskey");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that ended with an error, by kind and condition reason",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Duration of reconciles, by kind",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let aws_requests = Family::<AwsLabels, Counter>::default();
+        registry.register(
+            "aws_requests",
+            "AWS API operations (after SDK retries), by service, operation and outcome: success or the error class",
+            aws_requests.clone(),
+        );
+        let aws_throttles = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "aws_throttles",
+            "AWS API attempts that AWS throttled, by service and operation",
+            aws_throttles.clone(),
+        );
+        let drift = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "drift_detected",
+            "Changes made outside the operator that a reconcile found, by kind",
+            drift.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica reconciles (holds the lease, or runs without leader election)",
+            leader.clone(),
+        );
+        let objects = Arc::new(ObjectsCollector::default());
+        registry.register_collector(Box::new(objects.clone()));
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            aws_requests,
+            aws_throttles,
+            drift,
+            leader,
+            objects,
+        }
+    }
+
+    /// Records one finished reconcile of `kind`, with the reason of its error if any.
+    pub fn reconciled(&self, kind: &str, duration: Duration, error_reason: Option<&str>) {
+        let labels = KindLabels {
+            kind: kind.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
+        if let Some(reason) = error_reason {
+            self.reconcile_error(kind, reason);
+        }
+    }
+
+    /// Records a reconcile error of `kind` with condition reason `reason`.
+    pub fn reconcile_error(&self, kind: &str, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one AWS operation; `outcome` is `success` or an error class.
+    pub fn aws_request(&self, service: &str, operation: &str, outcome: &str) {
+        self.aws_requests
+            .get_or_create(&AwsLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one throttled attempt of an AWS operation.
+    pub fn aws_throttle(&self, service: &str, operation: &str) {
+        self.aws_throttles
+            .get_or_create(&OperationLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records a drift detection on an object of `kind`.
+    pub fn drift_detected(&self, kind: &str) {
+        self.drift
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets whether this replica is the one that reconciles.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Counts the objects of `store` by their Ready condition on every scrape.
+    pub fn observe_store<K>(&self, store: Store<K>)
+    where
+        K: Resource<DynamicType = ()> + ReadyState + Clone + Send + Sync + 'static,
+    {
+        let kind = K::kind(&()).to_string();
+        self.objects.add(Box::new(move || {
+            let mut counts = ReadyCounts::default();
+            for object in store.state() {
+                counts.add(object.ready_state());
+            }
+            (kind.clone(), counts)
+        }));
+    }
+
+    /// The Prometheus text exposition (version 0.0.4) of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// The status of an object's `Ready` condition: `True`, `False`, or `Unknown` (also
+/// when there is no such condition yet).
+pub trait ReadyState {
+    fn ready_state(&self) -> &'static str;
+}
+
+fn ready_of(
+    conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) -> &'static str {
+    match conditions
+        .and_then(|c| find(c, READY))
+        .map(|c| c.status.as_str())
+    {
+        Some("True") => "True",
+        Some("False") => "False",
+        _ => "Unknown",
+    }
+}
+
+impl ReadyState for AwsAccount {
+    fn ready_state(&self) -> &'static str {
+        ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+}
+
+impl ReadyState for SharedKey {
+    fn ready_state(&self) -> &'static str {
+        ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+}
+
+impl ReadyState for CrossAccountVault {
+    fn ready_state(&self) -> &'static str {
+        ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ReadyCounts {
+    ready: i64,
+    not_ready: i64,
+    unknown: i64,
+}
+
+impl ReadyCounts {
+    fn add(&mut self, state: &str) {
+        match state {
+            "True" => self.ready += 1,
+            "False" => self.not_ready += 1,
+            _ => self.unknown += 1,
+        }
+    }
+
+    fn merge(&mut self, other: ReadyCounts) {
+        self.ready += other.ready;
+        self.not_ready += other.not_ready;
+        self.unknown += other.unknown;
+    }
+}
+
+type StoreCount = Box<dyn Fn() -> (String, ReadyCounts) + Send + Sync>;
+
+/// `crosskey_objects`, computed from the reflector stores at scrape time.
+#[derive(Default)]
+struct ObjectsCollector {
+    sources: Mutex<Vec<StoreCount>>,
+}
+
+impl std::fmt::Debug for ObjectsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectsCollector").finish_non_exhaustive()
+    }
+}
+
+impl ObjectsCollector {
+    fn add(&self, source: StoreCount) {
+        self.sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(source);
+    }
+
+    /// Counts per kind, summed over the stores of that kind (one per watched namespace).
+    fn counts(&self) -> BTreeMap<String, ReadyCounts> {
+        let sources = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut totals: BTreeMap<String, ReadyCounts> = BTreeMap::new();
+        for source in sources.iter() {
+            let (kind, counts) = source();
+            totals.entry(kind).or_default().merge(counts);
+        }
+        totals
+    }
+}
+
+impl Collector for ObjectsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let totals = self.counts();
+        if totals.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "objects",
+            "Objects in the operator's caches, by kind and the status of their Ready condition",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (kind, counts) in totals {
+            for (ready, value) in [
+                ("True", counts.ready),
+                ("False", counts.not_ready),
+                ("Unknown", counts.unknown),
+            ] {
+                let labels = ObjectLabels {
+                    kind: kind.clone(),
+                    ready: ready.to_string(),
+                };
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_named_and_typed_for_prometheus() {
+        let metrics = Metrics::new();
+        metrics.reconciled("SharedKey", Duration::from_millis(30), None);
+        metrics.reconciled("SharedKey", Duration::from_millis(5), Some("AccessDenied"));
+        metrics.reconcile_error("SharedKey", "InvalidSpec");
+        metrics.aws_request("kms", "GetKeyPolicy", "success");
+        metrics.aws_throttle("kms", "GetKeyPolicy");
+        metrics.drift_detected("SharedKey");
+        metrics.set_leader(true);
+        let text = metrics.encode().unwrap();
+        for line in [
+            "# TYPE crosskey_reconciles_total counter",
+            "crosskey_reconciles_total{kind=\"SharedKey\"} 2",
+            "crosskey_reconcile_errors_total{kind=\"SharedKey\",reason=\"AccessDenied\"} 1",
+            "crosskey_reconcile_errors_total{kind=\"SharedKey\",reason=\"InvalidSpec\"} 1",
+            "# TYPE crosskey_reconcile_duration_seconds histogram",
+            "crosskey_reconcile_duration_seconds_count{kind=\"SharedKey\"} 2",
+            "crosskey_reconcile_duration_seconds_bucket{kind=\"SharedKey\",le=\"0.01\"} 1",
+            "crosskey_aws_requests_total{service=\"kms\",operation=\"GetKeyPolicy\",outcome=\"success\"} 1",
+            "crosskey_aws_throttles_total{service=\"kms\",operation=\"GetKeyPolicy\"} 1",
+            "crosskey_drift_detected_total{kind=\"SharedKey\"} 1",
+            "crosskey_leader 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn objects_are_counted_by_ready_state_and_summed_per_kind() {
+        let metrics = Metrics::new();
+        metrics.objects.add(Box::new(|| {
+            (
+                "SharedKey".to_string(),
+                ReadyCounts {
+                    ready: 2,
+                    not_ready: 1,
+                    unknown: 0,
+                },
+            )
+        }));
+        metrics.objects.add(Box::new(|| {
+            (
+                "SharedKey".to_string(),
+                ReadyCounts {
+                    ready: 1,
+                    not_ready: 0,
+                    unknown: 3,
+                },
+            )
+        }));
+        let text = metrics.encode().unwrap();
+        for line in [
+            "# TYPE crosskey_objects gauge",
+            "crosskey_objects{kind=\"SharedKey\",ready=\"True\"} 3",
+            "crosskey_objects{kind=\"SharedKey\",ready=\"False\"} 1",
+            "crosskey_objects{kind=\"SharedKey\",ready=\"Unknown\"} 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn ready_state_reads_the_ready_condition() {
+        let mut key: SharedKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1",
+            "kind": "SharedKey",
+            "metadata": {"name": "k", "namespace": "n"},
+            "spec": {"accountRef": {"name": "a"}},
+        }))
+        .unwrap();
+        assert_eq!(key.ready_state(), "Unknown");
+        key.status = serde_json::from_value(serde_json::json!({"conditions": [{
+            "type": "Ready", "status": "False", "reason": "X", "message": "",
+            "lastTransitionTime": "2024-01-01T00:00:00Z"
+        }]}))
+        .unwrap();
+        assert_eq!(key.ready_state(), "False");
+    }
+}
