@@ -12,7 +12,7 @@ use crosskey::policy::PolicyDocument;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::{KMS_WRITES, Operator, account_id, calls, env, wait_until};
+use support::{KMS_WRITES, Operator, account_id, calls, create_role, env, merge, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -40,7 +40,7 @@ impl Fixture {
         let namespace = support::namespace(&client, test).await;
         let account = account_id(test);
         let account_name = format!("{namespace}-owner");
-        create_account(&client, &account_name, &account, &namespace).await;
+        support::create_account(&client, &account_name, &account, &[&namespace]).await;
         Fixture {
             client,
             namespace,
@@ -123,44 +123,14 @@ impl Fixture {
     }
 }
 
-async fn create_account(client: &Client, name: &str, account: &str, namespace: &str) {
-    let object: AwsAccount = serde_json::from_value(json!({
-        "apiVersion": "crosskey.dev/v1alpha1",
-        "kind": "AwsAccount",
-        "metadata": {"name": name},
-        "spec": {
-            "accountId": account,
-            "roleArn": format!("arn:aws:iam::{account}:role/crosskey"),
-            "externalId": "crosskey-tests",
-            "defaultRegion": "us-east-1",
-            "allowedNamespaces": [namespace],
-        },
-    }))
-    .unwrap();
-    Api::<AwsAccount>::all(client.clone())
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(base), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(base.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-        (base, patch) => *base = patch.clone(),
-    }
-}
-
-/// (status, reason, message) of a condition, or empty strings.
 fn condition(key: &SharedKey, type_: &str) -> (String, String, String) {
-    key.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-        .unwrap_or_default()
+    support::condition_of(
+        key.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        type_,
+    )
 }
 
 fn key_id(key: &SharedKey) -> String {
@@ -191,19 +161,6 @@ fn sids(policy: &PolicyDocument) -> Vec<String> {
         .collect();
     sids.sort();
     sids
-}
-
-async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    iam.create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust)
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap()
-        .arn
 }
 
 #[tokio::test]

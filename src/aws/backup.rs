@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_backup::types::BackupVaultEvent;
 
-use super::error::{AwsError, ErrorClass, classify};
+use super::error::{AwsError, ErrorClass};
+use super::limits::Limiter;
 
 const SERVICE: &str = "backup";
 
@@ -33,21 +34,27 @@ pub struct Notifications {
 #[derive(Clone, Debug)]
 pub struct Backup {
     client: aws_sdk_backup::Client,
+    limiter: Limiter,
 }
 
 impl Backup {
-    pub fn new(client: aws_sdk_backup::Client) -> Self {
-        Self { client }
+    pub fn new(client: aws_sdk_backup::Client, limiter: Limiter) -> Self {
+        Self { client, limiter }
     }
 
     /// The vault, or `None` when it does not exist. AWS may answer AccessDenied for a
     /// vault that does not exist; that stays an error, since it can also be real.
     pub async fn describe_vault(&self, name: &str) -> Result<Option<VaultInfo>, AwsError> {
         match self
-            .client
-            .describe_backup_vault()
-            .backup_vault_name(name)
-            .send()
+            .limiter
+            .call(
+                SERVICE,
+                "DescribeBackupVault",
+                self.client
+                    .describe_backup_vault()
+                    .backup_vault_name(name)
+                    .send(),
+            )
             .await
         {
             Ok(out) => Ok(Some(VaultInfo {
@@ -60,7 +67,6 @@ impl Backup {
                 lock_date: out.lock_date().map(|d| d.secs()),
             })),
             Err(err) => {
-                let err = classify(SERVICE, "DescribeBackupVault", err);
                 if err.is(ErrorClass::NotFound) {
                     Ok(None)
                 } else {
@@ -78,39 +84,51 @@ impl Backup {
         creator_request_id: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), AwsError> {
-        self.client
-            .create_backup_vault()
-            .backup_vault_name(name)
-            .encryption_key_arn(key_arn)
-            .creator_request_id(creator_request_id)
-            .set_backup_vault_tags(Some(tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CreateBackupVault", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "CreateBackupVault",
+                self.client
+                    .create_backup_vault()
+                    .backup_vault_name(name)
+                    .encryption_key_arn(key_arn)
+                    .creator_request_id(creator_request_id)
+                    .set_backup_vault_tags(Some(tags.clone().into_iter().collect()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn delete_vault(&self, name: &str) -> Result<(), AwsError> {
-        self.client
-            .delete_backup_vault()
-            .backup_vault_name(name)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "DeleteBackupVault", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "DeleteBackupVault",
+                self.client
+                    .delete_backup_vault()
+                    .backup_vault_name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn access_policy(&self, name: &str) -> Result<Option<String>, AwsError> {
         match self
-            .client
-            .get_backup_vault_access_policy()
-            .backup_vault_name(name)
-            .send()
+            .limiter
+            .call(
+                SERVICE,
+                "GetBackupVaultAccessPolicy",
+                self.client
+                    .get_backup_vault_access_policy()
+                    .backup_vault_name(name)
+                    .send(),
+            )
             .await
         {
             Ok(out) => Ok(out.policy().map(str::to_string)),
             Err(err) => {
-                let err = classify(SERVICE, "GetBackupVaultAccessPolicy", err);
                 if err.is(ErrorClass::NotFound) {
                     Ok(None)
                 } else {
@@ -121,32 +139,45 @@ impl Backup {
     }
 
     pub async fn put_access_policy(&self, name: &str, policy: &str) -> Result<(), AwsError> {
-        self.client
-            .put_backup_vault_access_policy()
-            .backup_vault_name(name)
-            .policy(policy)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "PutBackupVaultAccessPolicy", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "PutBackupVaultAccessPolicy",
+                self.client
+                    .put_backup_vault_access_policy()
+                    .backup_vault_name(name)
+                    .policy(policy)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn delete_access_policy(&self, name: &str) -> Result<(), AwsError> {
-        self.client
-            .delete_backup_vault_access_policy()
-            .backup_vault_name(name)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "DeleteBackupVaultAccessPolicy", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "DeleteBackupVaultAccessPolicy",
+                self.client
+                    .delete_backup_vault_access_policy()
+                    .backup_vault_name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn notifications(&self, name: &str) -> Result<Option<Notifications>, AwsError> {
         match self
-            .client
-            .get_backup_vault_notifications()
-            .backup_vault_name(name)
-            .send()
+            .limiter
+            .call(
+                SERVICE,
+                "GetBackupVaultNotifications",
+                self.client
+                    .get_backup_vault_notifications()
+                    .backup_vault_name(name)
+                    .send(),
+            )
             .await
         {
             Ok(out) => Ok(out.sns_topic_arn().map(|topic| Notifications {
@@ -158,7 +189,6 @@ impl Backup {
                     .collect(),
             })),
             Err(err) => {
-                let err = classify(SERVICE, "GetBackupVaultNotifications", err);
                 if err.is(ErrorClass::NotFound) {
                     Ok(None)
                 } else {
@@ -173,30 +203,38 @@ impl Backup {
         name: &str,
         wanted: &Notifications,
     ) -> Result<(), AwsError> {
-        self.client
-            .put_backup_vault_notifications()
-            .backup_vault_name(name)
-            .sns_topic_arn(&wanted.topic_arn)
-            .set_backup_vault_events(Some(
-                wanted
-                    .events
-                    .iter()
-                    .map(|e| BackupVaultEvent::from(e.as_str()))
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "PutBackupVaultNotifications", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "PutBackupVaultNotifications",
+                self.client
+                    .put_backup_vault_notifications()
+                    .backup_vault_name(name)
+                    .sns_topic_arn(&wanted.topic_arn)
+                    .set_backup_vault_events(Some(
+                        wanted
+                            .events
+                            .iter()
+                            .map(|e| BackupVaultEvent::from(e.as_str()))
+                            .collect(),
+                    ))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn delete_notifications(&self, name: &str) -> Result<(), AwsError> {
-        self.client
-            .delete_backup_vault_notifications()
-            .backup_vault_name(name)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "DeleteBackupVaultNotifications", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "DeleteBackupVaultNotifications",
+                self.client
+                    .delete_backup_vault_notifications()
+                    .backup_vault_name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -207,25 +245,33 @@ impl Backup {
         max_retention_days: Option<i64>,
         changeable_for_days: Option<i64>,
     ) -> Result<(), AwsError> {
-        self.client
-            .put_backup_vault_lock_configuration()
-            .backup_vault_name(name)
-            .set_min_retention_days(min_retention_days)
-            .set_max_retention_days(max_retention_days)
-            .set_changeable_for_days(changeable_for_days)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "PutBackupVaultLockConfiguration", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "PutBackupVaultLockConfiguration",
+                self.client
+                    .put_backup_vault_lock_configuration()
+                    .backup_vault_name(name)
+                    .set_min_retention_days(min_retention_days)
+                    .set_max_retention_days(max_retention_days)
+                    .set_changeable_for_days(changeable_for_days)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn delete_lock(&self, name: &str) -> Result<(), AwsError> {
-        self.client
-            .delete_backup_vault_lock_configuration()
-            .backup_vault_name(name)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "DeleteBackupVaultLockConfiguration", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "DeleteBackupVaultLockConfiguration",
+                self.client
+                    .delete_backup_vault_lock_configuration()
+                    .backup_vault_name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -1,18 +1,20 @@
 //! Thin IAM calls: the inline role policies that delegate use of a shared key to roles
 //! of the vault's account.
 
-use super::error::{AwsError, ErrorClass, classify};
+use super::error::{AwsError, ErrorClass};
+use super::limits::Limiter;
 
 const SERVICE: &str = "iam";
 
 #[derive(Clone, Debug)]
 pub struct Iam {
     client: aws_sdk_iam::Client,
+    limiter: Limiter,
 }
 
 impl Iam {
-    pub fn new(client: aws_sdk_iam::Client) -> Self {
-        Self { client }
+    pub fn new(client: aws_sdk_iam::Client, limiter: Limiter) -> Self {
+        Self { client, limiter }
     }
 
     /// The inline policy document, or `None` when the role has no policy of that name.
@@ -23,11 +25,16 @@ impl Iam {
         policy_name: &str,
     ) -> Result<Option<String>, AwsError> {
         match self
-            .client
-            .get_role_policy()
-            .role_name(role)
-            .policy_name(policy_name)
-            .send()
+            .limiter
+            .call(
+                SERVICE,
+                "GetRolePolicy",
+                self.client
+                    .get_role_policy()
+                    .role_name(role)
+                    .policy_name(policy_name)
+                    .send(),
+            )
             .await
         {
             // IAM returns policy documents URL-encoded.
@@ -37,7 +44,6 @@ impl Iam {
                     .into_owned(),
             )),
             Err(err) => {
-                let err = classify(SERVICE, "GetRolePolicy", err);
                 if err.is(ErrorClass::NotFound) && self.role_exists(role).await? {
                     Ok(None)
                 } else {
@@ -48,10 +54,17 @@ impl Iam {
     }
 
     async fn role_exists(&self, role: &str) -> Result<bool, AwsError> {
-        match self.client.get_role().role_name(role).send().await {
+        match self
+            .limiter
+            .call(
+                SERVICE,
+                "GetRole",
+                self.client.get_role().role_name(role).send(),
+            )
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) => {
-                let err = classify(SERVICE, "GetRole", err);
                 if err.is(ErrorClass::NotFound) {
                     Ok(false)
                 } else {
@@ -67,29 +80,37 @@ impl Iam {
         policy_name: &str,
         document: &str,
     ) -> Result<(), AwsError> {
-        self.client
-            .put_role_policy()
-            .role_name(role)
-            .policy_name(policy_name)
-            .policy_document(document)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "PutRolePolicy", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "PutRolePolicy",
+                self.client
+                    .put_role_policy()
+                    .role_name(role)
+                    .policy_name(policy_name)
+                    .policy_document(document)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn delete_role_policy(&self, role: &str, policy_name: &str) -> Result<(), AwsError> {
         match self
-            .client
-            .delete_role_policy()
-            .role_name(role)
-            .policy_name(policy_name)
-            .send()
+            .limiter
+            .call(
+                SERVICE,
+                "DeleteRolePolicy",
+                self.client
+                    .delete_role_policy()
+                    .role_name(role)
+                    .policy_name(policy_name)
+                    .send(),
+            )
             .await
         {
             Ok(_) => Ok(()),
             Err(err) => {
-                let err = classify(SERVICE, "DeleteRolePolicy", err);
                 if err.is(ErrorClass::NotFound) {
                     Ok(())
                 } else {

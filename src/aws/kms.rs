@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_kms::types::{KeyState, Tag};
 
 use super::error::{AwsError, classify};
+use super::limits::Limiter;
 
 const SERVICE: &str = "kms";
 
@@ -30,21 +31,23 @@ impl KeyInfo {
 #[derive(Clone, Debug)]
 pub struct Kms {
     client: aws_sdk_kms::Client,
+    limiter: Limiter,
 }
 
 impl Kms {
-    pub fn new(client: aws_sdk_kms::Client) -> Self {
-        Self { client }
+    pub fn new(client: aws_sdk_kms::Client, limiter: Limiter) -> Self {
+        Self { client, limiter }
     }
 
     pub async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, AwsError> {
         let out = self
-            .client
-            .describe_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "DescribeKey", e))?;
+            .limiter
+            .call(
+                SERVICE,
+                "DescribeKey",
+                self.client.describe_key().key_id(key_id).send(),
+            )
+            .await?;
         let meta = out
             .key_metadata
             .ok_or_else(|| missing("DescribeKey", "KeyMetadata"))?;
@@ -68,15 +71,27 @@ impl Kms {
         description: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<KeyInfo, AwsError> {
+        // No automatic retry: after a 5xx or a timeout the key may exist, and a blind
+        // retry would create a second one. The caller's creation marker and tag lookup
+        // handle that case instead.
         let out = self
-            .client
-            .create_key()
-            .policy(policy)
-            .description(description)
-            .set_tags(Some(to_tags(tags)?))
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CreateKey", e))?;
+            .limiter
+            .call(
+                SERVICE,
+                "CreateKey",
+                self.client
+                    .create_key()
+                    .policy(policy)
+                    .description(description)
+                    .set_tags(Some(to_tags(tags)?))
+                    .customize()
+                    .config_override(
+                        aws_sdk_kms::config::Builder::default()
+                            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled()),
+                    )
+                    .send(),
+            )
+            .await?;
         let meta = out
             .key_metadata
             .ok_or_else(|| missing("CreateKey", "KeyMetadata"))?;
@@ -95,27 +110,35 @@ impl Kms {
 
     pub async fn get_key_policy(&self, key_id: &str) -> Result<String, AwsError> {
         let out = self
-            .client
-            .get_key_policy()
-            .key_id(key_id)
-            .policy_name("default")
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "GetKeyPolicy", e))?;
+            .limiter
+            .call(
+                SERVICE,
+                "GetKeyPolicy",
+                self.client
+                    .get_key_policy()
+                    .key_id(key_id)
+                    .policy_name("default")
+                    .send(),
+            )
+            .await?;
         Ok(out.policy.unwrap_or_default())
     }
 
     /// Never sets BypassPolicyLockoutSafetyCheck: KMS must refuse a policy that would
     /// lock the caller out.
     pub async fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), AwsError> {
-        self.client
-            .put_key_policy()
-            .key_id(key_id)
-            .policy_name("default")
-            .policy(policy)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "PutKeyPolicy", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "PutKeyPolicy",
+                self.client
+                    .put_key_policy()
+                    .key_id(key_id)
+                    .policy_name("default")
+                    .policy(policy)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -124,34 +147,40 @@ impl Kms {
         key_id: &str,
         description: &str,
     ) -> Result<(), AwsError> {
-        self.client
-            .update_key_description()
-            .key_id(key_id)
-            .description(description)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "UpdateKeyDescription", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "UpdateKeyDescription",
+                self.client
+                    .update_key_description()
+                    .key_id(key_id)
+                    .description(description)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn enable_key(&self, key_id: &str) -> Result<(), AwsError> {
-        self.client
-            .enable_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "EnableKey", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "EnableKey",
+                self.client.enable_key().key_id(key_id).send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Cancels a scheduled deletion; KMS leaves the key disabled.
     pub async fn cancel_deletion(&self, key_id: &str) -> Result<(), AwsError> {
-        self.client
-            .cancel_key_deletion()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CancelKeyDeletion", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "CancelKeyDeletion",
+                self.client.cancel_key_deletion().key_id(key_id).send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -163,8 +192,13 @@ impl Kms {
             .key_id(key_id)
             .into_paginator()
             .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(SERVICE, "ListResourceTags", e))?;
+        while let Some(page) = {
+            self.limiter.wait(SERVICE, "ListResourceTags").await;
+            pages.next().await
+        } {
+            let page = page.map_err(|e| classify(SERVICE, "ListResourceTags", e));
+            self.limiter.observe(page.as_ref().err());
+            let page = page?;
             for tag in page.tags.unwrap_or_default() {
                 tags.insert(tag.tag_key, tag.tag_value);
             }
@@ -176,13 +210,17 @@ impl Kms {
         if tags.is_empty() {
             return Ok(());
         }
-        self.client
-            .tag_resource()
-            .key_id(key_id)
-            .set_tags(Some(to_tags(tags)?))
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "TagResource", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "TagResource",
+                self.client
+                    .tag_resource()
+                    .key_id(key_id)
+                    .set_tags(Some(to_tags(tags)?))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -190,42 +228,49 @@ impl Kms {
         if keys.is_empty() {
             return Ok(());
         }
-        self.client
-            .untag_resource()
-            .key_id(key_id)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "UntagResource", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "UntagResource",
+                self.client
+                    .untag_resource()
+                    .key_id(key_id)
+                    .set_tag_keys(Some(keys.to_vec()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn rotation_enabled(&self, key_id: &str) -> Result<bool, AwsError> {
         let out = self
-            .client
-            .get_key_rotation_status()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "GetKeyRotationStatus", e))?;
+            .limiter
+            .call(
+                SERVICE,
+                "GetKeyRotationStatus",
+                self.client.get_key_rotation_status().key_id(key_id).send(),
+            )
+            .await?;
         Ok(out.key_rotation_enabled)
     }
 
     pub async fn set_rotation(&self, key_id: &str, enabled: bool) -> Result<(), AwsError> {
         if enabled {
-            self.client
-                .enable_key_rotation()
-                .key_id(key_id)
-                .send()
-                .await
-                .map_err(|e| classify(SERVICE, "EnableKeyRotation", e))?;
+            self.limiter
+                .call(
+                    SERVICE,
+                    "EnableKeyRotation",
+                    self.client.enable_key_rotation().key_id(key_id).send(),
+                )
+                .await?;
         } else {
-            self.client
-                .disable_key_rotation()
-                .key_id(key_id)
-                .send()
-                .await
-                .map_err(|e| classify(SERVICE, "DisableKeyRotation", e))?;
+            self.limiter
+                .call(
+                    SERVICE,
+                    "DisableKeyRotation",
+                    self.client.disable_key_rotation().key_id(key_id).send(),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -239,8 +284,13 @@ impl Kms {
             .key_id(key_id)
             .into_paginator()
             .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(SERVICE, "ListAliases", e))?;
+        while let Some(page) = {
+            self.limiter.wait(SERVICE, "ListAliases").await;
+            pages.next().await
+        } {
+            let page = page.map_err(|e| classify(SERVICE, "ListAliases", e));
+            self.limiter.observe(page.as_ref().err());
+            let page = page?;
             names.extend(
                 page.aliases
                     .unwrap_or_default()
@@ -252,35 +302,44 @@ impl Kms {
     }
 
     pub async fn create_alias(&self, alias: &str, key_id: &str) -> Result<(), AwsError> {
-        self.client
-            .create_alias()
-            .alias_name(alias)
-            .target_key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CreateAlias", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "CreateAlias",
+                self.client
+                    .create_alias()
+                    .alias_name(alias)
+                    .target_key_id(key_id)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Points an existing alias at `key_id`.
     pub async fn update_alias(&self, alias: &str, key_id: &str) -> Result<(), AwsError> {
-        self.client
-            .update_alias()
-            .alias_name(alias)
-            .target_key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "UpdateAlias", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "UpdateAlias",
+                self.client
+                    .update_alias()
+                    .alias_name(alias)
+                    .target_key_id(key_id)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn delete_alias(&self, alias: &str) -> Result<(), AwsError> {
-        self.client
-            .delete_alias()
-            .alias_name(alias)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "DeleteAlias", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "DeleteAlias",
+                self.client.delete_alias().alias_name(alias).send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -289,13 +348,17 @@ impl Kms {
         key_id: &str,
         pending_window_days: i32,
     ) -> Result<(), AwsError> {
-        self.client
-            .schedule_key_deletion()
-            .key_id(key_id)
-            .pending_window_in_days(pending_window_days)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "ScheduleKeyDeletion", e))?;
+        self.limiter
+            .call(
+                SERVICE,
+                "ScheduleKeyDeletion",
+                self.client
+                    .schedule_key_deletion()
+                    .key_id(key_id)
+                    .pending_window_in_days(pending_window_days)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -308,8 +371,13 @@ impl Kms {
         value: &str,
     ) -> Result<Option<String>, AwsError> {
         let mut pages = self.client.list_keys().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(SERVICE, "ListKeys", e))?;
+        while let Some(page) = {
+            self.limiter.wait(SERVICE, "ListKeys").await;
+            pages.next().await
+        } {
+            let page = page.map_err(|e| classify(SERVICE, "ListKeys", e));
+            self.limiter.observe(page.as_ref().err());
+            let page = page?;
             for key in page.keys.unwrap_or_default() {
                 let Some(key_id) = key.key_id else { continue };
                 match self.list_tags(&key_id).await {

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod error;
 pub mod iam;
 pub mod kms;
+pub mod limits;
 pub mod sts;
 
 pub use clients::{AccountClients, AccountTarget, ClientFactory};

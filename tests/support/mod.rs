@@ -49,7 +49,16 @@ fn project_root() -> PathBuf {
 }
 
 fn start_or_reuse() -> Result<TestEnv, String> {
-    if let Ok(dir) = std::env::var("CROSSKEY_TESTENV_DIR") {
+    if let Ok(dir) = std::env::var("CROSSKEY_TESTENV_DIR")
+        .map(|d| d.trim().to_string())
+        .and_then(|d| {
+            if d.is_empty() {
+                Err(std::env::VarError::NotPresent)
+            } else {
+                Ok(d)
+            }
+        })
+    {
         return TestEnv::from_dir(Path::new(&dir));
     }
     let pid = std::process::id();
@@ -225,6 +234,54 @@ impl TestEnv {
             .expect("counters JSON")
     }
 
+    /// SDK configuration acting as `role_arn` (assumed with the default credentials).
+    pub async fn aws_config_as(&self, role_arn: &str) -> SdkConfig {
+        let base = self.aws_config().await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .configure(&base)
+            .session_name("test")
+            .build()
+            .await;
+        base.to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build()
+    }
+
+    /// Adds `count` test recovery points to a vault in the emulator.
+    pub async fn add_recovery_points(&self, account: &str, vault: &str, count: u32) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/recovery-points", self.aws_admin))
+            .json(&serde_json::json!({"account": account, "region": "us-east-1", "vaultName": vault, "count": count}))
+            .send()
+            .await
+            .expect("emulator admin reachable");
+        assert!(
+            response.status().is_success(),
+            "recovery points refused: {}",
+            response.status()
+        );
+    }
+
+    /// Removes one fault rule by its id.
+    pub async fn aws_clear_fault(&self, rule: &serde_json::Value) {
+        let id = rule["id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| rule["id"].to_string());
+        let response = reqwest::Client::new()
+            .delete(format!("{}/faults/{id}", self.aws_admin))
+            .send()
+            .await
+            .expect("emulator admin reachable");
+        assert!(
+            response.status().is_success(),
+            "fault rule {id} not removed: {}",
+            response.status()
+        );
+    }
+
     /// Installs a fault rule (see tests/testenv/moto/README.md) and returns its id.
     pub async fn aws_fault(&self, rule: serde_json::Value) -> serde_json::Value {
         let response = reqwest::Client::new()
@@ -286,12 +343,29 @@ pub const KMS_WRITES: &[&str] = &[
 pub struct Operator {
     child: std::process::Child,
     pub log: PathBuf,
+    /// Loopback port of its `/metrics`, `/livez` and `/readyz`.
+    pub metrics_port: u16,
 }
 
 impl Operator {
     /// Starts the operator for `namespace`, with extra environment (e.g. failpoints).
     pub fn start(namespace: &str, extra_env: &[(&str, &str)]) -> Operator {
+        Operator::start_with(namespace, extra_env, &[])
+    }
+
+    /// Starts the operator for `namespace` with extra environment and extra `crosskey
+    /// run` arguments. Its HTTP server listens on a free loopback port.
+    pub fn start_with(
+        namespace: &str,
+        extra_env: &[(&str, &str)],
+        extra_args: &[&str],
+    ) -> Operator {
         let env = env();
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let log = env
             .dir
             .join("logs")
@@ -305,7 +379,10 @@ impl Operator {
                 namespace,
                 "--max-retry-interval",
                 "5s",
+                "--metrics-addr",
+                &metrics_addr,
             ])
+            .args(extra_args)
             .env("KUBECONFIG", &env.kubeconfig)
             .env("AWS_ENDPOINT_URL", &env.aws_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -319,7 +396,44 @@ impl Operator {
             command.env(name, value);
         }
         let child = command.spawn().expect("crosskey run starts");
-        Operator { child, log }
+        Operator {
+            child,
+            log,
+            metrics_port,
+        }
+    }
+
+    /// `GET path` on its HTTP server: status and body, or `None` when not listening.
+    pub async fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
+        let response = reqwest::get(url).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM: a graceful shutdown.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// SIGKILL, and reap the process.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits for the process to exit by itself and returns its exit code.
@@ -345,4 +459,69 @@ fn unique_suffix() -> String {
         .expect("clock")
         .as_nanos();
     format!("{:x}", nanos % 0xffff_ffff_ffff)
+}
+
+// ---------------------------------------------------------------------------------
+// Objects.
+
+/// Creates an AwsAccount reached by AssumeRole of `role/crosskey` in `account`, usable
+/// from `namespaces`.
+pub async fn create_account(client: &Client, name: &str, account: &str, namespaces: &[&str]) {
+    let object: crosskey::api::AwsAccount = serde_json::from_value(serde_json::json!({
+        "apiVersion": "crosskey.dev/v1alpha1",
+        "kind": "AwsAccount",
+        "metadata": {"name": name},
+        "spec": {
+            "accountId": account,
+            "roleArn": format!("arn:aws:iam::{account}:role/crosskey"),
+            "externalId": "crosskey-tests",
+            "defaultRegion": "us-east-1",
+            "allowedNamespaces": namespaces,
+        },
+    }))
+    .expect("AwsAccount");
+    Api::<crosskey::api::AwsAccount>::all(client.clone())
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("AwsAccount created");
+}
+
+/// Deep-merges `patch` into `base` (objects merge, everything else replaces).
+pub fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// (status, reason, message) of a condition in a status's `conditions`, or empty
+/// strings when absent.
+pub fn condition_of(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> (String, String, String) {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// Creates an IAM role (trusted by AWS Backup) and returns its ARN.
+pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("role created")
+        .role
+        .expect("role")
+        .arn
 }
