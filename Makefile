@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTENV_DIR ?= $(CURDIR)/target/testenv
 
-.PHONY: all build bench test lint unit-test crds emulator-test integration-test \
+.PHONY: all build bench test lint unit-test crds emulator-test argocd-test integration-test \
         testenv-up testenv-down venv k8s-bins helm-bin chart-crds manifests demo clean
 
 all: build
@@ -46,16 +46,24 @@ unit-test:
 emulator-test: venv
 	cd tests/testenv/moto && ../../../.venv/bin/python -m pytest -q tests
 
+## The Argo CD health checks (deploy/argocd/health), run by a Lua 5.1 interpreter.
+argocd-test: venv
+	.venv/bin/python -m pytest -q tests/argocd
+
 ## Integration tests start their own etcd, kube-apiserver and emulator (tests/support).
 integration-test: k8s-bins helm-bin venv
 	$(CARGO) test --test '*'
 
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
-test: lint unit-test emulator-test integration-test demo
+test: lint unit-test emulator-test argocd-test integration-test demo
 
-## Benchmarks print their figures (medians); they are not timed tests.
-bench:
+## Benchmarks print their figures (medians); they are not timed tests. The convergence
+## bench (benches/convergence.rs) starts its own etcd, kube-apiserver and emulator, runs
+## the operator built in release mode, prints a table and writes target/bench/*.json.
+## Sizes: CROSSKEY_BENCH_N (default 100,1000), CROSSKEY_BENCH_K (2), CROSSKEY_BENCH_RUNS (5).
+bench: k8s-bins helm-bin venv
 	$(CARGO) bench --bench policy_bench
+	$(CARGO) bench --bench convergence
 
 testenv-up: k8s-bins helm-bin venv
 	tests/testenv/testenv.sh up --dir $(TESTENV_DIR)

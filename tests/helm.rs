@@ -1069,6 +1069,7 @@ fn helm_install_of_both_charts_creates_every_object() {
             "can the operator {args:?}? expected {allowed}"
         );
     }
+    assert_least_privilege(&sa, &ns);
 
     // Uninstall removes the operator's objects and keeps the CRDs.
     helm(&["uninstall", &release]);
@@ -1087,6 +1088,98 @@ fn helm_install_of_both_charts_creates_every_object() {
             "{name} was deleted"
         );
     }
+}
+
+/// The rest of issue 6 §4 for the operator's ServiceAccount `sa` in `ns` (the release
+/// namespace, also the lease namespace), by impersonation: everything the operator needs,
+/// and nothing else. `kubectl auth can-i` asks the API server's authorizer (a
+/// SelfSubjectAccessReview as the ServiceAccount), so this is the installed RBAC at work.
+fn assert_least_privilege(sa: &str, ns: &str) {
+    let kinds = [
+        "awsaccounts.crosskey.dev",
+        "sharedkeys.crosskey.dev",
+        "crossaccountvaults.crosskey.dev",
+    ];
+    let mut needed: Vec<Vec<String>> = Vec::new();
+    let mut forbidden: Vec<Vec<String>> = Vec::new();
+    let args = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for kind in kinds {
+        for verb in ["get", "list", "watch"] {
+            needed.push(args(&[verb, kind, "--all-namespaces"]));
+        }
+        needed.push(args(&["patch", kind, "--subresource=status"]));
+        needed.push(args(&["update", kind, "--subresource=finalizers"]));
+        // Deleting or creating custom resources is the user's job, never the operator's.
+        for verb in ["delete", "deletecollection", "create"] {
+            forbidden.push(args(&[verb, kind, "--all-namespaces"]));
+        }
+    }
+    for verb in ["create", "patch"] {
+        needed.push(args(&[verb, "events"]));
+        needed.push(args(&[verb, "events.events.k8s.io"]));
+    }
+    for verb in ["get", "watch"] {
+        needed.push(args(&[
+            verb,
+            "customresourcedefinitions.apiextensions.k8s.io",
+        ]));
+    }
+    // Its own Lease: get, create, update (renewals and the release on shutdown).
+    let lease = "leases.coordination.k8s.io/crosskey";
+    for verb in ["get", "update", "patch"] {
+        needed.push(args(&[verb, lease]));
+    }
+    // No Secret anywhere: the chart mounts the AWS credentials Secret into the Pod; the
+    // operator never reads one through the API (external IDs are in the AwsAccount spec).
+    for verb in ["get", "list", "watch"] {
+        forbidden.push(args(&[verb, "secrets"]));
+        forbidden.push(args(&[verb, "secrets", "--all-namespaces"]));
+        forbidden.push(args(&[verb, "secrets", "--namespace=kube-system"]));
+    }
+    forbidden.push(args(&["get", "secrets/crosskey-aws"]));
+    for verb in ["create", "delete", "update", "patch"] {
+        forbidden.push(args(&[verb, "deployments.apps"]));
+        forbidden.push(args(&[verb, "configmaps"]));
+        forbidden.push(args(&[verb, "configmaps", "--all-namespaces"]));
+    }
+    // Other Leases: not readable or writable, and no Lease at all outside its namespace.
+    for verb in ["get", "update", "patch", "delete"] {
+        forbidden.push(args(&[
+            verb,
+            "leases.coordination.k8s.io/kube-controller-manager",
+        ]));
+    }
+    forbidden.push(args(&["delete", lease]));
+    forbidden.push(args(&["list", "leases.coordination.k8s.io"]));
+    forbidden.push(args(&[
+        "create",
+        "leases.coordination.k8s.io",
+        "--namespace=kube-system",
+    ]));
+    // No other writes on its own kinds' definitions, nor on events it did not create.
+    forbidden.push(args(&["delete", "events"]));
+    forbidden.push(args(&[
+        "patch",
+        "customresourcedefinitions.apiextensions.k8s.io",
+    ]));
+
+    let mut wrong = Vec::new();
+    for (checks, expected) in [(&needed, true), (&forbidden, false)] {
+        for check in checks {
+            let check: Vec<&str> = check.iter().map(String::as_str).collect();
+            if can_i(sa, ns, &check) != expected {
+                wrong.push(format!(
+                    "{check:?} should be {}",
+                    if expected { "yes" } else { "no" }
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the operator's RBAC is not least privilege:\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// Copies the CRD chart into a scratch directory and adds the optional string property
@@ -1476,6 +1569,74 @@ fn aws_calls_in_code() -> BTreeSet<String> {
     calls
 }
 
+/// Actions the policies allow although no code calls them as an operation: AWS checks
+/// them on the caller's behalf. Each one with the reason.
+const IMPLICIT_ACTIONS: &[(&str, &str)] = &[
+    // AWS Backup uses the caller's permissions on the (shared) KMS key to create a vault
+    // encrypted with it ("Backup vault creation and deletion" in the AWS Backup guide).
+    ("kms:CreateGrant", "CreateBackupVault with EncryptionKeyArn"),
+    (
+        "kms:GenerateDataKey",
+        "CreateBackupVault with EncryptionKeyArn",
+    ),
+    ("kms:Decrypt", "CreateBackupVault with EncryptionKeyArn"),
+    (
+        "kms:RetireGrant",
+        "DeleteBackupVault of a vault with a KMS key",
+    ),
+    // AWS Backup's own storage layer, required by CreateBackupVault.
+    ("backup-storage:MountCapsule", "CreateBackupVault"),
+    // The SDK's AssumeRoleProvider (src/aws/clients.rs) calls it, not src/aws/sts.rs.
+    (
+        "sts:AssumeRole",
+        "AssumeRoleProvider for AwsAccount.spec.roleArn",
+    ),
+];
+
+/// The allowed actions in the README's IAM table (section "AWS roles"): backticked
+/// `service:Action` tokens of the rows that do not start with "deny", with the
+/// shorthand `backup:Put/Get/DeleteX` expanded.
+fn readme_iam_table_actions() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n### AWS roles")
+        .nth(1)
+        .expect("README.md has a section \"AWS roles\"");
+    let section = section.split("\n#").next().unwrap();
+    let mut actions = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| ")) {
+        let first_cell = row.split('|').nth(1).unwrap().trim();
+        if first_cell.starts_with("deny") || first_cell == "actions" {
+            continue;
+        }
+        for token in first_cell.split('`').skip(1).step_by(2) {
+            let (service, names) = token
+                .split_once(':')
+                .unwrap_or_else(|| panic!("README IAM table: {token:?} is not an action"));
+            let parts: Vec<&str> = names.split('/').collect();
+            let last = parts[parts.len() - 1];
+            // `Put/Get/DeleteBackupVaultAccessPolicy`: the verbs share the last suffix.
+            let verb_len = last[1..]
+                .find(|c: char| c.is_ascii_uppercase())
+                .map_or(last.len(), |i| i + 1);
+            let suffix = if parts.len() > 1 {
+                &last[verb_len..]
+            } else {
+                ""
+            };
+            for (i, part) in parts.iter().enumerate() {
+                let name = if i + 1 == parts.len() {
+                    part.to_string()
+                } else {
+                    format!("{part}{suffix}")
+                };
+                actions.insert(format!("{service}:{name}"));
+            }
+        }
+    }
+    actions
+}
+
 #[test]
 fn iam_policies_allow_what_the_operator_calls() {
     let dir = root().join("deploy/iam");
@@ -1504,65 +1665,15 @@ fn iam_policies_allow_what_the_operator_calls() {
         "the trust policy requires the external ID"
     );
 
-    // The contract of the target role (issue 6), one action per operation crosskey uses.
-    let required = [
-        "kms:CreateKey",
-        "kms:DescribeKey",
-        "kms:GetKeyPolicy",
-        "kms:PutKeyPolicy",
-        "kms:UpdateKeyDescription",
-        "kms:ListResourceTags",
-        "kms:TagResource",
-        "kms:UntagResource",
-        "kms:EnableKeyRotation",
-        "kms:DisableKeyRotation",
-        "kms:GetKeyRotationStatus",
-        "kms:CreateAlias",
-        "kms:UpdateAlias",
-        "kms:DeleteAlias",
-        "kms:ListAliases",
-        "kms:ListKeys",
-        "kms:ScheduleKeyDeletion",
-        "kms:CancelKeyDeletion",
-        "kms:EnableKey",
-        "kms:CreateGrant",
-        "kms:GenerateDataKey",
-        "kms:Decrypt",
-        "kms:RetireGrant",
-        "backup:CreateBackupVault",
-        "backup:DescribeBackupVault",
-        "backup:DeleteBackupVault",
-        "backup:PutBackupVaultAccessPolicy",
-        "backup:GetBackupVaultAccessPolicy",
-        "backup:DeleteBackupVaultAccessPolicy",
-        "backup:PutBackupVaultNotifications",
-        "backup:GetBackupVaultNotifications",
-        "backup:DeleteBackupVaultNotifications",
-        "backup:PutBackupVaultLockConfiguration",
-        "backup:DeleteBackupVaultLockConfiguration",
-        "backup:ListRecoveryPointsByBackupVault",
-        "backup:ListBackupVaults",
-        "backup:TagResource",
-        "backup:ListTags",
-        "backup-storage:MountCapsule",
-        "iam:GetRole",
-        "iam:GetRolePolicy",
-        "iam:PutRolePolicy",
-        "iam:DeleteRolePolicy",
-    ];
-    let required: BTreeSet<String> = required.iter().map(|a| a.to_string()).collect();
-    assert_eq!(
-        target, required,
-        "target-role-policy.json and the documented action list differ"
-    );
-
     // Every SDK operation in src/aws is allowed by the policy of the identity that calls
     // it: STS with the operator's own identity, everything else with the target role.
     let calls = aws_calls_in_code();
-    assert!(
-        calls.contains("kms:DescribeKey"),
-        "the scan of src/aws found no KMS call: {calls:?}"
-    );
+    for expected in ["kms:DescribeKey", "backup:CreateBackupVault", "iam:GetRole"] {
+        assert!(
+            calls.contains(expected),
+            "the scan of src/aws did not find {expected}: {calls:?}"
+        );
+    }
     for call in &calls {
         let policy = if call.starts_with("sts:") {
             &operator
@@ -1574,8 +1685,137 @@ fn iam_policies_allow_what_the_operator_calls() {
             "the code calls {call}, which deploy/iam does not allow"
         );
     }
+
+    // And the other direction: every allowed action is an operation the code calls, or
+    // one AWS checks on the caller's behalf for an operation the code calls.
+    for action in operator.iter().chain(&target) {
+        assert!(
+            calls.contains(action) || IMPLICIT_ACTIONS.iter().any(|(a, _)| a == action),
+            "deploy/iam allows {action}, which the code never calls: remove it, or list it \
+             in IMPLICIT_ACTIONS with the reason AWS needs it"
+        );
+    }
+    for (action, _) in IMPLICIT_ACTIONS {
+        assert!(
+            operator.contains(*action) || target.contains(*action),
+            "{action} is in IMPLICIT_ACTIONS but no policy allows it"
+        );
+    }
+
+    // The README's table documents exactly the target role's actions.
+    assert_eq!(
+        readme_iam_table_actions(),
+        target,
+        "the IAM table in README.md (\"AWS roles\") and target-role-policy.json differ"
+    );
     let clients = std::fs::read_to_string(root().join("src/aws/clients.rs")).unwrap_or_default();
     if clients.contains("AssumeRoleProvider") {
         assert!(operator.contains("sts:AssumeRole"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dockerfile (no container engine here: checked statically, never built by the tests)
+// ---------------------------------------------------------------------------------------
+
+/// The instructions of a Dockerfile as (INSTRUCTION, arguments), comments dropped and
+/// continuation lines joined.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        current.push_str(trimmed.trim_end_matches('\\'));
+        current.push(' ');
+        if !trimmed.ends_with('\\') {
+            let (instruction, args) = current.trim().split_once(' ').unwrap_or((&current, ""));
+            out.push((instruction.to_ascii_uppercase(), args.trim().to_string()));
+            current.clear();
+        }
+    }
+    out
+}
+
+#[test]
+fn dockerfile_is_multi_stage_non_root_and_matches_the_chart() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let instructions = dockerfile_instructions(&text);
+    let stages: Vec<usize> = instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| i == "FROM")
+        .map(|(at, _)| at)
+        .collect();
+    assert!(stages.len() >= 2, "multi-stage: {instructions:?}");
+    let builder = &instructions[stages[0]].1;
+    assert!(
+        builder.starts_with("rust:") && builder.contains(" AS builder"),
+        "the first stage builds with the Rust image: {builder}"
+    );
+    let build = instructions[stages[0]..*stages.last().unwrap()]
+        .iter()
+        .filter(|(i, _)| i == "RUN")
+        .map(|(_, a)| a.as_str())
+        .find(|a| a.contains("cargo build --release --locked --bin crosskey"));
+    assert!(build.is_some(), "a locked release build of the binary");
+
+    // The final stage: minimal base, the binary from the builder, a numeric non-root
+    // user, and the binary as the entrypoint.
+    let last = &instructions[*stages.last().unwrap()..];
+    let base = &last[0].1;
+    assert!(
+        base.starts_with("gcr.io/distroless/") || base == "scratch",
+        "minimal final image: {base}"
+    );
+    let get = |name: &str| -> Vec<&str> {
+        last.iter()
+            .filter(|(i, _)| i == name)
+            .map(|(_, a)| a.as_str())
+            .collect()
+    };
+    assert!(
+        get("COPY")
+            .iter()
+            .any(|a| a.starts_with("--from=builder ") && a.ends_with("/crosskey")),
+        "the final stage copies the built binary: {last:?}"
+    );
+    assert!(
+        get("RUN").is_empty(),
+        "no RUN in the final stage (no shell)"
+    );
+    let user = get("USER");
+    assert_eq!(user.len(), 1, "{last:?}");
+    let (uid, gid) = user[0].split_once(':').unwrap_or((user[0], user[0]));
+    let uid: u32 = uid.parse().expect("a numeric USER, for runAsNonRoot");
+    let gid: u32 = gid.parse().expect("a numeric group");
+    assert_ne!(uid, 0, "non-root");
+    let entrypoint: Vec<String> =
+        serde_json::from_str(get("ENTRYPOINT").last().expect("an ENTRYPOINT")).unwrap();
+    assert_eq!(
+        entrypoint.len(),
+        1,
+        "exec form, so the chart's args follow it"
+    );
+    assert!(entrypoint[0].ends_with("/crosskey"), "{entrypoint:?}");
+    let cmd: Vec<String> = serde_json::from_str(get("CMD").last().unwrap()).unwrap();
+    assert_eq!(cmd, ["run"]);
+
+    // The chart runs the image with the same user, and passes `run` as its first arg.
+    let docs = yaml_docs(&helm_template(&chart("crosskey"), "crosskey", "ops", &[]));
+    let deployment = one(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], json!(uid));
+    assert_eq!(pod["securityContext"]["runAsGroup"], json!(gid));
+    let c = container(deployment);
+    assert!(c.get("command").is_none(), "the chart keeps the ENTRYPOINT");
+    assert_eq!(str_list(&c["args"])[0], "run");
+
+    // The build context leaves out the build output and the venv.
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for path in ["target/", ".venv/"] {
+        assert!(ignore.lines().any(|l| l == path), ".dockerignore: {path}");
     }
 }
