@@ -286,6 +286,69 @@ impl Error {
     }
 }
 
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    fn from(err: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as Finalizer;
+        match err {
+            Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
+            Finalizer::AddFinalizer(e) | Finalizer::RemoveFinalizer(e) => Error::Kube(e),
+            other => Error::InvalidSpec(other.to_string()),
+        }
+    }
+}
+
+/// A status with a `conditions` list.
+pub trait Conditions {
+    fn conditions_mut(
+        &mut self,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+}
+
+impl Conditions for crate::api::SharedKeyStatus {
+    fn conditions_mut(
+        &mut self,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        &mut self.conditions
+    }
+}
+
+impl Conditions for crate::api::CrossAccountVaultStatus {
+    fn conditions_mut(
+        &mut self,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        &mut self.conditions
+    }
+}
+
+/// Writes why cleanup of `obj` cannot proceed into its `Ready` condition, and returns
+/// the error, which keeps the finalizer in place.
+pub async fn report_cleanup_block<K>(obj: &K, ctx: &Context, err: Error) -> Error
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + kube::core::object::HasStatus
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::Status: Conditions + Clone + Default + Serialize + PartialEq,
+{
+    use crate::api::conditions::{READY, Status, new_condition, set_condition};
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let mut status = obj.status().cloned().unwrap_or_default();
+    let condition = new_condition(
+        READY,
+        Status::False,
+        err.reason(),
+        err.to_string(),
+        obj.meta().generation,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    set_condition(status.conditions_mut(), condition);
+    if let Err(write) = write_status(&api, obj, obj.status(), &status).await {
+        return write;
+    }
+    err
+}
+
 /// The key under which retries of an object are counted.
 fn retry_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(

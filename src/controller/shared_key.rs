@@ -21,7 +21,9 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use super::account::{ResolvedAccount, resolve};
-use super::{Context, Error, FINALIZER, controller_for, finish, jittered, write_status};
+use super::{
+    Context, Error, FINALIZER, controller_for, finish, jittered, report_cleanup_block, write_status,
+};
 use crate::api::conditions::{READY, Status, new_condition, set_condition};
 use crate::api::{
     AwsAccount, CrossAccountVault, DeletionPolicy, DriftPolicy, DriftStatus, SharedKey,
@@ -101,13 +103,7 @@ async fn reconcile(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, Err
         }
     })
     .await
-    .map_err(|err| match err {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        kube::runtime::finalizer::Error::AddFinalizer(e)
-        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
-        other => Error::InvalidSpec(other.to_string()),
-    })
+    .map_err(Error::from)
 }
 
 /// Everything one apply pass works with.
@@ -649,7 +645,7 @@ async fn cleanup(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
             .await;
             return Ok(Action::await_change());
         }
-        Err(err) => return Err(report_cleanup_block(&key, ctx, err).await),
+        Err(err) => return Err(report_cleanup_block(key.as_ref(), ctx, err).await),
     };
     let kms = account.clients.kms();
     match key.spec.deletion_policy {
@@ -676,7 +672,7 @@ async fn cleanup(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
         }
         DeletionPolicy::Delete => {
             if let Some(vault) = referencing_vault(ctx, &key).await? {
-                return Err(report_cleanup_block(&key, ctx, Error::KeyInUse(vault)).await);
+                return Err(report_cleanup_block(key.as_ref(), ctx, Error::KeyInUse(vault)).await);
             }
             match kms
                 .schedule_deletion(&key_id, key.spec.pending_window_days)
@@ -702,29 +698,6 @@ async fn cleanup(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
         }
     }
     Ok(Action::await_change())
-}
-
-/// Writes the reason cleanup cannot proceed into status, and returns it as the error
-/// that keeps the finalizer in place.
-async fn report_cleanup_block(key: &SharedKey, ctx: &Context, err: Error) -> Error {
-    let api: Api<SharedKey> =
-        Api::namespaced(ctx.client.clone(), &key.namespace().unwrap_or_default());
-    let mut status = key.status.clone().unwrap_or_default();
-    set_condition(
-        &mut status.conditions,
-        new_condition(
-            READY,
-            Status::False,
-            err.reason(),
-            err.to_string(),
-            key.metadata.generation,
-            Timestamp::now(),
-        ),
-    );
-    if let Err(write) = write_status(&api, key, key.status.as_ref(), &status).await {
-        return write;
-    }
-    err
 }
 
 /// A CrossAccountVault that references this key by name or by ARN, if any.

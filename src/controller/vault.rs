@@ -11,17 +11,19 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 
 use super::account::{ResolvedAccount, resolve};
 use super::shared_key::{DRIFTED, account_changes, desired_policy};
-use super::{Context, Error, FINALIZER, controller_for, finish, jittered, write_status};
+use super::{
+    Context, Error, FINALIZER, controller_for, finish, jittered, report_cleanup_block, write_status,
+};
 use crate::api::conditions::{self, READY, Status, new_condition, set_condition};
 use crate::api::{
     CrossAccountVault, CrossAccountVaultStatus, DeletionPolicy, DriftPolicy, DriftStatus,
@@ -103,13 +105,7 @@ async fn reconcile(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<A
         }
     })
     .await
-    .map_err(|err| match err {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        kube::runtime::finalizer::Error::AddFinalizer(e)
-        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
-        other => Error::InvalidSpec(other.to_string()),
-    })
+    .map_err(Error::from)
 }
 
 /// The key a vault is to be encrypted with, once resolved.
@@ -804,7 +800,7 @@ async fn cleanup(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action,
             .await;
             return Ok(Action::await_change());
         }
-        Err(err) => return Err(report_cleanup_block(&vault, ctx, err).await),
+        Err(err) => return Err(report_cleanup_block(vault.as_ref(), ctx, err).await),
     };
     let iam = account.clients.iam();
     let policy_name = role_policy_name(&vault);
@@ -846,7 +842,7 @@ async fn cleanup(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action,
             recovery_points: info.recovery_points,
         };
         // The error keeps the finalizer; the retry backs off up to the maximum interval.
-        return Err(report_cleanup_block(&vault, ctx, err).await);
+        return Err(report_cleanup_block(vault.as_ref(), ctx, err).await);
     }
     backup.delete_vault(&name).await?;
     ctx.event(
@@ -858,25 +854,4 @@ async fn cleanup(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action,
     )
     .await;
     Ok(Action::await_change())
-}
-
-async fn report_cleanup_block(vault: &CrossAccountVault, ctx: &Context, err: Error) -> Error {
-    let api: Api<CrossAccountVault> =
-        Api::namespaced(ctx.client.clone(), &vault.namespace().unwrap_or_default());
-    let mut status = vault.status.clone().unwrap_or_default();
-    set_condition(
-        &mut status.conditions,
-        new_condition(
-            READY,
-            Status::False,
-            err.reason(),
-            err.to_string(),
-            vault.meta().generation,
-            Timestamp::now(),
-        ),
-    );
-    if let Err(write) = write_status(&api, vault, vault.status.as_ref(), &status).await {
-        return write;
-    }
-    err
 }

@@ -1,0 +1,767 @@
+//! Benchmark (no harness): the operator as a process against the local control plane
+//! (etcd + kube-apiserver) and the extended moto emulator, as in `tests/support`.
+//!
+//! It measures and prints (it asserts nothing):
+//! - time to Ready of one SharedKey and of one CrossAccountVault after apply (median of
+//!   `CROSSKEY_BENCH_RUNS` runs, default 5);
+//! - convergence time of N SharedKeys in one account and Region
+//!   (`CROSSKEY_BENCH_N`, default `100,1000`), with the emulator's request quotas off and
+//!   on; with quotas on the floor is N / 5 s (CreateKey: 5 requests per second), and the
+//!   ratio to it is reported;
+//! - steady state over K drift intervals of 30 s (`CROSSKEY_BENCH_K`, default 2), after
+//!   the smallest N converged with quotas on: AWS reads and writes per object per interval
+//!   (emulator counters) and API-server writes per object per interval (watch events);
+//! - the operator's VmHWM (peak) and VmRSS (steady) with N objects.
+//!
+//! Figures go to stdout as a table and to `target/bench/convergence.json` (everything)
+//! and `target/bench/results.json` (the headline keys of issue 7, `null` when not
+//! measured). Set `CROSSKEY_TESTENV_DIR` to reuse an environment from `make testenv-up`;
+//! note that the quota switch is global to that emulator.
+#![allow(clippy::panic, clippy::unwrap_used)] // bench code: failing loudly is the point
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crosskey::api::{AwsAccount, CrossAccountVault, SharedKey};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::{Operator, env};
+
+/// The minimum drift interval the CRDs accept.
+const DRIFT_INTERVAL_SECS: u64 = 30;
+/// CreateKey quota: requests per second per account and Region.
+const CREATE_KEY_RPS: f64 = 5.0;
+
+struct Settings {
+    sizes: Vec<usize>,
+    k: u64,
+    runs: usize,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut sizes: Vec<usize> = var("CROSSKEY_BENCH_N")
+            .unwrap_or_else(|| "100,1000".to_string())
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("CROSSKEY_BENCH_N: numbers, comma-separated")
+            })
+            .collect();
+        sizes.sort_unstable();
+        Settings {
+            sizes,
+            k: var("CROSSKEY_BENCH_K").map_or(2, |v| v.parse().expect("CROSSKEY_BENCH_K")),
+            runs: var("CROSSKEY_BENCH_RUNS").map_or(5, |v| v.parse().expect("CROSSKEY_BENCH_RUNS")),
+        }
+    }
+}
+
+fn is_ready(conditions: Option<&Vec<Condition>>) -> bool {
+    conditions.is_some_and(|c| support::condition_of(c, "Ready").0 == "True")
+}
+
+fn mentions_throttling(conditions: Option<&Vec<Condition>>) -> bool {
+    conditions.is_some_and(|cs| {
+        cs.iter().any(|c| {
+            let text = format!("{} {}", c.reason, c.message).to_ascii_lowercase();
+            text.contains("throttl") || text.contains("rate exceeded")
+        })
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// (VmRSS, VmHWM) of a process in MiB.
+fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn set_quotas(enabled: bool) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/quotas", env().aws_admin);
+    let request = if enabled {
+        client.post(url).json(&json!({"enabled": true}))
+    } else {
+        client.delete(url)
+    };
+    let response = request.send().await.expect("emulator admin reachable");
+    assert!(
+        response.status().is_success(),
+        "quota switch refused: {}",
+        response.status()
+    );
+}
+
+/// AWS calls made in `account`, by operation (`service:Operation`): (total, quota-throttled).
+fn calls_by_operation(counters: &Value, account: &str) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    let Some(services) = counters["services"].as_object() else {
+        return out;
+    };
+    for (service, ops) in services {
+        let Some(ops) = ops.as_object() else { continue };
+        for (op, by_account) in ops {
+            let c = &by_account[account];
+            let total = c["total"].as_u64().unwrap_or(0);
+            let throttled = c["quotaThrottled"].as_u64().unwrap_or(0);
+            if total > 0 {
+                out.insert(format!("{service}:{op}"), (total, throttled));
+            }
+        }
+    }
+    out
+}
+
+fn diff(
+    after: &BTreeMap<String, (u64, u64)>,
+    before: &BTreeMap<String, (u64, u64)>,
+) -> BTreeMap<String, (u64, u64)> {
+    after
+        .iter()
+        .map(|(op, (t, q))| {
+            let (t0, q0) = before.get(op).copied().unwrap_or((0, 0));
+            (op.clone(), (t - t0, q - q0))
+        })
+        .filter(|(_, (t, _))| *t > 0)
+        .collect()
+}
+
+/// An AWS operation that changes something (by the name's verb).
+fn is_write(operation: &str) -> bool {
+    let op = operation.split_once(':').map_or(operation, |(_, op)| op);
+    const VERBS: &[&str] = &[
+        "Create", "Put", "Delete", "Update", "Tag", "Untag", "Enable", "Disable", "Schedule",
+        "Cancel", "Revoke", "Attach", "Detach", "Start",
+    ];
+    VERBS.iter().any(|v| op.starts_with(v))
+}
+
+/// Sum of every sample of a metric family in the operator's /metrics.
+async fn metric_sum(operator: &Operator, name: &str) -> Option<f64> {
+    let (status, body) = operator.http_get("/metrics").await?;
+    if status != 200 {
+        return None;
+    }
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, |a, b| a + b),
+    )
+}
+
+/// A namespace, AwsAccounts for `seeds` (fresh account IDs) and an operator watching it,
+/// with both the account(s) Ready.
+struct World {
+    client: Client,
+    namespace: String,
+    accounts: Vec<(String, String)>, // (AwsAccount name, account ID)
+    operator: Operator,
+}
+
+impl World {
+    async fn new(client: &Client, prefix: &str, seeds: &[&str]) -> World {
+        let namespace = support::namespace(client, prefix).await;
+        let mut accounts = Vec::new();
+        for seed in seeds {
+            let id = support::account_id(&format!("{namespace}-{seed}"));
+            let name = format!("{namespace}-{seed}");
+            support::create_account(client, &name, &id, &[&namespace]).await;
+            accounts.push((name, id));
+        }
+        let interval = format!("{DRIFT_INTERVAL_SECS}s");
+        let operator =
+            Operator::start_with(&namespace, &[], &["--default-drift-interval", &interval]);
+        let world = World {
+            client: client.clone(),
+            namespace,
+            accounts,
+            operator,
+        };
+        let api = Api::<AwsAccount>::all(client.clone());
+        for (name, _) in &world.accounts {
+            support::wait_until(
+                &format!("AwsAccount {name} Ready"),
+                Duration::from_secs(60),
+                || {
+                    let api = api.clone();
+                    async move {
+                        let a = api.get(name).await.ok()?;
+                        is_ready(a.status.as_ref().map(|s| &s.conditions)).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+        world
+    }
+
+    fn keys(&self) -> Api<SharedKey> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn vaults(&self) -> Api<CrossAccountVault> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn key_object(&self, name: &str, share_with: Option<&str>) -> SharedKey {
+        let mut spec = json!({
+            "accountRef": {"name": self.accounts[0].0},
+            "region": "us-east-1",
+            "drift": {"interval": format!("{DRIFT_INTERVAL_SECS}s")},
+        });
+        if let Some(account) = share_with {
+            spec["shareWith"] = json!({"accounts": [account]});
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .expect("SharedKey")
+    }
+}
+
+/// Polls `get` every 25 ms until Ready; the elapsed time from `start`, or None on timeout.
+async fn time_to_ready<F, Fut>(start: Instant, timeout: Duration, mut ready: F) -> Option<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    while start.elapsed() < timeout {
+        if ready().await {
+            return Some(start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+async fn bench_time_to_ready(client: &Client, runs: usize) -> Value {
+    let world = World::new(client, "bench-ttr", &["a", "b"]).await;
+    let b = world.accounts[1].1.clone();
+    let timeout = Duration::from_secs(60);
+    let keys = world.keys();
+    let vaults = world.vaults();
+
+    let mut key_secs = Vec::new();
+    for i in 0..runs {
+        let name = format!("ttr-key-{i}");
+        let start = Instant::now();
+        keys.create(&PostParams::default(), &world.key_object(&name, Some(&b)))
+            .await
+            .expect("SharedKey created");
+        let got = time_to_ready(start, timeout, || {
+            let keys = keys.clone();
+            let name = name.clone();
+            async move {
+                keys.get(&name)
+                    .await
+                    .is_ok_and(|k| is_ready(k.status.as_ref().map(|s| &s.conditions)))
+            }
+        })
+        .await;
+        key_secs.push(got.unwrap_or(f64::NAN));
+    }
+
+    // The vaults use the first key (Ready by now), shared with account B.
+    let mut vault_secs = Vec::new();
+    for i in 0..runs {
+        let name = format!("ttr-vault-{i}");
+        let vault: CrossAccountVault = serde_json::from_value(json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "CrossAccountVault",
+            "metadata": {"name": name},
+            "spec": {
+                "accountRef": {"name": world.accounts[1].0},
+                "region": "us-east-1",
+                "encryptionKey": {"sharedKeyRef": {"name": "ttr-key-0"}},
+                "accessPolicy": {"allowCopyFrom": {"accounts": [world.accounts[0].1]}},
+            },
+        }))
+        .expect("CrossAccountVault");
+        let start = Instant::now();
+        vaults
+            .create(&PostParams::default(), &vault)
+            .await
+            .expect("CrossAccountVault created");
+        let got = time_to_ready(start, timeout, || {
+            let vaults = vaults.clone();
+            let name = name.clone();
+            async move {
+                vaults
+                    .get(&name)
+                    .await
+                    .is_ok_and(|v| is_ready(v.status.as_ref().map(|s| &s.conditions)))
+            }
+        })
+        .await;
+        vault_secs.push(got.unwrap_or(f64::NAN));
+    }
+    let key_ms: Vec<f64> = key_secs.iter().map(|s| s * 1000.0).collect();
+    let vault_ms: Vec<f64> = vault_secs.iter().map(|s| s * 1000.0).collect();
+    json!({
+        "runs": runs,
+        "shared_key_ms": key_ms,
+        "shared_key_ms_p50": median(&mut key_ms.clone()),
+        "vault_ms": vault_ms,
+        "vault_ms_p50": median(&mut vault_ms.clone()),
+    })
+}
+
+/// Counts API-server writes (watch MODIFIED events) on the SharedKeys of a namespace
+/// until `stop` is set.
+async fn count_modifications(api: Api<SharedKey>, resource_version: String, stop: Duration) -> u64 {
+    let params = WatchParams::default().timeout(stop.as_secs().max(1) as u32 + 5);
+    let stream = api
+        .watch(&params, &resource_version)
+        .await
+        .expect("watch SharedKeys");
+    let deadline = tokio::time::Instant::now() + stop;
+    let mut stream = std::pin::pin!(stream);
+    let mut writes = 0;
+    while let Ok(event) = tokio::time::timeout_at(deadline, stream.try_next()).await {
+        match event {
+            Ok(Some(WatchEvent::Modified(_) | WatchEvent::Added(_) | WatchEvent::Deleted(_))) => {
+                writes += 1;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    writes
+}
+
+async fn bench_convergence(
+    client: &Client,
+    n: usize,
+    quotas: bool,
+    steady_k: Option<u64>,
+) -> Value {
+    let label = if quotas { "on" } else { "off" };
+    set_quotas(false).await; // the account must become Ready without our quota noise
+    let world = World::new(client, &format!("bench-n{n}-q{label}"), &["owner"]).await;
+    let account = world.accounts[0].1.clone();
+    let keys = world.keys();
+    let pid = world.operator.pid();
+    set_quotas(quotas).await;
+    let before = calls_by_operation(&env().aws_counters().await, &account);
+    let rss_idle = rss_mib(pid).map(|(rss, _)| rss);
+
+    let start = Instant::now();
+    let objects: Vec<SharedKey> = (0..n)
+        .map(|i| world.key_object(&format!("k-{i:05}"), None))
+        .collect();
+    futures::stream::iter(objects)
+        .map(|object| {
+            let keys = keys.clone();
+            async move {
+                keys.create(&PostParams::default(), &object)
+                    .await
+                    .expect("SharedKey created");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let apply_secs = start.elapsed().as_secs_f64();
+
+    let floor = n as f64 / CREATE_KEY_RPS;
+    let timeout = Duration::from_secs_f64(120.0 + 3.0 * floor);
+    let mut throttling_surfaced = std::collections::HashSet::new();
+    let mut throttling_example: Option<Value> = None;
+    let mut ready = 0;
+    let mut converged = None;
+    let mut rss_samples = Vec::new();
+    while start.elapsed() < timeout {
+        let list = keys
+            .list(&ListParams::default())
+            .await
+            .expect("list SharedKeys");
+        ready = 0;
+        for k in &list.items {
+            let conditions = k.status.as_ref().map(|s| &s.conditions);
+            if is_ready(conditions) {
+                ready += 1;
+            }
+            if mentions_throttling(conditions) {
+                let name = k.metadata.name.clone().unwrap_or_default();
+                if throttling_example.is_none() {
+                    throttling_example =
+                        conditions.map(|c| json!({"object": name, "conditions": c}));
+                }
+                throttling_surfaced.insert(name);
+            }
+        }
+        if let Some((rss, _)) = rss_mib(pid) {
+            rss_samples.push(rss);
+        }
+        if ready == n {
+            converged = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let after = calls_by_operation(&env().aws_counters().await, &account);
+    let during = diff(&after, &before);
+    let create_keys = during.get("kms:CreateKey").map_or(0, |c| c.0);
+    let quota_throttled: u64 = during.values().map(|c| c.1).sum();
+    let aws_calls: u64 = during.values().map(|c| c.0).sum();
+    let operator_throttles = metric_sum(&world.operator, "crosskey_aws_throttles_total").await;
+    let reconcile_errors = metric_sum(&world.operator, "crosskey_reconcile_errors_total").await;
+    let (rss_end, hwm_converged) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
+
+    let mut result = json!({
+        "n": n,
+        "quotas": quotas,
+        "apply_seconds": apply_secs,
+        "converged": converged.is_some(),
+        "ready": ready,
+        "converge_seconds": converged,
+        "quota_floor_seconds": if quotas { json!(floor) } else { Value::Null },
+        "ratio_to_quota_floor": match (quotas, converged) {
+            (true, Some(s)) => json!(s / floor),
+            _ => Value::Null,
+        },
+        "aws_calls": aws_calls,
+        "aws_calls_per_object": aws_calls as f64 / n as f64,
+        "create_key_calls": create_keys,
+        "emulator_quota_throttled": quota_throttled,
+        "operator_aws_throttles": operator_throttles,
+        "operator_reconcile_errors": reconcile_errors,
+        "objects_with_throttling_condition": throttling_surfaced.len(),
+        "throttling_condition_example": throttling_example,
+        "rss_mib_idle": rss_idle,
+        "rss_mib_at_convergence": rss_end,
+        "rss_mib_max_sampled": rss_samples.iter().copied().fold(f64::NAN, f64::max),
+        "vmhwm_mib": hwm_converged,
+        "calls_by_operation": during.iter().map(|(op, (t, q))| (op.clone(), json!({"total": t, "quotaThrottled": q}))).collect::<serde_json::Map<_, _>>(),
+    });
+
+    if let (Some(k), Some(_)) = (steady_k, converged) {
+        result["steady"] = steady_state(&world, &account, n, k).await;
+        if let Some((rss, hwm)) = rss_mib(pid) {
+            result["rss_mib_steady"] = json!(rss);
+            result["vmhwm_mib"] = json!(hwm);
+        }
+    }
+    set_quotas(false).await;
+    drop(world); // kills the operator; the objects stay (a later namespace is separate)
+    result
+}
+
+/// After convergence: K drift intervals of AWS calls and API-server writes.
+async fn steady_state(world: &World, account: &str, n: usize, k: u64) -> Value {
+    // Let the last status writes and retries of the convergence settle.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let keys = world.keys();
+    let list = keys.list(&ListParams::default()).await.expect("list");
+    let rv_before: HashMap<String, String> = list
+        .items
+        .iter()
+        .map(|k| {
+            (
+                k.metadata.name.clone().unwrap_or_default(),
+                k.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let list_rv = list.metadata.resource_version.clone().unwrap_or_default();
+    let window = Duration::from_secs(k * DRIFT_INTERVAL_SECS);
+    let before = calls_by_operation(&env().aws_counters().await, account);
+    let drift_before = metric_sum(&world.operator, "crosskey_drift_detected_total").await;
+    let watcher = tokio::spawn(count_modifications(keys.clone(), list_rv, window));
+    tokio::time::sleep(window).await;
+    let after = calls_by_operation(&env().aws_counters().await, account);
+    let watch_writes = watcher.await.unwrap_or(0);
+    let drift_after = metric_sum(&world.operator, "crosskey_drift_detected_total").await;
+    let changed_objects = keys
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter(|k| {
+            rv_before.get(k.metadata.name.as_deref().unwrap_or_default())
+                != k.metadata.resource_version.as_ref()
+        })
+        .count();
+    let during = diff(&after, &before);
+    let (mut reads, mut writes) = (0u64, 0u64);
+    for (op, (total, _)) in &during {
+        if is_write(op) {
+            writes += total;
+        } else {
+            reads += total;
+        }
+    }
+    let per = (n as u64 * k) as f64;
+    json!({
+        "k": k,
+        "interval_seconds": DRIFT_INTERVAL_SECS,
+        "objects": n,
+        "aws_reads": reads,
+        "aws_writes": writes,
+        "aws_reads_per_object_interval": reads as f64 / per,
+        "aws_writes_per_object_interval": writes as f64 / per,
+        "k8s_writes": watch_writes,
+        "k8s_writes_per_object_interval": watch_writes as f64 / per,
+        "objects_with_changed_resource_version": changed_objects,
+        "drift_detected": match (drift_before, drift_after) { (Some(a), Some(b)) => json!(b - a), _ => Value::Null },
+        "calls_by_operation": during.iter().map(|(op, (t, _))| (op.clone(), json!(t))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+fn fmt(value: &Value, digits: usize) -> String {
+    value
+        .as_f64()
+        .filter(|v| v.is_finite())
+        .map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+}
+
+fn print_report(report: &Value) {
+    let s = &report["settings"];
+    println!();
+    println!(
+        "crosskey convergence bench  (N = {}, K = {} drift intervals of {} s, {} runs for time to Ready, operator profile: {})",
+        s["sizes"], s["k"], s["drift_interval_seconds"], s["runs"], s["profile"]
+    );
+    let ttr = &report["time_to_ready"];
+    println!();
+    println!("time to Ready after apply (median of {} runs)", ttr["runs"]);
+    println!(
+        "  SharedKey          {:>8} ms   runs {}",
+        fmt(&ttr["shared_key_ms_p50"], 0),
+        ttr["shared_key_ms"]
+    );
+    println!(
+        "  CrossAccountVault  {:>8} ms   runs {}",
+        fmt(&ttr["vault_ms_p50"], 0),
+        ttr["vault_ms"]
+    );
+    println!();
+    println!(
+        "{:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "N",
+        "quotas",
+        "apply s",
+        "converge",
+        "floor s",
+        "ratio",
+        "AWS/obj",
+        "throttled",
+        "op-thrtl",
+        "surfaced",
+        "RSS MiB",
+        "HWM MiB"
+    );
+    for row in report["convergence"].as_array().into_iter().flatten() {
+        let converge = if row["converged"].as_bool() == Some(true) {
+            fmt(&row["converge_seconds"], 1)
+        } else {
+            format!("{}/{}!", row["ready"], row["n"])
+        };
+        println!(
+            "{:>6} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            row["n"].to_string(),
+            if row["quotas"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            },
+            fmt(&row["apply_seconds"], 1),
+            converge,
+            fmt(&row["quota_floor_seconds"], 1),
+            fmt(&row["ratio_to_quota_floor"], 2),
+            fmt(&row["aws_calls_per_object"], 1),
+            row["emulator_quota_throttled"].to_string(),
+            fmt(&row["operator_aws_throttles"], 0),
+            row["objects_with_throttling_condition"].to_string(),
+            fmt(&row["rss_mib_at_convergence"], 1),
+            fmt(&row["vmhwm_mib"], 1),
+        );
+    }
+    println!(
+        "  converge: seconds from the first create to all Ready; floor: N / 5 s (CreateKey quota);"
+    );
+    println!(
+        "  throttled: ThrottlingExceptions the emulator answered; op-thrtl: crosskey_aws_throttles_total;"
+    );
+    println!(
+        "  surfaced: objects seen with a condition mentioning throttling; RSS at convergence, HWM = VmHWM (peak)."
+    );
+    for row in report["convergence"].as_array().into_iter().flatten() {
+        let st = &row["steady"];
+        if st.is_null() {
+            continue;
+        }
+        println!();
+        println!(
+            "steady state: N = {} (quotas {}), K = {} intervals of {} s",
+            st["objects"],
+            if row["quotas"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            },
+            st["k"],
+            st["interval_seconds"]
+        );
+        println!(
+            "  AWS reads  per object per interval  {:>8}   ({} calls)",
+            fmt(&st["aws_reads_per_object_interval"], 2),
+            st["aws_reads"]
+        );
+        println!(
+            "  AWS writes per object per interval  {:>8}   ({} calls)",
+            fmt(&st["aws_writes_per_object_interval"], 2),
+            st["aws_writes"]
+        );
+        println!(
+            "  API-server writes per object/interval {:>6}   ({} watch events, {} objects changed resourceVersion)",
+            fmt(&st["k8s_writes_per_object_interval"], 3),
+            st["k8s_writes"],
+            st["objects_with_changed_resource_version"]
+        );
+        println!(
+            "  RSS steady {} MiB, VmHWM {} MiB",
+            fmt(&row["rss_mib_steady"], 1),
+            fmt(&row["vmhwm_mib"], 1)
+        );
+        println!("  calls: {}", st["calls_by_operation"]);
+    }
+    println!();
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let settings = Settings::from_env();
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!(
+        "crosskey convergence bench: N = {:?}, K = {}, runs = {}, operator {} ({profile})",
+        settings.sizes,
+        settings.k,
+        settings.runs,
+        env!("CARGO_BIN_EXE_crosskey")
+    );
+    let client = env().client().await;
+    set_quotas(false).await;
+
+    eprintln!("time to Ready ...");
+    let time_to_ready = bench_time_to_ready(&client, settings.runs).await;
+
+    let mut convergence = Vec::new();
+    for (i, &n) in settings.sizes.iter().enumerate() {
+        for quotas in [false, true] {
+            eprintln!(
+                "convergence: N = {n}, quotas {} ...",
+                if quotas { "on" } else { "off" }
+            );
+            let steady = (i == 0 && quotas).then_some(settings.k);
+            convergence.push(bench_convergence(&client, n, quotas, steady).await);
+        }
+    }
+
+    let report = json!({
+        "settings": {
+            "sizes": settings.sizes,
+            "k": settings.k,
+            "runs": settings.runs,
+            "drift_interval_seconds": DRIFT_INTERVAL_SECS,
+            "profile": profile,
+            "operator_concurrency": 4,
+            "machine": machine(),
+        },
+        "time_to_ready": time_to_ready,
+        "convergence": convergence,
+    });
+    print_report(&report);
+    write_results(&report);
+}
+
+fn machine() -> Value {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    json!({"cpus": cpus, "cpu_model": model})
+}
+
+fn write_results(report: &Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    let rows = report["convergence"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let largest_on = rows
+        .iter()
+        .filter(|r| r["quotas"].as_bool() == Some(true))
+        .max_by_key(|r| r["n"].as_u64());
+    let steady = rows
+        .iter()
+        .find(|r| !r["steady"].is_null())
+        .map(|r| r["steady"].clone())
+        .unwrap_or(Value::Null);
+    let rss_at = |n: u64| {
+        rows.iter()
+            .filter(|r| r["n"].as_u64() == Some(n))
+            .filter_map(|r| r["vmhwm_mib"].as_f64())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    };
+    let results = json!({
+        "convergence_ratio_to_quota_floor": largest_on.map(|r| r["ratio_to_quota_floor"].clone()),
+        "convergence_ratio_n": largest_on.map(|r| r["n"].clone()),
+        "time_to_ready_ms_p50": report["time_to_ready"]["shared_key_ms_p50"],
+        "vault_time_to_ready_ms_p50": report["time_to_ready"]["vault_ms_p50"],
+        "steady_aws_reads_per_object_interval": steady["aws_reads_per_object_interval"],
+        "steady_aws_writes_per_object_interval": steady["aws_writes_per_object_interval"],
+        "steady_k8s_writes_per_object_interval": steady["k8s_writes_per_object_interval"],
+        "rss_mib_1000": rss_at(1000),
+        "rss_mib_10000": rss_at(10000),
+        "drift_repair_seconds_p50": Value::Null,
+        "raw": report,
+    });
+    for (file, value) in [("convergence.json", report), ("results.json", &results)] {
+        let path = dir.join(file);
+        std::fs::write(&path, serde_json::to_string_pretty(value).expect("JSON"))
+            .expect("write results");
+        eprintln!("wrote {}", path.display());
+    }
+}
