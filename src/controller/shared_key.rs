@@ -154,6 +154,10 @@ async fn apply(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
             .get_or_insert_with(DriftStatus::default)
             .last_check_time = Some(Time(pass.now));
     }
+    // A converged pass has made its AWS writes; crash tests stop it before the record.
+    if outcome.is_ok() && key.status.as_ref() != Some(&pass.status) {
+        failpoint::hit(failpoint::SHARED_KEY_BEFORE_STATUS);
+    }
     write_status(&pass.api, key.as_ref(), key.status.as_ref(), &pass.status).await?;
     let interval = drift_interval(&key, ctx.settings.default_drift_interval);
     finish(ctx, key.as_ref(), outcome.map(|()| jittered(interval)))

@@ -31,6 +31,7 @@ use crate::api::{
 };
 use crate::aws::backup::{Backup, Notifications, VaultInfo};
 use crate::aws::{AwsError, ErrorClass};
+use crate::failpoint;
 use crate::policy::{
     self, ExplainRequest, KeyPolicyInput, PolicyDocument, VaultPolicyInput, render_consumer_policy,
     render_vault_access_policy, semantically_equal, to_canonical_json,
@@ -206,6 +207,10 @@ async fn apply(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action, E
     }
     let api: Api<CrossAccountVault> =
         Api::namespaced(ctx.client.clone(), &vault.namespace().unwrap_or_default());
+    // A converged pass has made its AWS writes; crash tests stop it before the record.
+    if outcome.is_ok() && vault.status.as_ref() != Some(&pass.status) {
+        failpoint::hit(failpoint::VAULT_BEFORE_STATUS);
+    }
     write_status(&api, vault.as_ref(), vault.status.as_ref(), &pass.status).await?;
     let interval =
         parse_duration(&vault.spec.drift.interval).unwrap_or(ctx.settings.default_drift_interval);
@@ -465,6 +470,7 @@ async fn converge_vault(
                 ),
             );
             backup.create_vault(&name, &key.arn, &uid, &tags).await?;
+            failpoint::hit(failpoint::VAULT_AFTER_CREATE);
             let recreated = pass.status.vault_arn.is_some();
             let (reason, note) = if recreated {
                 (
@@ -741,6 +747,7 @@ async fn converge_role_grants(
         }
         iam.put_role_policy(role, &policy_name, &desired_json)
             .await?;
+        failpoint::hit(failpoint::VAULT_AFTER_ROLE_GRANT);
     }
     for role in pass.status.granted_roles.clone() {
         if !wanted.contains(&role) {

@@ -1,0 +1,152 @@
+//! Crash safety: for every failpoint (after each AWS create, before each status write),
+//! the operator is killed there, restarted, and the workflow still converges with no
+//! duplicate AWS resource.
+#![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
+
+mod support;
+
+use std::time::Duration;
+
+use crosskey::api::{CrossAccountVault, SharedKey};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use support::{Operator, account_id, condition_of, create_role, env, wait_until};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn crash_and_recover(failpoint: &str) {
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "crash").await;
+    let (a, b) = (
+        account_id(&format!("{failpoint}-a")),
+        account_id(&format!("{failpoint}-b")),
+    );
+    let (a_name, b_name) = (format!("{namespace}-a"), format!("{namespace}-b"));
+    support::create_account(&client, &a_name, &a, &[&namespace]).await;
+    support::create_account(&client, &b_name, &b, &[&namespace]).await;
+    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
+    create_role(&iam_b, "BackupRole").await;
+
+    let mut crashing = Operator::start(&namespace, &[("CROSSKEY_FAILPOINTS", failpoint)]);
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
+    let key: SharedKey = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": "key"},
+        "spec": {"accountRef": {"name": a_name}, "region": "us-east-1", "alias": "alias/crash", "shareWith": {"accounts": [b]}},
+    }))
+    .unwrap();
+    keys.create(&PostParams::default(), &key).await.unwrap();
+    let vault: CrossAccountVault = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "CrossAccountVault", "metadata": {"name": "vault"},
+        "spec": {
+            "accountRef": {"name": b_name}, "region": "us-east-1",
+            "encryptionKey": {"sharedKeyRef": {"name": "key"}},
+            "accessPolicy": {"allowCopyFrom": {"accounts": [a]}},
+            "grantKeyUseToRoles": ["BackupRole"],
+        },
+    }))
+    .unwrap();
+    vaults.create(&PostParams::default(), &vault).await.unwrap();
+
+    let code = crashing.wait_exit(WAIT).await;
+    assert_eq!(
+        code,
+        Some(crosskey::failpoint::EXIT_CODE),
+        "the operator died at {failpoint}"
+    );
+
+    let _recovered = Operator::start(&namespace, &[]);
+    wait_until("key and vault Ready after the restart", WAIT, || {
+        let (keys, vaults) = (keys.clone(), vaults.clone());
+        async move {
+            let key = keys.get("key").await.unwrap();
+            let vault = vaults.get("vault").await.unwrap();
+            let ready = |conditions: Option<
+                &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+            >| {
+                condition_of(conditions.unwrap_or_default(), "Ready").0 == "True"
+            };
+            (ready(key.status.as_ref().map(|s| s.conditions.as_slice()))
+                && ready(vault.status.as_ref().map(|s| s.conditions.as_slice())))
+            .then_some(())
+        }
+    })
+    .await;
+
+    // No duplicates: one key in A, one vault in B, one inline policy on the role.
+    let kms_a = aws_sdk_kms::Client::new(&env().aws_config_in(&a).await);
+    let listed = kms_a
+        .list_keys()
+        .send()
+        .await
+        .unwrap()
+        .keys
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{failpoint}: keys in A: {listed:?}");
+    let backup_b = aws_sdk_backup::Client::new(&env().aws_config_in(&b).await);
+    let vault_list = backup_b.list_backup_vaults().send().await.unwrap();
+    assert_eq!(
+        vault_list.backup_vault_list().len(),
+        1,
+        "{failpoint}: vaults in B"
+    );
+    let policies = iam_b
+        .list_role_policies()
+        .role_name("BackupRole")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        policies.policy_names().len(),
+        1,
+        "{failpoint}: {:?}",
+        policies.policy_names()
+    );
+}
+
+macro_rules! crash_test {
+    ($name:ident, $failpoint:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            crash_and_recover($failpoint).await;
+        }
+    };
+}
+
+crash_test!(
+    after_create_key,
+    crosskey::failpoint::SHARED_KEY_AFTER_CREATE
+);
+crash_test!(
+    before_key_status,
+    crosskey::failpoint::SHARED_KEY_BEFORE_STATUS
+);
+crash_test!(after_create_vault, crosskey::failpoint::VAULT_AFTER_CREATE);
+crash_test!(
+    after_role_grant,
+    crosskey::failpoint::VAULT_AFTER_ROLE_GRANT
+);
+crash_test!(
+    before_vault_status,
+    crosskey::failpoint::VAULT_BEFORE_STATUS
+);
+
+#[test]
+fn every_failpoint_has_a_crash_test() {
+    let source = include_str!("crash.rs");
+    for name in crosskey::failpoint::ALL {
+        let constant = match *name {
+            "shared-key-after-create-key" => "SHARED_KEY_AFTER_CREATE",
+            "shared-key-before-status" => "SHARED_KEY_BEFORE_STATUS",
+            "vault-after-create-vault" => "VAULT_AFTER_CREATE",
+            "vault-after-role-grant" => "VAULT_AFTER_ROLE_GRANT",
+            "vault-before-status" => "VAULT_BEFORE_STATUS",
+            other => panic!("failpoint {other} has no crash test: add one to tests/crash.rs"),
+        };
+        assert!(
+            source.contains(&format!("crosskey::failpoint::{constant})")),
+            "{constant} not tested"
+        );
+    }
+}
