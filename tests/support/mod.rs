@@ -135,6 +135,21 @@ impl TestEnv {
         cmd
     }
 
+    /// Restarts kube-apiserver on the same port (etcd and the emulator keep running).
+    /// Only for test binaries that own their environment: it disturbs every test in it.
+    pub fn restart_apiserver(&self) {
+        let status = Command::new(project_root().join("tests/testenv/testenv.sh"))
+            .args(["restart-apiserver", "--dir"])
+            .arg(&self.dir)
+            .status()
+            .expect("testenv.sh runs");
+        assert!(
+            status.success(),
+            "restart-apiserver failed; see {}/logs",
+            self.dir.display()
+        );
+    }
+
     /// A `kubectl` command bound to this environment.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));
@@ -412,6 +427,11 @@ impl Operator {
     }
 
     /// The process ID.
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

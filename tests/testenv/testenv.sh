@@ -4,6 +4,7 @@
 #
 #   testenv.sh up   [--dir DIR] [--owner-pid PID]   start; write DIR/env.sh
 #   testenv.sh down [--dir DIR]                     stop what `up` started in DIR
+#   testenv.sh restart-apiserver [--dir DIR]        restart kube-apiserver on its port
 #
 # DIR defaults to target/testenv. With --owner-pid the servers stop by themselves when
 # that process exits (used by the Rust test-support module). Logs are in DIR/logs.
@@ -64,13 +65,34 @@ wait_for() {
   done
 }
 
+# Starts kube-apiserver with the arguments saved in DIR/kube-apiserver.args.
+start_apiserver() {
+  mapfile -t args < "$dir/kube-apiserver.args"
+  "$(cat "$dir/bin-dir")/kube-apiserver" "${args[@]}" >> "$dir/logs/kube-apiserver.log" 2>&1 &
+  echo $! > "$dir/kube-apiserver.pid"
+}
+
 case "$cmd" in
+  restart-apiserver)
+    # Stops the API server, then starts it again on the same port; returns once it is
+    # ready. etcd, the emulator and the data survive.
+    pid="$(cat "$dir/kube-apiserver.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    start_apiserver
+    token="$(cut -d, -f1 "$dir/certs/tokens.csv")"
+    port="$(grep -- '--secure-port=' "$dir/kube-apiserver.args" | cut -d= -f2)"
+    wait_for "kube-apiserver /readyz after the restart" 120 \
+      curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz"
+    exit 0
+    ;;
   down)
     stop_all "$dir"
     exit 0
     ;;
   up) ;;
-  *) echo "usage: $0 up|down [--dir DIR] [--owner-pid PID]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart-apiserver [--dir DIR] [--owner-pid PID]" >&2; exit 2 ;;
 esac
 
 stop_all "$dir"
@@ -101,19 +123,25 @@ echo $! > "$dir/moto.pid"
 
 wait_for "etcd" 60 curl -sf "http://127.0.0.1:$etcd_port/health"
 
-"$bin_dir/kube-apiserver" \
-  --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-  --cert-dir "$dir/certs" \
-  --service-cluster-ip-range 10.0.0.0/24 \
-  --service-account-issuer "https://127.0.0.1:$api_port" \
-  --service-account-key-file "$dir/certs/sa.key" --service-account-signing-key-file "$dir/certs/sa.key" \
-  --token-auth-file "$dir/certs/tokens.csv" \
-  --authorization-mode RBAC \
-  --disable-admission-plugins ServiceAccount \
-  --endpoint-reconciler-type none \
-  > "$dir/logs/kube-apiserver.log" 2>&1 &
-echo $! > "$dir/kube-apiserver.pid"
+# The API server's command line is kept, so that `restart-apiserver` can bring the same
+# server back on the same port (for fault tests).
+cat > "$dir/kube-apiserver.args" <<ARGS
+--etcd-servers=http://127.0.0.1:$etcd_port
+--bind-address=127.0.0.1
+--advertise-address=127.0.0.1
+--secure-port=$api_port
+--cert-dir=$dir/certs
+--service-cluster-ip-range=10.0.0.0/24
+--service-account-issuer=https://127.0.0.1:$api_port
+--service-account-key-file=$dir/certs/sa.key
+--service-account-signing-key-file=$dir/certs/sa.key
+--token-auth-file=$dir/certs/tokens.csv
+--authorization-mode=RBAC
+--disable-admission-plugins=ServiceAccount
+--endpoint-reconciler-type=none
+ARGS
+echo "$bin_dir" > "$dir/bin-dir"
+start_apiserver
 
 if [[ -n "$owner_pid" ]]; then
   # Stops the servers when the owning process goes away, however it ends.
