@@ -20,6 +20,21 @@ pub struct KeyInfo {
     pub enabled: bool,
 }
 
+impl From<aws_sdk_kms::types::KeyMetadata> for KeyInfo {
+    fn from(meta: aws_sdk_kms::types::KeyMetadata) -> Self {
+        KeyInfo {
+            arn: meta.arn.unwrap_or_default(),
+            state: meta
+                .key_state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            description: meta.description.unwrap_or_default(),
+            enabled: meta.enabled,
+            key_id: meta.key_id,
+        }
+    }
+}
+
 impl KeyInfo {
     pub fn is_pending_deletion(&self) -> bool {
         self.state == KeyState::PendingDeletion.as_str()
@@ -51,17 +66,7 @@ impl Kms {
         let meta = out
             .key_metadata
             .ok_or_else(|| missing("DescribeKey", "KeyMetadata"))?;
-        Ok(KeyInfo {
-            arn: meta.arn.clone().unwrap_or_default(),
-            state: meta
-                .key_state
-                .as_ref()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            description: meta.description.clone().unwrap_or_default(),
-            enabled: meta.enabled,
-            key_id: meta.key_id,
-        })
+        Ok(KeyInfo::from(meta))
     }
 
     /// Creates a symmetric encryption key with its policy and tags in one call.
@@ -95,17 +100,7 @@ impl Kms {
         let meta = out
             .key_metadata
             .ok_or_else(|| missing("CreateKey", "KeyMetadata"))?;
-        Ok(KeyInfo {
-            arn: meta.arn.clone().unwrap_or_default(),
-            state: meta
-                .key_state
-                .as_ref()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            description: meta.description.clone().unwrap_or_default(),
-            enabled: meta.enabled,
-            key_id: meta.key_id,
-        })
+        Ok(KeyInfo::from(meta))
     }
 
     pub async fn get_key_policy(&self, key_id: &str) -> Result<String, AwsError> {
