@@ -153,6 +153,13 @@ async fn key_policy(kms: &aws_sdk_kms::Client, key_id: &str) -> PolicyDocument {
     PolicyDocument::parse(&text).unwrap()
 }
 
+/// A key policy with only the owner root statement: what a console edit leaves behind.
+fn owner_only_policy(account: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OwnerRoot","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    )
+}
+
 fn sids(policy: &PolicyDocument) -> Vec<String> {
     let mut sids: Vec<String> = policy
         .statements()
@@ -433,10 +440,7 @@ async fn out_of_band_policy_edit_is_repaired_under_enforce() {
     let key = fx.wait_ready("k").await;
     let kms = fx.kms().await;
     let id = key_id(&key);
-    let tampered = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OwnerRoot","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
-        fx.account
-    );
+    let tampered = owner_only_policy(&fx.account);
     kms.put_key_policy()
         .key_id(&id)
         .policy_name("default")
@@ -477,10 +481,7 @@ async fn out_of_band_policy_edit_is_only_reported_under_observe() {
     let key = fx.wait_ready("k").await;
     let kms = fx.kms().await;
     let id = key_id(&key);
-    let tampered = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OwnerRoot","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
-        fx.account
-    );
+    let tampered = owner_only_policy(&fx.account);
     kms.put_key_policy()
         .key_id(&id)
         .policy_name("default")

@@ -180,3 +180,43 @@ pub async fn resolve(
         clients,
     })
 }
+
+/// Resolves the account of an object being deleted. When it cannot be used and the
+/// deletion policy is Retain, the AWS resources are simply left (`Ok(None)`, with a
+/// Warning Event saying `left_behind`); under Delete the reason goes into the object's
+/// status and the error keeps the finalizer.
+pub async fn resolve_for_cleanup<K>(
+    ctx: &Context,
+    obj: &K,
+    account_ref: &crate::api::AccountRef,
+    region: Option<&str>,
+    deletion_policy: crate::api::DeletionPolicy,
+    left_behind: &str,
+) -> Result<Option<ResolvedAccount>, Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + kube::core::object::HasStatus
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::Status: super::Conditions + Clone + Default + serde::Serialize + PartialEq,
+{
+    use kube::ResourceExt;
+    let namespace = obj.namespace().unwrap_or_default();
+    match resolve(ctx, &account_ref.name, &namespace, region).await {
+        Ok(account) => Ok(Some(account)),
+        Err(err) if deletion_policy == crate::api::DeletionPolicy::Retain => {
+            let note = format!("{left_behind}: {err}");
+            ctx.event(
+                obj,
+                kube::runtime::events::EventType::Warning,
+                "Retained",
+                "Delete",
+                note,
+            )
+            .await;
+            Ok(None)
+        }
+        Err(err) => Err(super::report_cleanup_block(obj, ctx, err).await),
+    }
+}

@@ -20,7 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
-use super::account::{ResolvedAccount, resolve};
+use super::account::{ResolvedAccount, resolve, resolve_for_cleanup};
 use super::{
     Context, Error, FINALIZER, controller_for, finish, jittered, report_cleanup_block, write_status,
 };
@@ -628,28 +628,18 @@ async fn cleanup(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
     let Some(key_id) = key.status.as_ref().and_then(|s| s.key_id.clone()) else {
         return Ok(Action::await_change());
     };
-    let namespace = key.namespace().unwrap_or_default();
-    let account = match resolve(
+    let left_behind = format!("key {key_id} left in AWS with its ownership tags");
+    let Some(account) = resolve_for_cleanup(
         ctx,
-        &key.spec.account_ref.name,
-        &namespace,
+        key.as_ref(),
+        &key.spec.account_ref,
         key.spec.region.as_deref(),
+        key.spec.deletion_policy,
+        &left_behind,
     )
-    .await
-    {
-        Ok(account) => account,
-        Err(err) if key.spec.deletion_policy == DeletionPolicy::Retain => {
-            ctx.event(
-                key.as_ref(),
-                EventType::Warning,
-                "Retained",
-                "Delete",
-                format!("key {key_id} left in AWS with its ownership tags: {err}"),
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-        Err(err) => return Err(report_cleanup_block(key.as_ref(), ctx, err).await),
+    .await?
+    else {
+        return Ok(Action::await_change());
     };
     let kms = account.clients.kms();
     match key.spec.deletion_policy {

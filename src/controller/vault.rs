@@ -19,7 +19,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::account::{ResolvedAccount, resolve};
+use super::account::{ResolvedAccount, resolve, resolve_for_cleanup};
 use super::shared_key::{DRIFTED, account_changes, desired_policy};
 use super::{
     Context, Error, FINALIZER, controller_for, finish, jittered, report_cleanup_block, write_status,
@@ -786,28 +786,17 @@ async fn converge_role_grants(
 /// Deletion: role grants are always removed. Retain leaves the vault; Delete deletes it
 /// when it holds no recovery points, which the operator never deletes.
 async fn cleanup(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action, Error> {
-    let namespace = vault.namespace().unwrap_or_default();
-    let account = match resolve(
+    let Some(account) = resolve_for_cleanup(
         ctx,
-        &vault.spec.account_ref.name,
-        &namespace,
+        vault.as_ref(),
+        &vault.spec.account_ref,
         vault.spec.region.as_deref(),
+        vault.spec.deletion_policy,
+        "vault and role grants left in AWS",
     )
-    .await
-    {
-        Ok(account) => account,
-        Err(err) if vault.spec.deletion_policy == DeletionPolicy::Retain => {
-            ctx.event(
-                vault.as_ref(),
-                EventType::Warning,
-                "Retained",
-                "Delete",
-                format!("vault and role grants left in AWS: {err}"),
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-        Err(err) => return Err(report_cleanup_block(vault.as_ref(), ctx, err).await),
+    .await?
+    else {
+        return Ok(Action::await_change());
     };
     let iam = account.clients.iam();
     let policy_name = role_policy_name(&vault);

@@ -224,19 +224,8 @@ impl TestEnv {
     /// SDK configuration acting in `account` through AssumeRole of `role/crosskey`, as the
     /// operator does.
     pub async fn aws_config_in(&self, account: &str) -> SdkConfig {
-        let base = self.aws_config().await;
-        let provider = aws_config::sts::AssumeRoleProvider::builder(format!(
-            "arn:aws:iam::{account}:role/crosskey"
-        ))
-        .configure(&base)
-        .session_name("test")
-        .build()
-        .await;
-        base.to_builder()
-            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
-                provider,
-            ))
-            .build()
+        self.aws_config_as(&format!("arn:aws:iam::{account}:role/crosskey"))
+            .await
     }
 
     /// Call counters of the emulator: `services.<svc>.<Operation>.<account>.total`.
