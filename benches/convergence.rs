@@ -11,7 +11,14 @@
 //! - steady state over K drift intervals of 30 s (`CROSSKEY_BENCH_K`, default 2), after
 //!   the smallest N converged with quotas on: AWS reads and writes per object per interval
 //!   (emulator counters) and API-server writes per object per interval (watch events);
-//! - the operator's VmHWM (peak) and VmRSS (steady) with N objects.
+//! - the operator's VmHWM (peak) and VmRSS (steady) with N objects;
+//! - drift repair latency: from an out-of-band PutKeyPolicy to the operator's repair,
+//!   for drift intervals of 30 s and 60 s (`CROSSKEY_BENCH_DRIFT_KEYS` keys each,
+//!   default 10), tampered at one instant;
+//! - memory without AWS: peak and steady RSS of an operator that starts with M
+//!   SharedKeys in the API server (`CROSSKEY_BENCH_MEMORY_N`, default `1000,10000`),
+//!   whose AwsAccount does not exist, until every one has its condition. This phase
+//!   runs last: its objects stay in the namespace.
 //!
 //! Figures go to stdout as a table and to `target/bench/convergence.json` (everything)
 //! and `target/bench/results.json` (the headline keys of issue 7, `null` when not
@@ -40,6 +47,8 @@ const CREATE_KEY_RPS: f64 = 5.0;
 
 struct Settings {
     sizes: Vec<usize>,
+    memory_sizes: Vec<usize>,
+    drift_keys: usize,
     k: u64,
     runs: usize,
 }
@@ -47,18 +56,25 @@ struct Settings {
 impl Settings {
     fn from_env() -> Settings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let mut sizes: Vec<usize> = var("CROSSKEY_BENCH_N")
-            .unwrap_or_else(|| "100,1000".to_string())
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse()
-                    .expect("CROSSKEY_BENCH_N: numbers, comma-separated")
-            })
-            .collect();
-        sizes.sort_unstable();
+        let sizes = |name: &str, default: &str| {
+            let mut sizes: Vec<usize> = var(name)
+                .unwrap_or_else(|| default.to_string())
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    s.trim()
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{name}: numbers, comma-separated"))
+                })
+                .collect();
+            sizes.sort_unstable();
+            sizes
+        };
         Settings {
-            sizes,
+            sizes: sizes("CROSSKEY_BENCH_N", "100,1000"),
+            memory_sizes: sizes("CROSSKEY_BENCH_MEMORY_N", "1000,10000"),
+            drift_keys: var("CROSSKEY_BENCH_DRIFT_KEYS")
+                .map_or(10, |v| v.parse().expect("CROSSKEY_BENCH_DRIFT_KEYS")),
             k: var("CROSSKEY_BENCH_K").map_or(2, |v| v.parse().expect("CROSSKEY_BENCH_K")),
             runs: var("CROSSKEY_BENCH_RUNS").map_or(5, |v| v.parse().expect("CROSSKEY_BENCH_RUNS")),
         }
@@ -233,10 +249,14 @@ impl World {
     }
 
     fn key_object(&self, name: &str, share_with: Option<&str>) -> SharedKey {
+        self.key_with_interval(name, share_with, DRIFT_INTERVAL_SECS)
+    }
+
+    fn key_with_interval(&self, name: &str, share_with: Option<&str>, interval: u64) -> SharedKey {
         let mut spec = json!({
             "accountRef": {"name": self.accounts[0].0},
             "region": "us-east-1",
-            "drift": {"interval": format!("{DRIFT_INTERVAL_SECS}s")},
+            "drift": {"interval": format!("{interval}s")},
         });
         if let Some(account) = share_with {
             spec["shareWith"] = json!({"accounts": [account]});
@@ -538,6 +558,190 @@ async fn steady_state(world: &World, account: &str, n: usize, k: u64) -> Value {
     })
 }
 
+/// Tampers the key policy of keys with 30 s and 60 s drift intervals at one instant and
+/// measures, per key, the time until the operator has put the declared policy back.
+async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
+    const INTERVALS: [u64; 2] = [30, 60];
+    let world = World::new(client, "bench-drift", &["owner"]).await;
+    let account = world.accounts[0].1.clone();
+    let keys = world.keys();
+    let mut names = Vec::new();
+    for interval in INTERVALS {
+        for i in 0..per_interval {
+            let name = format!("drift-{interval}s-{i:02}");
+            keys.create(
+                &PostParams::default(),
+                &world.key_with_interval(&name, None, interval),
+            )
+            .await
+            .expect("SharedKey created");
+            names.push((interval, name));
+        }
+    }
+    let mut key_ids = HashMap::new();
+    for (_, name) in &names {
+        let key = support::wait_until(
+            &format!("SharedKey {name} Ready"),
+            Duration::from_secs(120),
+            || {
+                let keys = keys.clone();
+                async move {
+                    let k = keys.get(name).await.ok()?;
+                    is_ready(k.status.as_ref().map(|s| &s.conditions)).then_some(k)
+                }
+            },
+        )
+        .await;
+        key_ids.insert(
+            name.clone(),
+            key.status.and_then(|s| s.key_id).expect("keyId"),
+        );
+    }
+    // Tamper at a moment unrelated to the keys' creation.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let kms = aws_sdk_kms::Client::new(&env().aws_config_in(&account).await);
+    let tampered = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OutOfBand","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    );
+    let start = Instant::now();
+    for (_, name) in &names {
+        kms.put_key_policy()
+            .key_id(&key_ids[name])
+            .policy_name("default")
+            .policy(&tampered)
+            .send()
+            .await
+            .expect("out-of-band PutKeyPolicy");
+    }
+    let tamper_secs = start.elapsed().as_secs_f64();
+    let mut repaired: HashMap<String, f64> = HashMap::new();
+    let timeout = Duration::from_secs(INTERVALS[1] * 2 + 30);
+    while repaired.len() < names.len() && start.elapsed() < timeout {
+        for (_, name) in &names {
+            if repaired.contains_key(name) {
+                continue;
+            }
+            let policy = kms
+                .get_key_policy()
+                .key_id(&key_ids[name])
+                .policy_name("default")
+                .send()
+                .await
+                .ok()
+                .and_then(|r| r.policy);
+            if policy.is_some_and(|p| !p.contains("OutOfBand")) {
+                repaired.insert(name.clone(), start.elapsed().as_secs_f64());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut by_interval = serde_json::Map::new();
+    for interval in INTERVALS {
+        let mut secs: Vec<f64> = names
+            .iter()
+            .filter(|(i, _)| *i == interval)
+            .filter_map(|(_, name)| repaired.get(name).copied())
+            .collect();
+        let p50 = median(&mut secs);
+        by_interval.insert(
+            format!("{interval}s"),
+            json!({
+                "interval_seconds": interval,
+                "keys": per_interval,
+                "repaired": secs.len(),
+                "seconds": secs,
+                "p50_seconds": p50,
+                "max_seconds": secs.iter().copied().fold(f64::NAN, f64::max),
+                "p50_over_interval": p50 / interval as f64,
+            }),
+        );
+    }
+    drop(world);
+    json!({
+        "tamper_seconds": tamper_secs,
+        "poll_ms": 250,
+        "by_interval": by_interval,
+    })
+}
+
+/// Peak and steady RSS of an operator that starts with `n` SharedKeys in its namespace.
+/// Their AwsAccount does not exist, so no AWS call is made: each object gets its
+/// AccountNotFound condition (one status write) and waits for a change.
+async fn bench_memory(client: &Client, n: usize) -> Value {
+    let namespace = support::namespace(client, &format!("bench-mem{n}")).await;
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let start = Instant::now();
+    let objects = (0..n).map(|i| -> SharedKey {
+        // A realistic object: shared with two accounts, tagged, described; created
+        // with the finalizer the operator would add, to spare it one write per object.
+        serde_json::from_value(json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {
+                "name": format!("k-{i:05}"),
+                "labels": {"app.kubernetes.io/part-of": "backup", "team": "platform"},
+                "finalizers": ["crosskey.dev/cleanup"],
+            },
+            "spec": {
+                "accountRef": {"name": "bench-memory-no-such-account"},
+                "region": "eu-west-1",
+                "description": format!("backup key {i} for the platform team"),
+                "shareWith": {"accounts": ["111111111111", "222222222222"]},
+                "tags": {"team": "platform", "cost-center": "cc-1234"},
+                "drift": {"interval": "5m"},
+            },
+        }))
+        .expect("SharedKey")
+    });
+    futures::stream::iter(objects)
+        .map(|object| {
+            let keys = keys.clone();
+            async move {
+                keys.create(&PostParams::default(), &object)
+                    .await
+                    .expect("SharedKey created");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let create_secs = start.elapsed().as_secs_f64();
+
+    let operator = Operator::start_with(&namespace, &[], &[]);
+    let pid = operator.pid();
+    let started = Instant::now();
+    let mut rss_max: f64 = 0.0;
+    let not_ready = [("kind", "SharedKey"), ("ready", "False")];
+    let mut processed = false;
+    while started.elapsed() < Duration::from_secs(600) {
+        if let Some((rss, _)) = rss_mib(pid) {
+            rss_max = rss_max.max(rss);
+        }
+        let reported = match operator.metrics_text().await {
+            Some(text) => support::metric_sample(&text, "crosskey_objects", &not_ready),
+            None => None,
+        };
+        if reported == Some(n as f64) {
+            processed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let processed_secs = started.elapsed().as_secs_f64();
+    // Let the allocator settle, then read the steady figure.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rss_steady, hwm) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
+    drop(operator);
+    json!({
+        "objects": n,
+        "create_seconds": create_secs,
+        "all_processed": processed,
+        "processed_seconds": processed_secs,
+        "rss_mib_steady": rss_steady,
+        "rss_mib_max_sampled": rss_max,
+        "vmhwm_mib": hwm,
+    })
+}
+
 fn fmt(value: &Value, digits: usize) -> String {
     value
         .as_f64()
@@ -656,6 +860,51 @@ fn print_report(report: &Value) {
         );
         println!("  calls: {}", st["calls_by_operation"]);
     }
+    let drift = &report["drift_repair"]["by_interval"];
+    if let Some(by_interval) = drift.as_object() {
+        println!();
+        println!("drift repair: out-of-band PutKeyPolicy to repaired (policy polled every 250 ms)");
+        println!(
+            "{:>10} {:>6} {:>9} {:>9} {:>9} {:>14}",
+            "interval", "keys", "repaired", "p50 s", "max s", "p50/interval"
+        );
+        for row in by_interval.values() {
+            println!(
+                "{:>10} {:>6} {:>9} {:>9} {:>9} {:>14}",
+                format!("{} s", row["interval_seconds"]),
+                row["keys"].to_string(),
+                row["repaired"].to_string(),
+                fmt(&row["p50_seconds"], 1),
+                fmt(&row["max_seconds"], 1),
+                fmt(&row["p50_over_interval"], 2),
+            );
+        }
+    }
+    let memory = report["memory"].as_array().cloned().unwrap_or_default();
+    if !memory.is_empty() {
+        println!();
+        println!("memory without AWS: the operator starts with M SharedKeys in the API server");
+        println!(
+            "{:>8} {:>10} {:>12} {:>10} {:>10} {:>10}",
+            "M", "create s", "processed s", "RSS MiB", "max MiB", "HWM MiB"
+        );
+        for row in &memory {
+            let processed = if row["all_processed"].as_bool() == Some(true) {
+                fmt(&row["processed_seconds"], 1)
+            } else {
+                "timeout".to_string()
+            };
+            println!(
+                "{:>8} {:>10} {:>12} {:>10} {:>10} {:>10}",
+                row["objects"].to_string(),
+                fmt(&row["create_seconds"], 1),
+                processed,
+                fmt(&row["rss_mib_steady"], 1),
+                fmt(&row["rss_mib_max_sampled"], 1),
+                fmt(&row["vmhwm_mib"], 1),
+            );
+        }
+    }
     println!();
 }
 
@@ -693,9 +942,20 @@ async fn main() {
         }
     }
 
+    eprintln!("drift repair ...");
+    let drift_repair = bench_drift_repair(&client, settings.drift_keys).await;
+
+    let mut memory = Vec::new();
+    for &n in &settings.memory_sizes {
+        eprintln!("memory: {n} SharedKeys without AWS ...");
+        memory.push(bench_memory(&client, n).await);
+    }
+
     let report = json!({
         "settings": {
             "sizes": settings.sizes,
+            "memory_sizes": settings.memory_sizes,
+            "drift_keys_per_interval": settings.drift_keys,
             "k": settings.k,
             "runs": settings.runs,
             "drift_interval_seconds": DRIFT_INTERVAL_SECS,
@@ -705,6 +965,8 @@ async fn main() {
         },
         "time_to_ready": time_to_ready,
         "convergence": convergence,
+        "drift_repair": drift_repair,
+        "memory": memory,
     });
     print_report(&report);
     write_results(&report);
@@ -739,7 +1001,18 @@ fn write_results(report: &Value) {
         .find(|r| !r["steady"].is_null())
         .map(|r| r["steady"].clone())
         .unwrap_or(Value::Null);
+    // Peak RSS with n SharedKeys: the memory phase (no AWS) when it ran for n.
     let rss_at = |n: u64| {
+        report["memory"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["objects"].as_u64() == Some(n))
+            .map(|m| m["vmhwm_mib"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // Peak RSS while n SharedKeys converged against the emulator.
+    let rss_converging = |n: u64| {
         rows.iter()
             .filter(|r| r["n"].as_u64() == Some(n))
             .filter_map(|r| r["vmhwm_mib"].as_f64())
@@ -755,7 +1028,9 @@ fn write_results(report: &Value) {
         "steady_k8s_writes_per_object_interval": steady["k8s_writes_per_object_interval"],
         "rss_mib_1000": rss_at(1000),
         "rss_mib_10000": rss_at(10000),
-        "drift_repair_seconds_p50": Value::Null,
+        "rss_mib_1000_converging_with_aws": rss_converging(1000),
+        "drift_repair_seconds_p50": report["drift_repair"]["by_interval"]["30s"]["p50_seconds"],
+        "drift_repair_interval_seconds": 30,
         "raw": report,
     });
     for (file, value) in [("convergence.json", report), ("results.json", &results)] {

@@ -59,6 +59,10 @@ struct RunArgs {
     /// comma separated), for accounts whose quotas were raised or are shared.
     #[arg(long, env = "CROSSKEY_AWS_RATE_LIMITS", value_delimiter = ',', value_parser = parse_rate_limit)]
     aws_rate_limit: Vec<(String, u32)>,
+    /// How long throttling and AWS 5xx errors are retried quietly before an object's
+    /// conditions report them, e.g. 60s.
+    #[arg(long, env = "CROSSKEY_TRANSIENT_ERROR_GRACE", default_value = "60s", value_parser = parse_short_interval)]
+    transient_error_grace: Duration,
     /// Drift check interval of objects whose spec.drift.interval cannot be parsed.
     #[arg(long, env = "CROSSKEY_DEFAULT_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_interval)]
     default_drift_interval: Duration,
@@ -139,6 +143,7 @@ impl RunArgs {
             account_verify_interval: self.account_verify_interval,
             max_retry: self.max_retry_interval,
             default_drift_interval: self.default_drift_interval,
+            transient_error_grace: self.transient_error_grace,
             ..Default::default()
         }
     }

@@ -1,17 +1,56 @@
 //! Resilience under AWS faults: with 30% of calls throttled and 5% failing with 500,
 //! a batch of SharedKeys and CrossAccountVaults still converges, no object ends on a
-//! terminal condition because of a transient error, and the retries stay bounded.
+//! terminal condition because of a transient error, no condition ever shows a blip of
+//! throttling, and the retries stay bounded. Throttling that lasts is reported, and a
+//! spec change goes before a backlog of drift checks.
 #![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crosskey::api::{CrossAccountVault, SharedKey};
-use kube::Api;
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use support::{Operator, account_id, calls, condition_of, env, wait_until};
+use support::{Operator, account_id, calls, condition_of, env, metric_sample, wait_until};
+
+/// Reasons of a transient AWS error.
+const TRANSIENT_REASONS: [&str; 2] = ["Throttled", "AwsUnavailable"];
+
+/// Records every condition with a transient reason that any object of `api` shows, for
+/// as long as the returned task runs.
+fn record_transient_conditions<K>(
+    api: Api<K>,
+    conditions: fn(&K) -> Vec<Condition>,
+    seen: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut objects =
+            std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+        while let Some(event) = objects.next().await {
+            let Ok(obj) = event else { continue };
+            for c in conditions(&obj) {
+                if TRANSIENT_REASONS.contains(&c.reason.as_str()) {
+                    seen.lock().unwrap().push(format!(
+                        "{} {}: {} {}",
+                        obj.name_any(),
+                        c.type_,
+                        c.reason,
+                        c.message
+                    ));
+                }
+            }
+        }
+    })
+}
 
 const KEYS: usize = 25;
 const VAULTS: usize = 25;
@@ -33,10 +72,26 @@ async fn keys_and_vaults_converge_through_throttling_and_server_errors() {
             rules.push(env().aws_fault(json!({"service": service, "account": account, "mode": "error500", "rate": 0.072, "seed": 11})).await);
         }
     }
-    let _operator = Operator::start(&namespace, &[]);
+    // Under 30% throttling an object can fail for a minute in a row (e.g. the lookup by
+    // tag after an ambiguous CreateKey lists every key's tags) and the default grace
+    // would then rightly report it; a long grace shows that blips never reach a condition.
+    let _operator = Operator::start_with(&namespace, &[], &["--transient-error-grace", "10m"]);
 
     let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
     let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
+    let surfaced = Arc::new(Mutex::new(Vec::new()));
+    let recorders = [
+        record_transient_conditions(
+            keys.clone(),
+            |k: &SharedKey| k.status.clone().map(|s| s.conditions).unwrap_or_default(),
+            surfaced.clone(),
+        ),
+        record_transient_conditions(
+            vaults.clone(),
+            |v: &CrossAccountVault| v.status.clone().map(|s| s.conditions).unwrap_or_default(),
+            surfaced.clone(),
+        ),
+    ];
     for i in 0..KEYS {
         let key: SharedKey = serde_json::from_value(json!({
             "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": format!("key-{i}")},
@@ -111,6 +166,17 @@ async fn keys_and_vaults_converge_through_throttling_and_server_errors() {
     )
     .await;
 
+    for recorder in recorders {
+        recorder.abort();
+    }
+    // Every object converged within the transient-error grace: no failure may have
+    // reached a condition.
+    let surfaced = surfaced.lock().unwrap().clone();
+    assert!(
+        surfaced.is_empty(),
+        "transient errors surfaced: {surfaced:#?}"
+    );
+
     let counters = env().aws_counters().await;
     for rule in &rules {
         env().aws_clear_fault(rule).await;
@@ -142,5 +208,149 @@ async fn keys_and_vaults_converge_through_throttling_and_server_errors() {
     );
     println!(
         "AWS calls per key+vault pair under faults: {per_pair:.1}; CreateKey calls: {create_keys}"
+    );
+}
+
+fn key_object(name: &str, account_name: &str) -> SharedKey {
+    serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": name},
+        "spec": {"accountRef": {"name": account_name}, "drift": {"interval": "30s"}},
+    }))
+    .unwrap()
+}
+
+fn ready_of(key: &SharedKey) -> (String, String, String) {
+    condition_of(
+        key.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        "Ready",
+    )
+}
+
+#[tokio::test]
+async fn throttling_that_lasts_is_reported_with_what_to_do() {
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "lasting").await;
+    let account = account_id("lasting-throttle");
+    let account_name = format!("{namespace}-a");
+    support::create_account(&client, &account_name, &account, &[&namespace]).await;
+    let rule = env()
+        .aws_fault(json!({"service": "kms", "operation": "CreateKey", "account": account, "mode": "throttle"}))
+        .await;
+    let _operator = Operator::start_with(&namespace, &[], &["--transient-error-grace", "3s"]);
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    keys.create(&PostParams::default(), &key_object("k", &account_name))
+        .await
+        .unwrap();
+    let (_, message) = wait_until(
+        "the lasting throttling reported on Ready",
+        Duration::from_secs(60),
+        || {
+            let keys = keys.clone();
+            async move {
+                // The account is verified first (AccountNotReady until then).
+                let (_, reason, message) = ready_of(&keys.get("k").await.ok()?);
+                (reason == "Throttled").then_some((reason, message))
+            }
+        },
+    )
+    .await;
+    assert!(
+        message.contains("kms:CreateKey") && message.contains("--aws-rate-limit-factor"),
+        "the message names the call and what to do: {message}"
+    );
+    env().aws_clear_fault(&rule).await;
+    wait_until(
+        "Ready once AWS stops throttling",
+        Duration::from_secs(60),
+        || {
+            let keys = keys.clone();
+            async move { (ready_of(&keys.get("k").await.ok()?).0 == "True").then_some(()) }
+        },
+    )
+    .await;
+}
+
+/// With one reconcile at a time and every drift check slowed to over a second, a
+/// restart leaves a backlog of drift checks; a new SharedKey created then is reconciled
+/// next, not after the backlog.
+#[tokio::test]
+async fn a_spec_change_goes_before_a_backlog_of_drift_checks() {
+    const BACKLOG: usize = 12;
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "priority").await;
+    let account = account_id("priority-backlog");
+    let account_name = format!("{namespace}-a");
+    support::create_account(&client, &account_name, &account, &[&namespace]).await;
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let one_at_a_time = ["--concurrency", "1"];
+    let first = Operator::start_with(&namespace, &[], &one_at_a_time);
+    for i in 0..BACKLOG {
+        keys.create(
+            &PostParams::default(),
+            &key_object(&format!("old-{i}"), &account_name),
+        )
+        .await
+        .unwrap();
+    }
+    wait_until("the first keys Ready", Duration::from_secs(120), || {
+        let keys = keys.clone();
+        async move {
+            let list = keys.list(&Default::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|k| ready_of(k).0 == "True")
+                .count();
+            (ready == BACKLOG).then_some(())
+        }
+    })
+    .await;
+    drop(first);
+
+    // Every read of a key policy in this account now takes 1.5 s.
+    let slow = env()
+        .aws_fault(json!({"service": "kms", "operation": "GetKeyPolicy", "account": account, "mode": "delay", "delayMs": 1500}))
+        .await;
+    let before = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["GetKeyPolicy"],
+        &account,
+    );
+    let second = Operator::start_with(&namespace, &[], &one_at_a_time);
+    let waiting = [("kind", "SharedKey"), ("lane", "recheck")];
+    wait_until(
+        "a backlog of drift checks",
+        Duration::from_secs(60),
+        || async {
+            let text = second.metrics_text().await?;
+            (metric_sample(&text, "crosskey_reconciles_waiting", &waiting)? >= (BACKLOG - 3) as f64)
+                .then_some(())
+        },
+    )
+    .await;
+    keys.create(&PostParams::default(), &key_object("urgent", &account_name))
+        .await
+        .unwrap();
+    wait_until("the new key Ready", Duration::from_secs(120), || {
+        let keys = keys.clone();
+        async move { (ready_of(&keys.get("urgent").await.ok()?).0 == "True").then_some(()) }
+    })
+    .await;
+    let reads = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["GetKeyPolicy"],
+        &account,
+    ) - before;
+    env().aws_clear_fault(&slow).await;
+    // The new key reads its policy once; each drift check reads one. Behind the backlog
+    // there would be at least BACKLOG reads.
+    assert!(
+        reads <= 4,
+        "{reads} key-policy reads before the new key was Ready: it waited behind the drift checks"
     );
 }

@@ -16,7 +16,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::Kubeconfig;
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::{Operator, account_id, create_account, env, wait_until};
+use support::{Operator, account_id, create_account, env, metric_sample, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -117,39 +117,18 @@ fn ready(key: &SharedKey) -> String {
 
 type Labels = Vec<(&'static str, &'static str)>;
 
-/// The value of one sample, e.g. `sample(text, "crosskey_leader", &[])`; labels in the
-/// order the operator emits them.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let series = if labels.is_empty() {
-        name.to_string()
-    } else {
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        format!("{name}{{{}}}", labels.join(","))
-    };
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-async fn metrics(operator: &Operator) -> Option<String> {
-    match operator.http_get("/metrics").await {
-        Some((200, text)) => Some(text),
-        _ => None,
-    }
-}
-
 /// `crosskey_leader` of `operator`, once it answers `/readyz` with 200.
 async fn leader_when_ready(operator: &Operator) -> Option<bool> {
     let (status, _) = operator.http_get("/readyz").await?;
     if status != 200 {
         return None;
     }
-    let value = sample(&metrics(operator).await?, "crosskey_leader", &[])?;
+    let value = metric_sample(&operator.metrics_text().await?, "crosskey_leader", &[])?;
     Some(value == 1.0)
 }
 
 async fn is_leader(operator: &Operator) -> Option<bool> {
-    sample(&metrics(operator).await?, "crosskey_leader", &[]).map(|v| v == 1.0)
+    metric_sample(&operator.metrics_text().await?, "crosskey_leader", &[]).map(|v| v == 1.0)
 }
 
 /// Waits until exactly one of `a` and `b` leads and both are ready; true when `a` leads.
@@ -185,7 +164,7 @@ fn holds(identity: Option<&str>, operator: &Operator) -> bool {
 async fn metrics_are_served_with_every_family_and_no_object_label() {
     let fx = Fixture::new("rt-metrics").await;
     // CreateKey is throttled three times (each a counted throttle); the reconciles that
-    // fail on it report Throttled, and a later one creates the key.
+    // fail on it count as Throttled errors, and a later one creates the key.
     env()
         .aws_fault(json!({
             "service": "kms", "mode": "throttle", "operation": "CreateKey",
@@ -300,13 +279,13 @@ async fn metrics_are_served_with_every_family_and_no_object_label() {
         ),
     ];
     let text = wait_until("every expected sample", WAIT, || async {
-        let text = metrics(&operator).await?;
+        let text = operator.metrics_text().await?;
         let exact = expected
             .iter()
-            .all(|(name, labels, value)| sample(&text, name, labels) == Some(*value));
+            .all(|(name, labels, value)| metric_sample(&text, name, labels) == Some(*value));
         let some = at_least
             .iter()
-            .all(|(name, labels)| sample(&text, name, labels).is_some_and(|v| v >= 1.0));
+            .all(|(name, labels)| metric_sample(&text, name, labels).is_some_and(|v| v >= 1.0));
         (exact && some).then_some(text)
     })
     .await;
@@ -319,6 +298,7 @@ async fn metrics_are_served_with_every_family_and_no_object_label() {
         "# TYPE crosskey_drift_detected_total counter",
         "# TYPE crosskey_objects gauge",
         "# TYPE crosskey_leader gauge",
+        "# TYPE crosskey_reconciles_waiting gauge",
     ] {
         assert!(text.contains(family), "{family} in\n{text}");
     }
@@ -428,7 +408,11 @@ async fn readyz_waits_for_every_cache_and_for_the_lease() {
     .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(
-        sample(&metrics(&operator).await.unwrap(), "crosskey_leader", &[]),
+        metric_sample(
+            &operator.metrics_text().await.unwrap(),
+            "crosskey_leader",
+            &[]
+        ),
         Some(0.0)
     );
 
@@ -488,14 +472,14 @@ async fn standby_makes_no_calls_and_takes_over_within_the_lease_duration_after_k
     fx.wait_ready("before").await;
     // Only the leader reconciled and called AWS; the standby's caches are warm.
     let leader_text = wait_until("the leader's reconcile counted", WAIT, || async {
-        let text = metrics(&leader).await?;
-        sample(&text, "crosskey_reconciles_total", &[("kind", "SharedKey")])
+        let text = leader.metrics_text().await?;
+        metric_sample(&text, "crosskey_reconciles_total", &[("kind", "SharedKey")])
             .is_some_and(|v| v >= 1.0)
             .then_some(text)
     })
     .await;
     assert!(leader_text.contains("crosskey_aws_requests_total{"));
-    let standby_text = metrics(&standby).await.unwrap();
+    let standby_text = standby.metrics_text().await.unwrap();
     assert!(
         !standby_text.contains("crosskey_reconciles_total{"),
         "{standby_text}"
@@ -505,7 +489,7 @@ async fn standby_makes_no_calls_and_takes_over_within_the_lease_duration_after_k
         "{standby_text}"
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &standby_text,
             "crosskey_objects",
             &[("kind", "SharedKey"), ("ready", "True")]

@@ -3,6 +3,7 @@
 //! backoff, and status writes that happen only when the status changed.
 
 pub mod account;
+pub mod admission;
 pub mod shared_key;
 pub mod vault;
 
@@ -27,6 +28,7 @@ use tracing::{Instrument, info, warn};
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
 use crate::aws::{AwsError, ClientFactory, ErrorClass};
 use crate::runtime::{ReadyState, Runtime};
+use admission::{Admission, Lane};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "crosskey";
@@ -47,6 +49,9 @@ pub struct Settings {
     pub max_retry: Duration,
     /// Drift check interval of objects whose `spec.drift.interval` cannot be parsed.
     pub default_drift_interval: Duration,
+    /// How long throttling and AWS 5xx errors are retried before an object's conditions
+    /// report them (see [`Context::quiet_transient`]).
+    pub transient_error_grace: Duration,
 }
 
 impl Default for Settings {
@@ -58,6 +63,7 @@ impl Default for Settings {
             min_retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(300),
             default_drift_interval: Duration::from_secs(300),
+            transient_error_grace: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct Context {
     /// Metrics, readiness, leadership and shutdown (see [`drive`]).
     pub runtime: Runtime,
     retries: Mutex<HashMap<String, ExponentialBackoff>>,
+    /// When each failing object's current run of transient errors began.
+    transient_since: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// The Event reason of a drift detection; each such Event is also counted in
@@ -98,6 +106,7 @@ impl Context {
             accounts,
             runtime,
             retries: Mutex::default(),
+            transient_since: Mutex::default(),
         }
     }
 
@@ -151,6 +160,29 @@ impl Context {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
+        self.transient_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Whether a failure of `obj`'s reconcile stays out of its conditions for now.
+    /// Throttling and AWS 5xx/timeouts are retried with backoff and only reported once
+    /// they have failed the object without a break for `transient_error_grace`: a
+    /// blip must not flip a Ready object, nor cascade to the objects that reference it.
+    /// Every other error is reported at once.
+    pub fn quiet_transient<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &AwsError) -> bool {
+        let key = retry_key(obj);
+        let mut since = self
+            .transient_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !matches!(err.class, ErrorClass::Throttled | ErrorClass::Transient) {
+            since.remove(&key);
+            return false;
+        }
+        let started = *since.entry(key).or_insert_with(std::time::Instant::now);
+        started.elapsed() < self.settings.transient_error_grace
     }
 }
 
@@ -222,12 +254,25 @@ pub enum Error {
         "IAM roles not found in the vault's account: {0}; create them or fix grantKeyUseToRoles"
     )]
     RoleNotFound(String),
-    #[error("AWS: {0}")]
+    #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("cannot serialize: {0}")]
     Serialize(#[from] serde_json::Error),
+}
+
+/// What to do about an AWS error that outlasted the retries.
+fn aws_hint(err: &AwsError) -> &'static str {
+    match err.class {
+        ErrorClass::Throttled => {
+            "; crosskey keeps retrying with backoff. Throttling that lasts means other clients share this account's quota: lower --aws-rate-limit-factor or ask AWS to raise the quota"
+        }
+        ErrorClass::Transient => {
+            "; AWS failed or timed out, and crosskey keeps retrying with backoff. If it lasts, check the AWS Health Dashboard for the Region"
+        }
+        _ => "",
+    }
 }
 
 impl Error {
@@ -332,6 +377,9 @@ where
     K::Status: Conditions + Clone + Default + Serialize + PartialEq,
 {
     use crate::api::conditions::{READY, Status, new_condition, set_condition};
+    if matches!(&err, Error::Aws(e) if ctx.quiet_transient(obj, e)) {
+        return err;
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let mut status = obj.status().cloned().unwrap_or_default();
     let condition = new_condition(
@@ -534,10 +582,13 @@ pub async fn run(
 /// - only the leader reconciles: a standby keeps its cache warm and answers every
 ///   trigger with "wait for a change"; on becoming leader, every cached object is
 ///   reconciled; on losing the lease, running reconciles are abandoned at once;
+/// - at most `settings.concurrency` objects are reconciled at once, and waiting changes
+///   go before waiting drift checks (see [`admission`]); a reconcile that waited works
+///   on the newest cached version of its object;
 /// - each reconcile runs in a span with `kind`, `namespace` and `name`, and is counted
-///   and timed in the metrics;
-/// - at most `settings.concurrency` objects are reconciled at once;
-/// - on SIGTERM/SIGINT no new reconcile starts, and running ones finish.
+///   and timed (from its admission) in the metrics;
+/// - on SIGTERM/SIGINT no new reconcile starts, waiting ones are dropped, and running
+///   ones finish.
 pub async fn drive<K, F, Fut>(
     controller: kube::runtime::Controller<K>,
     reconcile: F,
@@ -555,17 +606,22 @@ pub async fn drive<K, F, Fut>(
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
     let runtime = ctx.runtime.clone();
-    let synced = runtime.readiness.track(controller.store());
-    runtime.metrics.observe_store(controller.store());
-    let reconcile = Arc::new(reconcile);
+    let store = controller.store();
+    let synced = runtime.readiness.track(store.clone());
+    runtime.metrics.observe_store(store.clone());
+    let gate = Arc::new(Gate {
+        admission: Admission::new(usize::from(ctx.settings.concurrency)),
+        store,
+        reconcile,
+    });
+    // kube's own limit would queue in trigger order; every due reconcile is let through
+    // to the admission instead, which knows changes from re-checks.
     let running = controller
         .reconcile_all_on(runtime.leadership.gained())
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
-        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(runtime.shutdown.wait())
         .run(
-            move |obj, ctx| supervised(obj, ctx, reconcile.clone()),
+            move |obj, ctx| supervised(obj, ctx, gate.clone()),
             error_policy,
             ctx,
         )
@@ -574,14 +630,22 @@ pub async fn drive<K, F, Fut>(
     futures::future::join(running, synced).await;
 }
 
-/// One reconcile under leadership, in a span, measured.
+/// What [`supervised`] needs besides the object: the admission, the cache to refresh a
+/// waited-for object from, and the kind's reconcile function.
+struct Gate<K: Resource<DynamicType = ()> + 'static, F> {
+    admission: Admission,
+    store: Store<K>,
+    reconcile: F,
+}
+
+/// One reconcile under leadership, admitted, in a span, measured.
 async fn supervised<K, F, Fut>(
     obj: Arc<K>,
     ctx: Arc<Context>,
-    reconcile: Arc<F>,
+    gate: Arc<Gate<K, F>>,
 ) -> Result<Action, Error>
 where
-    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + ReadyState + Clone + Send + Sync + 'static,
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
@@ -597,13 +661,35 @@ where
         return Ok(Action::await_change());
     }
     let kind = K::kind(&());
+    let lane = Lane::of(obj.as_ref());
+    let metrics = &ctx.runtime.metrics;
+    metrics.waiting(&kind, lane.as_str(), 1);
+    let permit = tokio::select! {
+        biased;
+        () = leadership.lost() => None,
+        () = ctx.runtime.shutdown.wait() => None,
+        permit = gate.admission.admit(lane) => permit,
+    };
+    metrics.waiting(&kind, lane.as_str(), -1);
+    let Some(_permit) = permit else {
+        return Ok(Action::await_change());
+    };
+    // The object may have changed while it waited; the controller holds new triggers
+    // for it until this reconcile ends.
+    let obj = gate
+        .store
+        .get(&ObjectRef::from_obj(obj.as_ref()))
+        .unwrap_or(obj);
     let span = tracing::info_span!(
         "reconcile",
         kind = %kind,
+        lane = lane.as_str(),
         namespace = obj.namespace().unwrap_or_default(),
         name = %obj.name_any(),
     );
     let started = std::time::Instant::now();
+    // Boxed so that the many reconciles waiting for admission stay small.
+    let work = Box::pin((gate.reconcile)(obj, ctx.clone()));
     let outcome = async {
         tokio::select! {
             biased;
@@ -611,7 +697,7 @@ where
                 warn!("the lease was lost: reconcile abandoned");
                 None
             }
-            outcome = reconcile(obj, ctx.clone()) => Some(outcome),
+            outcome = work => Some(outcome),
         }
     }
     .instrument(span)
@@ -619,13 +705,15 @@ where
     let Some(outcome) = outcome else {
         return Ok(Action::await_change());
     };
-    ctx.runtime.metrics.reconciled(
+    metrics.reconciled(
         &kind,
         started.elapsed(),
         outcome.as_ref().err().map(Error::reason),
     );
     outcome
 }
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A controller over `api` that reconciles on changes of spec (generation),
 /// annotations, finalizers and deletion, but not on its own status writes: a status
@@ -645,6 +733,12 @@ where
     let deletion = |obj: &K| obj.meta().deletion_timestamp.as_ref().map(|_| 1);
     let triggers = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        // The cache keeps what reconciles read: managedFields and kubectl's copy of the
+        // last applied object are often most of an object's bytes, times 10,000 objects.
+        .modify(|obj| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut().remove(LAST_APPLIED);
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(

@@ -137,6 +137,7 @@ async fn apply(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
             );
             pass.status.observed_generation = pass.generation;
         }
+        Err(Error::Aws(err)) if ctx.quiet_transient(key.as_ref(), err) => {}
         Err(err) => {
             pass.condition(READY, Status::False, err.reason(), err.to_string());
             if matches!(

@@ -195,6 +195,7 @@ async fn apply(vault: Arc<CrossAccountVault>, ctx: &Context) -> Result<Action, E
             );
             pass.status.observed_generation = pass.generation;
         }
+        Err(Error::Aws(err)) if ctx.quiet_transient(vault.as_ref(), err) => {}
         Err(err) => pass.condition(READY, Status::False, err.reason(), err.to_string()),
     }
     if !pass.status.conditions.iter().any(|c| c.type_ == DRIFTED) {
@@ -229,7 +230,9 @@ async fn converge(pass: &mut Pass<'_>) -> Result<(), Error> {
     let key = match resolve_key(pass, &account).await {
         Ok(key) => key,
         Err(err) => {
-            pass.condition(KEY_ACCESSIBLE, Status::False, err.reason(), err.to_string());
+            if !matches!(&err, Error::Aws(e) if pass.ctx.quiet_transient(pass.vault, e)) {
+                pass.condition(KEY_ACCESSIBLE, Status::False, err.reason(), err.to_string());
+            }
             return Err(err);
         }
     };

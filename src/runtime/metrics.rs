@@ -7,6 +7,7 @@
 //! | `crosskey_reconciles_total` | counter | `kind` |
 //! | `crosskey_reconcile_errors_total` | counter | `kind`, `reason` |
 //! | `crosskey_reconcile_duration_seconds` | histogram | `kind` |
+//! | `crosskey_reconciles_waiting` | gauge | `kind`, `lane` |
 //! | `crosskey_aws_requests_total` | counter | `service`, `operation`, `outcome` |
 //! | `crosskey_aws_throttles_total` | counter | `service`, `operation` |
 //! | `crosskey_drift_detected_total` | counter | `kind` |
@@ -37,6 +38,12 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    kind: String,
+    lane: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +85,7 @@ pub struct Metrics {
     reconciles: Family<KindLabels, Counter>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     reconcile_duration: HistogramFamily,
+    reconciles_waiting: Family<LaneLabels, Gauge>,
     aws_requests: Family<AwsLabels, Counter>,
     aws_throttles: Family<OperationLabels, Counter>,
     drift: Family<KindLabels, Counter>,
@@ -108,6 +116,12 @@ impl Metrics {
             "Duration of reconciles, by kind",
             Unit::Seconds,
             reconcile_duration.clone(),
+        );
+        let reconciles_waiting = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "reconciles_waiting",
+            "Reconciles waiting for a slot, by kind and lane: change (declared, not converged yet) or recheck (periodic drift check)",
+            reconciles_waiting.clone(),
         );
         let aws_requests = Family::<AwsLabels, Counter>::default();
         registry.register(
@@ -140,6 +154,7 @@ impl Metrics {
             reconciles,
             reconcile_errors,
             reconcile_duration,
+            reconciles_waiting,
             aws_requests,
             aws_throttles,
             drift,
@@ -160,6 +175,16 @@ impl Metrics {
         if let Some(reason) = error_reason {
             self.reconcile_error(kind, reason);
         }
+    }
+
+    /// Counts a reconcile of `kind` starting (`+1`) or ending (`-1`) a wait for a slot.
+    pub fn waiting(&self, kind: &str, lane: &str, delta: i64) {
+        self.reconciles_waiting
+            .get_or_create(&LaneLabels {
+                kind: kind.to_string(),
+                lane: lane.to_string(),
+            })
+            .inc_by(delta);
     }
 
     /// Records a reconcile error of `kind` with condition reason `reason`.
@@ -234,6 +259,8 @@ impl Metrics {
 /// when there is no such condition yet).
 pub trait ReadyState {
     fn ready_state(&self) -> &'static str;
+    /// The generation the status describes (`status.observedGeneration`).
+    fn observed_generation(&self) -> Option<i64>;
 }
 
 fn ready_of(
@@ -253,17 +280,29 @@ impl ReadyState for AwsAccount {
     fn ready_state(&self) -> &'static str {
         ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
     }
+
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref().and_then(|s| s.observed_generation)
+    }
 }
 
 impl ReadyState for SharedKey {
     fn ready_state(&self) -> &'static str {
         ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
     }
+
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref().and_then(|s| s.observed_generation)
+    }
 }
 
 impl ReadyState for CrossAccountVault {
     fn ready_state(&self) -> &'static str {
         ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref().and_then(|s| s.observed_generation)
     }
 }
 

@@ -303,6 +303,20 @@ impl TestEnv {
     }
 }
 
+/// The value of one metric sample, e.g. `metric_sample(text, "crosskey_leader", &[])`;
+/// labels in the order the operator emits them.
+pub fn metric_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let series = if labels.is_empty() {
+        name.to_string()
+    } else {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        format!("{name}{{{}}}", labels.join(","))
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// Calls made in `account`, summed over the given operations of `service` (all
 /// operations when `operations` is empty).
 pub fn calls(
@@ -413,6 +427,14 @@ impl Operator {
         let response = reqwest::get(url).await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))
+    }
+
+    /// Its `/metrics` text, when it answers 200.
+    pub async fn metrics_text(&self) -> Option<String> {
+        match self.http_get("/metrics").await {
+            Some((200, text)) => Some(text),
+            _ => None,
+        }
     }
 
     /// The process ID.
