@@ -63,6 +63,11 @@ struct RunArgs {
     /// conditions report them, e.g. 60s.
     #[arg(long, env = "CROSSKEY_TRANSIENT_ERROR_GRACE", default_value = "60s", value_parser = parse_short_interval)]
     transient_error_grace: Duration,
+    /// Longest an AWS request attempt may take before it is abandoned and retried, e.g.
+    /// 20s. A CreateKey whose answer was lost is looked for by its tag for this long plus
+    /// 10 s before another is created.
+    #[arg(long, env = "CROSSKEY_AWS_ATTEMPT_TIMEOUT", default_value = "20s", value_parser = parse_short_interval)]
+    aws_attempt_timeout: Duration,
     /// Drift check interval of objects whose spec.drift.interval cannot be parsed.
     #[arg(long, env = "CROSSKEY_DEFAULT_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_interval)]
     default_drift_interval: Duration,
@@ -144,6 +149,7 @@ impl RunArgs {
             max_retry: self.max_retry_interval,
             default_drift_interval: self.default_drift_interval,
             transient_error_grace: self.transient_error_grace,
+            create_settle: self.aws_attempt_timeout + crosskey::controller::CREATE_SETTLE_MARGIN,
             ..Default::default()
         }
     }
@@ -276,7 +282,7 @@ async fn run(args: RunArgs) -> ExitCode {
         info!(%addr, "serving /metrics, /livez and /readyz");
     }
     let server = tokio::spawn(crosskey::runtime::http::serve(listener, runtime.clone()));
-    let aws = crosskey::aws::ClientFactory::from_env()
+    let aws = crosskey::aws::ClientFactory::from_env(args.aws_attempt_timeout)
         .await
         .with_interceptor(AwsCallMetrics::new(metrics))
         .with_rate_limits(crosskey::aws::limits::RateLimits::new(

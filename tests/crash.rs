@@ -152,3 +152,62 @@ fn every_failpoint_has_a_crash_test() {
         assert!(tested, "{constant} has no crash_test! line");
     }
 }
+
+/// A CreateKey that times out on the operator's side but completes at AWS later: the
+/// operator must find that key by its tag, not create a second one.
+#[tokio::test]
+async fn a_timed_out_create_key_that_completes_later_is_found_not_repeated() {
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "late-create").await;
+    let account = account_id("late-create-a");
+    let account_name = format!("{namespace}-a");
+    support::create_account(&client, &account_name, &account, &[&namespace]).await;
+    // The emulator holds the first CreateKey for 4 s, then creates the key; the operator
+    // gives up on it after 1 s and would look again after about 1 s.
+    let late = env()
+        .aws_fault(json!({"service": "kms", "operation": "CreateKey", "account": account, "mode": "delay", "delayMs": 4000, "count": 1}))
+        .await;
+    let _operator = Operator::start_with(&namespace, &[], &["--aws-attempt-timeout", "1s"]);
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let key: SharedKey = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": "key"},
+        "spec": {"accountRef": {"name": account_name}, "region": "us-east-1"},
+    }))
+    .unwrap();
+    keys.create(&PostParams::default(), &key).await.unwrap();
+    let unconfirmed = wait_until("the unanswered CreateKey reported", WAIT, || {
+        let keys = keys.clone();
+        async move {
+            let key = keys.get("key").await.ok()?;
+            let conditions = key.status.map(|s| s.conditions).unwrap_or_default();
+            let (_, reason, message) = condition_of(&conditions, "Ready");
+            (reason == "CreateUnconfirmed").then_some(message)
+        }
+    })
+    .await;
+    assert!(unconfirmed.contains("ownership tag"), "{unconfirmed}");
+    let ready = wait_until("Ready with the late key", WAIT, || {
+        let keys = keys.clone();
+        async move {
+            let key = keys.get("key").await.ok()?;
+            let status = key.status?;
+            (condition_of(&status.conditions, "Ready").0 == "True").then_some(status)
+        }
+    })
+    .await;
+    env().aws_clear_fault(&late).await;
+    let kms = aws_sdk_kms::Client::new(&env().aws_config_in(&account).await);
+    let listed = kms
+        .list_keys()
+        .send()
+        .await
+        .unwrap()
+        .keys
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 1, "one key, the late one: {listed:?}");
+    assert_eq!(
+        listed[0].key_id.as_deref(),
+        ready.key_id.as_deref(),
+        "the status records the late key"
+    );
+}

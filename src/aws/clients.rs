@@ -24,6 +24,9 @@ use crate::api::AwsAccountSpec;
 /// Refresh assumed credentials this long before they expire.
 const CREDENTIALS_REFRESH_BUFFER: Duration = Duration::from_secs(300);
 const DEFAULT_SESSION_NAME: &str = "crosskey";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest an AWS request attempt may take before it counts as failed (transient).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How to reach one account: the identity part of an `AwsAccount` spec.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -91,8 +94,18 @@ pub struct ClientFactory {
 impl ClientFactory {
     /// Loads the operator's own configuration from the environment (credential chain,
     /// `AWS_REGION`, `AWS_ENDPOINT_URL`).
-    pub async fn from_env() -> Self {
-        Self::new(aws_config::defaults(BehaviorVersion::latest()).load().await)
+    pub async fn from_env(attempt_timeout: Duration) -> Self {
+        // Without timeouts a hung connection would hold a reconcile slot for ever.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(attempt_timeout)
+            .build();
+        Self::new(
+            aws_config::defaults(BehaviorVersion::latest())
+                .timeout_config(timeouts)
+                .load()
+                .await,
+        )
     }
 
     pub fn new(base: SdkConfig) -> Self {

@@ -52,7 +52,14 @@ pub struct Settings {
     /// How long throttling and AWS 5xx errors are retried before an object's conditions
     /// report them (see [`Context::quiet_transient`]).
     pub transient_error_grace: Duration,
+    /// How long after a CreateKey whose answer was lost (timeout, 5xx, crash) the key is
+    /// only looked for, not created again: a request that timed out on our side may
+    /// still complete at AWS.
+    pub create_settle: Duration,
 }
+
+/// Added to the AWS attempt timeout to get [`Settings::create_settle`].
+pub const CREATE_SETTLE_MARGIN: Duration = Duration::from_secs(10);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -64,6 +71,7 @@ impl Default for Settings {
             max_retry: Duration::from_secs(300),
             default_drift_interval: Duration::from_secs(300),
             transient_error_grace: Duration::from_secs(60),
+            create_settle: crate::aws::clients::DEFAULT_ATTEMPT_TIMEOUT + CREATE_SETTLE_MARGIN,
         }
     }
 }
@@ -217,6 +225,10 @@ pub enum Error {
     )]
     InvalidPrincipal { principals: String },
     #[error(
+        "an earlier CreateKey got no answer (timeout, server error or restart) and may still complete at AWS; crosskey looks for that key by its ownership tag until {0} and only then creates one"
+    )]
+    CreateUnconfirmed(String),
+    #[error(
         "the key is still used by CrossAccountVault {0}; delete the vaults first or set deletionPolicy: Retain"
     )]
     KeyInUse(String),
@@ -287,6 +299,7 @@ impl Error {
             Error::PolicyInvalid(_) => "PolicyInvalid",
             Error::KeyOwnedByAnother { .. } => "KeyOwnedByAnother",
             Error::InvalidPrincipal { .. } => "InvalidPrincipal",
+            Error::CreateUnconfirmed(_) => "CreateUnconfirmed",
             Error::KeyInUse(_) => "KeyInUse",
             Error::KeyNotFound(_) => "KeyNotFound",
             Error::ReferenceNotAllowed { .. } => "ReferenceNotAllowed",

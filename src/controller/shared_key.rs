@@ -303,11 +303,17 @@ async fn locate_or_create(
             .await
             .map(|info| (info, true));
     }
-    if pass.status.creation_started_time.is_some()
-        && let Some(key_id) = kms.find_key_by_tag(OWNER_UID_TAG, &pass.uid()).await?
-    {
-        tracing::info!(key = %key_id, "found the key created before a restart by its ownership tag");
-        return Ok((kms.describe_key(&key_id).await?, true));
+    if let Some(Time(started)) = pass.status.creation_started_time {
+        if let Some(key_id) = kms.find_key_by_tag(OWNER_UID_TAG, &pass.uid()).await? {
+            tracing::info!(key = %key_id, "found the key of an unanswered CreateKey by its ownership tag");
+            return Ok((kms.describe_key(&key_id).await?, true));
+        }
+        let settled = started
+            .checked_add(pass.ctx.settings.create_settle)
+            .unwrap_or(started);
+        if pass.now < settled {
+            return Err(Error::CreateUnconfirmed(settled.to_string()));
+        }
     }
     create(pass, kms, desired_json)
         .await
