@@ -14,7 +14,7 @@
 //! - the operator's VmHWM (peak) and VmRSS (steady) with N objects;
 //! - drift repair latency: from an out-of-band PutKeyPolicy to the operator's repair,
 //!   for drift intervals of 30 s and 60 s (`CROSSKEY_BENCH_DRIFT_KEYS` keys each,
-//!   default 10), tampered at one instant;
+//!   default 10), tampered at moments spread evenly over one interval;
 //! - memory without AWS: peak and steady RSS of an operator that starts with M
 //!   SharedKeys in the API server (`CROSSKEY_BENCH_MEMORY_N`, default `1000,10000`),
 //!   whose AwsAccount does not exist, until every one has its condition. This phase
@@ -40,12 +40,35 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use support::{Operator, env};
 
+/// Extra environment of every operator the bench starts, from
+/// `CROSSKEY_BENCH_OPERATOR_ENV` (`NAME=value;NAME=value`), e.g. allocator settings.
+fn operator_env() -> &'static [(String, String)] {
+    static ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        std::env::var("CROSSKEY_BENCH_OPERATOR_ENV")
+            .unwrap_or_default()
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+/// Starts an operator for `namespace` with the bench's extra environment (after `base`).
+fn start_operator(namespace: &str, base: &[(&str, &str)], args: &[&str]) -> Operator {
+    let mut environment: Vec<(&str, &str)> = base.to_vec();
+    environment.extend(operator_env().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Operator::start_with(namespace, &environment, args)
+}
+
 /// The minimum drift interval the CRDs accept.
 const DRIFT_INTERVAL_SECS: u64 = 30;
 /// CreateKey quota: requests per second per account and Region.
 const CREATE_KEY_RPS: f64 = 5.0;
 
 struct Settings {
+    /// Phases to run: `ttr`, `convergence`, `drift`, `memory`.
+    phases: Vec<String>,
     sizes: Vec<usize>,
     memory_sizes: Vec<usize>,
     drift_keys: usize,
@@ -71,6 +94,11 @@ impl Settings {
             sizes
         };
         Settings {
+            phases: var("CROSSKEY_BENCH_PHASES")
+                .unwrap_or_else(|| "ttr,convergence,drift,memory".to_string())
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .collect(),
             sizes: sizes("CROSSKEY_BENCH_N", "100,1000"),
             memory_sizes: sizes("CROSSKEY_BENCH_MEMORY_N", "1000,10000"),
             drift_keys: var("CROSSKEY_BENCH_DRIFT_KEYS")
@@ -215,7 +243,7 @@ impl World {
         }
         let interval = format!("{DRIFT_INTERVAL_SECS}s");
         let operator =
-            Operator::start_with(&namespace, &[], &["--default-drift-interval", &interval]);
+            start_operator(&namespace, &[], &["--default-drift-interval", &interval]);
         let world = World {
             client: client.clone(),
             namespace,
@@ -267,6 +295,23 @@ impl World {
         }))
         .expect("SharedKey")
     }
+}
+
+/// Creates `objects`, `parallel` requests at a time.
+async fn create_all(
+    keys: &Api<SharedKey>,
+    objects: impl IntoIterator<Item = SharedKey>,
+    parallel: usize,
+) {
+    futures::stream::iter(objects)
+        .map(|object| async move {
+            keys.create(&PostParams::default(), &object)
+                .await
+                .expect("SharedKey created");
+        })
+        .buffer_unordered(parallel)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// Polls `get` every 25 ms until Ready; the elapsed time from `start`, or None on timeout.
@@ -398,18 +443,7 @@ async fn bench_convergence(
     let objects: Vec<SharedKey> = (0..n)
         .map(|i| world.key_object(&format!("k-{i:05}"), None))
         .collect();
-    futures::stream::iter(objects)
-        .map(|object| {
-            let keys = keys.clone();
-            async move {
-                keys.create(&PostParams::default(), &object)
-                    .await
-                    .expect("SharedKey created");
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    create_all(&keys, objects, 16).await;
     let apply_secs = start.elapsed().as_secs_f64();
 
     let floor = n as f64 / CREATE_KEY_RPS;
@@ -597,44 +631,51 @@ async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
             key.status.and_then(|s| s.key_id).expect("keyId"),
         );
     }
-    // Tamper at a moment unrelated to the keys' creation.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Key i of an interval's group is tampered at i/keys of that interval after the
+    // start: the tampers fall evenly over the drift cycle, as out-of-band edits would.
     let kms = aws_sdk_kms::Client::new(&env().aws_config_in(&account).await);
+    // Someone shares the key with an extra account by hand.
     let tampered = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OutOfBand","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Owner","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{{"Sid":"OutOfBand","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::999999999999:root"}},"Action":["kms:Decrypt","kms:CreateGrant"],"Resource":"*"}}]}}"#
     );
-    let start = Instant::now();
-    for (_, name) in &names {
-        kms.put_key_policy()
-            .key_id(&key_ids[name])
-            .policy_name("default")
-            .policy(&tampered)
-            .send()
-            .await
-            .expect("out-of-band PutKeyPolicy");
-    }
-    let tamper_secs = start.elapsed().as_secs_f64();
-    let mut repaired: HashMap<String, f64> = HashMap::new();
     let timeout = Duration::from_secs(INTERVALS[1] * 2 + 30);
-    while repaired.len() < names.len() && start.elapsed() < timeout {
-        for (_, name) in &names {
-            if repaired.contains_key(name) {
-                continue;
-            }
-            let policy = kms
-                .get_key_policy()
-                .key_id(&key_ids[name])
+    let repairs = names.iter().map(|(interval, name)| {
+        let (kms, tampered, key_id) = (kms.clone(), tampered.clone(), key_ids[name].clone());
+        let index: u64 = name.rsplit('-').next().and_then(|i| i.parse().ok()).unwrap_or(0);
+        let offset = Duration::from_secs(*interval).mul_f64(index as f64 / per_interval as f64);
+        async move {
+            tokio::time::sleep(offset).await;
+            kms.put_key_policy()
+                .key_id(&key_id)
                 .policy_name("default")
+                .policy(&tampered)
                 .send()
                 .await
-                .ok()
-                .and_then(|r| r.policy);
-            if policy.is_some_and(|p| !p.contains("OutOfBand")) {
-                repaired.insert(name.clone(), start.elapsed().as_secs_f64());
+                .expect("out-of-band PutKeyPolicy");
+            let tampered_at = Instant::now();
+            while tampered_at.elapsed() < timeout {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let policy = kms
+                    .get_key_policy()
+                    .key_id(&key_id)
+                    .policy_name("default")
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|r| r.policy);
+                if policy.is_some_and(|p| !p.contains("OutOfBand")) {
+                    return Some(tampered_at.elapsed().as_secs_f64());
+                }
             }
+            None
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    });
+    let latencies = futures::future::join_all(repairs).await;
+    let repaired: HashMap<String, f64> = names
+        .iter()
+        .zip(latencies)
+        .filter_map(|((_, name), latency)| Some((name.clone(), latency?)))
+        .collect();
     let mut by_interval = serde_json::Map::new();
     for interval in INTERVALS {
         let mut secs: Vec<f64> = names
@@ -658,7 +699,7 @@ async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
     }
     drop(world);
     json!({
-        "tamper_seconds": tamper_secs,
+        "tamper": "spread evenly over one drift interval per group",
         "poll_ms": 250,
         "by_interval": by_interval,
     })
@@ -692,21 +733,11 @@ async fn bench_memory(client: &Client, n: usize) -> Value {
         }))
         .expect("SharedKey")
     });
-    futures::stream::iter(objects)
-        .map(|object| {
-            let keys = keys.clone();
-            async move {
-                keys.create(&PostParams::default(), &object)
-                    .await
-                    .expect("SharedKey created");
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
+    create_all(&keys, objects, 32).await;
     let create_secs = start.elapsed().as_secs_f64();
 
-    let operator = Operator::start_with(&namespace, &[], &[]);
+    // Production's log level: spans of enabled levels cost memory per reconcile.
+    let operator = start_operator(&namespace, &[("RUST_LOG", "info")], &[]);
     let pid = operator.pid();
     let started = Instant::now();
     let mut rss_max: f64 = 0.0;
@@ -863,7 +894,7 @@ fn print_report(report: &Value) {
     let drift = &report["drift_repair"]["by_interval"];
     if let Some(by_interval) = drift.as_object() {
         println!();
-        println!("drift repair: out-of-band PutKeyPolicy to repaired (policy polled every 250 ms)");
+        println!("drift repair: out-of-band PutKeyPolicy to repaired (tampers spread over an interval; policy polled every 250 ms)");
         println!(
             "{:>10} {:>6} {:>9} {:>9} {:>9} {:>14}",
             "interval", "keys", "repaired", "p50 s", "max s", "p50/interval"
@@ -927,11 +958,19 @@ async fn main() {
     let client = env().client().await;
     set_quotas(false).await;
 
-    eprintln!("time to Ready ...");
-    let time_to_ready = bench_time_to_ready(&client, settings.runs).await;
+    let run = |phase: &str| settings.phases.iter().any(|p| p == phase);
+    let time_to_ready = if run("ttr") {
+        eprintln!("time to Ready ...");
+        bench_time_to_ready(&client, settings.runs).await
+    } else {
+        Value::Null
+    };
 
     let mut convergence = Vec::new();
     for (i, &n) in settings.sizes.iter().enumerate() {
+        if !run("convergence") {
+            break;
+        }
         for quotas in [false, true] {
             eprintln!(
                 "convergence: N = {n}, quotas {} ...",
@@ -942,17 +981,26 @@ async fn main() {
         }
     }
 
-    eprintln!("drift repair ...");
-    let drift_repair = bench_drift_repair(&client, settings.drift_keys).await;
+    let drift_repair = if run("drift") {
+        eprintln!("drift repair ...");
+        bench_drift_repair(&client, settings.drift_keys).await
+    } else {
+        Value::Null
+    };
 
     let mut memory = Vec::new();
     for &n in &settings.memory_sizes {
+        if !run("memory") {
+            break;
+        }
         eprintln!("memory: {n} SharedKeys without AWS ...");
         memory.push(bench_memory(&client, n).await);
     }
 
     let report = json!({
         "settings": {
+            "phases": settings.phases,
+            "operator_env": operator_env().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "sizes": settings.sizes,
             "memory_sizes": settings.memory_sizes,
             "drift_keys_per_interval": settings.drift_keys,

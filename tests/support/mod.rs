@@ -229,6 +229,18 @@ impl TestEnv {
     }
 
     /// Call counters of the emulator: `services.<svc>.<Operation>.<account>.total`.
+    /// The IDs of every KMS key in `account` (the default Region).
+    pub async fn key_ids_in(&self, account: &str) -> Vec<String> {
+        let kms = aws_sdk_kms::Client::new(&self.aws_config_in(account).await);
+        let listed = kms.list_keys().limit(1000).send().await.expect("ListKeys");
+        listed
+            .keys
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| k.key_id)
+            .collect()
+    }
+
     pub async fn aws_counters(&self) -> serde_json::Value {
         reqwest::get(format!("{}/counters", self.aws_admin))
             .await
@@ -389,7 +401,17 @@ impl Operator {
             .join("logs")
             .join(format!("operator-{namespace}-{}.log", unique_suffix()));
         let file = std::fs::File::create(&log).expect("operator log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_crosskey"));
+        // CROSSKEY_OPERATOR_WRAPPER (e.g. `heaptrack -o /tmp/op`) runs the operator under
+        // a profiler; measured PIDs are then the wrapper's.
+        let mut command = match std::env::var("CROSSKEY_OPERATOR_WRAPPER") {
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut words = wrapper.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words).arg(env!("CARGO_BIN_EXE_crosskey"));
+                command
+            }
+            _ => Command::new(env!("CARGO_BIN_EXE_crosskey")),
+        };
         command
             .args([
                 "run",
