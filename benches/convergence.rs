@@ -17,8 +17,11 @@
 //!   default 10), tampered at moments spread evenly over one interval;
 //! - memory without AWS: peak and steady RSS of an operator that starts with M
 //!   SharedKeys in the API server (`CROSSKEY_BENCH_MEMORY_N`, default `1000,10000`),
-//!   whose AwsAccount does not exist, until every one has its condition. This phase
-//!   runs last: its objects stay in the namespace.
+//!   converged (Ready status, as after a restart) or pending (their AwsAccount does not
+//!   exist: every object reconciled at once). This phase runs last: its objects stay.
+//!
+//! `CROSSKEY_BENCH_PHASES` (default `ttr,convergence,drift,memory`) picks phases;
+//! `CROSSKEY_BENCH_OPERATOR_ENV` (`NAME=value;...`) adds environment to every operator.
 //!
 //! Figures go to stdout as a table and to `target/bench/convergence.json` (everything)
 //! and `target/bench/results.json` (the headline keys of issue 7, `null` when not
@@ -242,8 +245,7 @@ impl World {
             accounts.push((name, id));
         }
         let interval = format!("{DRIFT_INTERVAL_SECS}s");
-        let operator =
-            start_operator(&namespace, &[], &["--default-drift-interval", &interval]);
+        let operator = start_operator(&namespace, &[], &["--default-drift-interval", &interval]);
         let world = World {
             client: client.clone(),
             namespace,
@@ -641,7 +643,11 @@ async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
     let timeout = Duration::from_secs(INTERVALS[1] * 2 + 30);
     let repairs = names.iter().map(|(interval, name)| {
         let (kms, tampered, key_id) = (kms.clone(), tampered.clone(), key_ids[name].clone());
-        let index: u64 = name.rsplit('-').next().and_then(|i| i.parse().ok()).unwrap_or(0);
+        let index: u64 = name
+            .rsplit('-')
+            .next()
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
         let offset = Duration::from_secs(*interval).mul_f64(index as f64 / per_interval as f64);
         async move {
             tokio::time::sleep(offset).await;
@@ -705,11 +711,15 @@ async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
     })
 }
 
-/// Peak and steady RSS of an operator that starts with `n` SharedKeys in its namespace.
-/// Their AwsAccount does not exist, so no AWS call is made: each object gets its
-/// AccountNotFound condition (one status write) and waits for a change.
-async fn bench_memory(client: &Client, n: usize) -> Value {
-    let namespace = support::namespace(client, &format!("bench-mem{n}")).await;
+/// Peak and steady RSS of an operator that starts with `n` SharedKeys in its namespace,
+/// without AWS. `converged: false`: their AwsAccount does not exist, so each object is
+/// reconciled at once and gets its AccountNotFound condition (one status write): the
+/// worst case, every object due at the same moment. `converged: true`: the objects
+/// carry a Ready status for their generation, as after a restart of a converged fleet;
+/// their first drift checks are spread over their interval (1 h here), so none is due.
+async fn bench_memory(client: &Client, n: usize, converged: bool) -> Value {
+    let label = if converged { "converged" } else { "pending" };
+    let namespace = support::namespace(client, &format!("bench-mem{n}-{label}")).await;
     let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
     let start = Instant::now();
     let objects = (0..n).map(|i| -> SharedKey {
@@ -728,12 +738,42 @@ async fn bench_memory(client: &Client, n: usize) -> Value {
                 "description": format!("backup key {i} for the platform team"),
                 "shareWith": {"accounts": ["111111111111", "222222222222"]},
                 "tags": {"team": "platform", "cost-center": "cc-1234"},
-                "drift": {"interval": "5m"},
+                "drift": {"interval": "1h"},
             },
         }))
         .expect("SharedKey")
     });
     create_all(&keys, objects, 32).await;
+    if converged {
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let keys = keys.clone();
+                async move {
+                    let status = json!({"status": {
+                        "keyId": format!("{i:08}-0000-4000-8000-000000000000"),
+                        "keyArn": format!("arn:aws:kms:eu-west-1:111111111111:key/{i:08}-0000-4000-8000-000000000000"),
+                        "keyState": "Enabled",
+                        "observedGeneration": 1,
+                        "policyDigest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                        "conditions": [
+                            {"type": "Ready", "status": "True", "reason": "Converged", "message": "the key exists and its policy matches the spec", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
+                            {"type": "PolicySynced", "status": "True", "reason": "InSync", "message": "the key policy matches the spec", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
+                            {"type": "Drifted", "status": "False", "reason": "NoDrift", "message": "no out-of-band change found", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
+                        ],
+                    }});
+                    keys.patch_status(
+                        &format!("k-{i:05}"),
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(&status),
+                    )
+                    .await
+                    .expect("status written");
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+    }
     let create_secs = start.elapsed().as_secs_f64();
 
     // Production's log level: spans of enabled levels cost memory per reconcile.
@@ -741,14 +781,17 @@ async fn bench_memory(client: &Client, n: usize) -> Value {
     let pid = operator.pid();
     let started = Instant::now();
     let mut rss_max: f64 = 0.0;
-    let not_ready = [("kind", "SharedKey"), ("ready", "False")];
+    let expected = [
+        ("kind", "SharedKey"),
+        ("ready", if converged { "True" } else { "False" }),
+    ];
     let mut processed = false;
     while started.elapsed() < Duration::from_secs(600) {
         if let Some((rss, _)) = rss_mib(pid) {
             rss_max = rss_max.max(rss);
         }
         let reported = match operator.metrics_text().await {
-            Some(text) => support::metric_sample(&text, "crosskey_objects", &not_ready),
+            Some(text) => support::metric_sample(&text, "crosskey_objects", &expected),
             None => None,
         };
         if reported == Some(n as f64) {
@@ -764,6 +807,7 @@ async fn bench_memory(client: &Client, n: usize) -> Value {
     drop(operator);
     json!({
         "objects": n,
+        "converged": converged,
         "create_seconds": create_secs,
         "all_processed": processed,
         "processed_seconds": processed_secs,
@@ -894,7 +938,9 @@ fn print_report(report: &Value) {
     let drift = &report["drift_repair"]["by_interval"];
     if let Some(by_interval) = drift.as_object() {
         println!();
-        println!("drift repair: out-of-band PutKeyPolicy to repaired (tampers spread over an interval; policy polled every 250 ms)");
+        println!(
+            "drift repair: out-of-band PutKeyPolicy to repaired (tampers spread over an interval; policy polled every 250 ms)"
+        );
         println!(
             "{:>10} {:>6} {:>9} {:>9} {:>9} {:>14}",
             "interval", "keys", "repaired", "p50 s", "max s", "p50/interval"
@@ -916,8 +962,12 @@ fn print_report(report: &Value) {
         println!();
         println!("memory without AWS: the operator starts with M SharedKeys in the API server");
         println!(
-            "{:>8} {:>10} {:>12} {:>10} {:>10} {:>10}",
-            "M", "create s", "processed s", "RSS MiB", "max MiB", "HWM MiB"
+            "  converged: Ready objects, as after a restart (first drift checks spread over 1 h);"
+        );
+        println!("  pending: every object reconciled at once (AccountNotFound), the worst case");
+        println!(
+            "{:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10}",
+            "M", "objects", "create s", "processed s", "RSS MiB", "max MiB", "HWM MiB"
         );
         for row in &memory {
             let processed = if row["all_processed"].as_bool() == Some(true) {
@@ -926,8 +976,13 @@ fn print_report(report: &Value) {
                 "timeout".to_string()
             };
             println!(
-                "{:>8} {:>10} {:>12} {:>10} {:>10} {:>10}",
+                "{:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10}",
                 row["objects"].to_string(),
+                if row["converged"].as_bool() == Some(true) {
+                    "converged"
+                } else {
+                    "pending"
+                },
                 fmt(&row["create_seconds"], 1),
                 processed,
                 fmt(&row["rss_mib_steady"], 1),
@@ -993,8 +1048,13 @@ async fn main() {
         if !run("memory") {
             break;
         }
-        eprintln!("memory: {n} SharedKeys without AWS ...");
-        memory.push(bench_memory(&client, n).await);
+        for converged in [true, false] {
+            eprintln!(
+                "memory: {n} SharedKeys without AWS ({}) ...",
+                if converged { "converged" } else { "pending" }
+            );
+            memory.push(bench_memory(&client, n, converged).await);
+        }
     }
 
     let report = json!({
@@ -1049,13 +1109,16 @@ fn write_results(report: &Value) {
         .find(|r| !r["steady"].is_null())
         .map(|r| r["steady"].clone())
         .unwrap_or(Value::Null);
-    // Peak RSS with n SharedKeys: the memory phase (no AWS) when it ran for n.
-    let rss_at = |n: u64| {
+    // Peak RSS with n SharedKeys: the memory phase (no AWS), a converged fleet restarted
+    // (the headline) or every object pending at once.
+    let rss_at = |n: u64, converged: bool| {
         report["memory"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|m| m["objects"].as_u64() == Some(n))
+            .find(|m| {
+                m["objects"].as_u64() == Some(n) && m["converged"].as_bool() == Some(converged)
+            })
             .map(|m| m["vmhwm_mib"].clone())
             .unwrap_or(Value::Null)
     };
@@ -1074,8 +1137,10 @@ fn write_results(report: &Value) {
         "steady_aws_reads_per_object_interval": steady["aws_reads_per_object_interval"],
         "steady_aws_writes_per_object_interval": steady["aws_writes_per_object_interval"],
         "steady_k8s_writes_per_object_interval": steady["k8s_writes_per_object_interval"],
-        "rss_mib_1000": rss_at(1000),
-        "rss_mib_10000": rss_at(10000),
+        "rss_mib_1000": rss_at(1000, true),
+        "rss_mib_10000": rss_at(10000, true),
+        "rss_mib_1000_all_pending": rss_at(1000, false),
+        "rss_mib_10000_all_pending": rss_at(10000, false),
         "rss_mib_1000_converging_with_aws": rss_converging(1000),
         "drift_repair_seconds_p50": report["drift_repair"]["by_interval"]["30s"]["p50_seconds"],
         "drift_repair_interval_seconds": 30,

@@ -52,6 +52,61 @@ impl Lane {
     }
 }
 
+/// How often a converged object of a kind is checked again.
+pub trait Recheck {
+    fn recheck_interval(&self, settings: &super::Settings) -> Duration;
+}
+
+impl Recheck for crate::api::SharedKey {
+    fn recheck_interval(&self, settings: &super::Settings) -> Duration {
+        crate::api::parse_duration(&self.spec.drift.interval)
+            .unwrap_or(settings.default_drift_interval)
+    }
+}
+
+impl Recheck for crate::api::CrossAccountVault {
+    fn recheck_interval(&self, settings: &super::Settings) -> Duration {
+        crate::api::parse_duration(&self.spec.drift.interval)
+            .unwrap_or(settings.default_drift_interval)
+    }
+}
+
+impl Recheck for crate::api::AwsAccount {
+    fn recheck_interval(&self, settings: &super::Settings) -> Duration {
+        settings.account_verify_interval
+    }
+}
+
+/// Objects this process has seen, so that converged ones met for the first time (after
+/// a start or on becoming leader) get their first re-check at a random moment of their
+/// interval instead of all at once: 10,000 converged objects do not all call AWS in the
+/// first minute, and no backlog of re-checks forms.
+#[derive(Default)]
+pub struct FirstSight {
+    seen: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl FirstSight {
+    /// The delay before the first re-check of `obj`, if this is the first time it is
+    /// seen converged; `None` when it is to be reconciled now.
+    pub fn defer<K: Resource + ReadyState + Recheck>(
+        &self,
+        obj: &K,
+        settings: &super::Settings,
+    ) -> Option<Duration> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        obj.meta().uid.hash(&mut hasher);
+        let first = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hasher.finish());
+        (first && Lane::of(obj) == Lane::Recheck)
+            .then(|| obj.recheck_interval(settings).mul_f64(fastrand::f64()))
+    }
+}
+
 /// A re-check that has waited this long competes with changes on equal terms, so a
 /// steady stream of changes cannot postpone drift checks for ever.
 pub const RECHECK_PROMOTION: Duration = Duration::from_secs(30);
@@ -236,6 +291,39 @@ mod tests {
             "status": status,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn converged_objects_seen_first_are_spread_over_their_interval() {
+        let sight = FirstSight::default();
+        let settings = super::super::Settings::default();
+        let mut converged = key(2, Some(2), "True", false);
+        converged.metadata.uid = Some("u1".into());
+        converged.spec.drift.interval = "1h".into();
+        let delay = sight.defer(&converged, &settings).expect("deferred");
+        assert!(delay < Duration::from_secs(3600), "{delay:?}");
+        assert_eq!(
+            sight.defer(&converged, &settings),
+            None,
+            "only the first time"
+        );
+        let mut changed = key(3, Some(2), "True", false);
+        changed.metadata.uid = Some("u2".into());
+        assert_eq!(
+            sight.defer(&changed, &settings),
+            None,
+            "changes run at once"
+        );
+        // Different delays for different objects: spread, not one instant.
+        let delays: std::collections::BTreeSet<_> = (0..20)
+            .filter_map(|i| {
+                let mut k = key(1, Some(1), "True", false);
+                k.metadata.uid = Some(format!("spread-{i}"));
+                k.spec.drift.interval = "1h".into();
+                sight.defer(&k, &settings)
+            })
+            .collect();
+        assert!(delays.len() > 15, "{delays:?}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tracing::{Instrument, info, warn};
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
 use crate::aws::{AwsError, ClientFactory, ErrorClass};
 use crate::runtime::{ReadyState, Runtime};
-use admission::{Admission, Lane};
+use admission::{Admission, FirstSight, Lane, Recheck};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "crosskey";
@@ -598,6 +598,8 @@ pub async fn run(
 /// - at most `settings.concurrency` objects are reconciled at once, and waiting changes
 ///   go before waiting drift checks (see [`admission`]); a reconcile that waited works
 ///   on the newest cached version of its object;
+/// - a converged object seen for the first time (at start, on becoming leader) is first
+///   re-checked at a random moment of its interval, not at once;
 /// - each reconcile runs in a span with `kind`, `namespace` and `name`, and is counted
 ///   and timed (from its admission) in the metrics;
 /// - on SIGTERM/SIGINT no new reconcile starts, waiting ones are dropped, and running
@@ -609,6 +611,7 @@ pub async fn drive<K, F, Fut>(
 ) where
     K: Resource<DynamicType = ()>
         + ReadyState
+        + Recheck
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
@@ -624,6 +627,7 @@ pub async fn drive<K, F, Fut>(
     runtime.metrics.observe_store(store.clone());
     let gate = Arc::new(Gate {
         admission: Admission::new(usize::from(ctx.settings.concurrency)),
+        first_sight: FirstSight::default(),
         store,
         reconcile,
     });
@@ -647,6 +651,7 @@ pub async fn drive<K, F, Fut>(
 /// waited-for object from, and the kind's reconcile function.
 struct Gate<K: Resource<DynamicType = ()> + 'static, F> {
     admission: Admission,
+    first_sight: FirstSight,
     store: Store<K>,
     reconcile: F,
 }
@@ -658,7 +663,7 @@ async fn supervised<K, F, Fut>(
     gate: Arc<Gate<K, F>>,
 ) -> Result<Action, Error>
 where
-    K: Resource<DynamicType = ()> + ReadyState + Clone + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + ReadyState + Recheck + Clone + Send + Sync + 'static,
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
@@ -672,6 +677,9 @@ where
     if !leadership.is_leader() {
         // Reconciled again when this replica becomes the leader (reconcile_all_on).
         return Ok(Action::await_change());
+    }
+    if let Some(delay) = gate.first_sight.defer(obj.as_ref(), &ctx.settings) {
+        return Ok(Action::requeue(delay));
     }
     let kind = K::kind(&());
     let lane = Lane::of(obj.as_ref());
@@ -751,6 +759,8 @@ where
         .modify(|obj| {
             obj.managed_fields_mut().clear();
             obj.annotations_mut().remove(LAST_APPLIED);
+            // No reconcile reads labels (GitOps tools add several per object).
+            obj.labels_mut().clear();
         })
         .reflect(writer)
         .applied_objects()
