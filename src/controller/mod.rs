@@ -752,7 +752,10 @@ where
     use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector, watcher};
     let (reader, writer) = reflector::store();
     let deletion = |obj: &K| obj.meta().deletion_timestamp.as_ref().map(|_| 1);
-    let triggers = watcher(api, watcher::Config::default().any_semantic())
+    // Listed in pages (500 objects) from the API server: a list from its watch cache
+    // (any_semantic) comes in one piece, and with 10,000 objects that one response
+    // alone is tens of MiB.
+    let triggers = watcher(api, watcher::Config::default())
         .default_backoff()
         // The cache keeps what reconciles read: managedFields and kubectl's copy of the
         // last applied object are often most of an object's bytes, times 10,000 objects.
