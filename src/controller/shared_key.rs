@@ -112,6 +112,8 @@ struct Pass<'a> {
     ctx: &'a Context,
     api: Api<SharedKey>,
     status: SharedKeyStatus,
+    /// The status as the API server has it: the object's, or the last checkpoint's.
+    recorded: Option<SharedKeyStatus>,
     now: Timestamp,
     generation: Option<i64>,
 }
@@ -123,6 +125,7 @@ async fn apply(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
         ctx,
         api: Api::namespaced(ctx.client.clone(), &namespace),
         status: key.status.clone().unwrap_or_default(),
+        recorded: key.status.clone(),
         now: Timestamp::now(),
         generation: key.metadata.generation,
     };
@@ -148,7 +151,9 @@ async fn apply(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
             }
         }
     }
-    let changed = key.status.as_ref() != Some(&pass.status);
+    // Compared with what the API server has, checkpoints included: a marker that a
+    // checkpoint wrote and this pass cleared must be written again.
+    let changed = pass.recorded.as_ref() != Some(&pass.status);
     if changed {
         pass.status
             .drift
@@ -156,10 +161,16 @@ async fn apply(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
             .last_check_time = Some(Time(pass.now));
     }
     // A converged pass has made its AWS writes; crash tests stop it before the record.
-    if outcome.is_ok() && key.status.as_ref() != Some(&pass.status) {
+    if outcome.is_ok() && changed {
         failpoint::hit(failpoint::SHARED_KEY_BEFORE_STATUS);
     }
-    write_status(&pass.api, key.as_ref(), key.status.as_ref(), &pass.status).await?;
+    write_status(
+        &pass.api,
+        key.as_ref(),
+        pass.recorded.as_ref(),
+        &pass.status,
+    )
+    .await?;
     let interval = drift_interval(&key, ctx.settings.default_drift_interval);
     finish(ctx, key.as_ref(), outcome.map(|()| jittered(interval)))
 }
@@ -196,7 +207,9 @@ impl Pass<'_> {
 
     /// Records progress that must survive a crash (the key ID, the creation marker).
     async fn checkpoint(&mut self) -> Result<(), Error> {
-        write_status(&self.api, self.key, self.key.status.as_ref(), &self.status).await?;
+        if write_status(&self.api, self.key, self.recorded.as_ref(), &self.status).await? {
+            self.recorded = Some(self.status.clone());
+        }
         Ok(())
     }
 }
