@@ -68,6 +68,10 @@ struct RunArgs {
     /// 10 s before another is created.
     #[arg(long, env = "CROSSKEY_AWS_ATTEMPT_TIMEOUT", default_value = "20s", value_parser = parse_short_interval)]
     aws_attempt_timeout: Duration,
+    /// How long a drift check may wait behind declared changes before it is served in
+    /// turn with them, e.g. 30s.
+    #[arg(long, env = "CROSSKEY_RECHECK_PROMOTION", default_value = "30s", value_parser = parse_short_interval)]
+    recheck_promotion: Duration,
     /// Drift check interval of objects whose spec.drift.interval cannot be parsed.
     #[arg(long, env = "CROSSKEY_DEFAULT_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_interval)]
     default_drift_interval: Duration,
@@ -150,6 +154,7 @@ impl RunArgs {
             default_drift_interval: self.default_drift_interval,
             transient_error_grace: self.transient_error_grace,
             create_settle: self.aws_attempt_timeout + crosskey::controller::CREATE_SETTLE_MARGIN,
+            recheck_promotion: self.recheck_promotion,
             ..Default::default()
         }
     }

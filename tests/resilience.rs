@@ -276,7 +276,12 @@ async fn a_spec_change_goes_before_a_backlog_of_drift_checks() {
     let account_name = format!("{namespace}-a");
     support::create_account(&client, &account_name, &account, &[&namespace]).await;
     let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
-    let operator = Operator::start_with(&namespace, &[], &["--concurrency", "1"]);
+    // No drift check is promoted to equal terms during the test (after 30 s by default).
+    let operator = Operator::start_with(
+        &namespace,
+        &[],
+        &["--concurrency", "1", "--recheck-promotion", "10m"],
+    );
     for i in 0..KEYS {
         keys.create(
             &PostParams::default(),

@@ -56,6 +56,8 @@ pub struct Settings {
     /// only looked for, not created again: a request that timed out on our side may
     /// still complete at AWS.
     pub create_settle: Duration,
+    /// How long a drift check waits behind changes before it is served in turn.
+    pub recheck_promotion: Duration,
 }
 
 /// Added to the AWS attempt timeout to get [`Settings::create_settle`].
@@ -72,6 +74,7 @@ impl Default for Settings {
             default_drift_interval: Duration::from_secs(300),
             transient_error_grace: Duration::from_secs(60),
             create_settle: crate::aws::clients::DEFAULT_ATTEMPT_TIMEOUT + CREATE_SETTLE_MARGIN,
+            recheck_promotion: admission::RECHECK_PROMOTION,
         }
     }
 }
@@ -626,7 +629,10 @@ pub async fn drive<K, F, Fut>(
     let synced = runtime.readiness.track(store.clone());
     runtime.metrics.observe_store(store.clone());
     let gate = Arc::new(Gate {
-        admission: Admission::new(usize::from(ctx.settings.concurrency)),
+        admission: Admission::with_promotion(
+            usize::from(ctx.settings.concurrency),
+            ctx.settings.recheck_promotion,
+        ),
         first_sight: FirstSight::default(),
         store,
         reconcile,
