@@ -60,7 +60,8 @@ test: lint unit-test emulator-test argocd-test integration-test demo
 ## Benchmarks print their figures (medians); they are not timed tests. The convergence
 ## bench (benches/convergence.rs) starts its own etcd, kube-apiserver and emulator, runs
 ## the operator built in release mode, prints a table and writes target/bench/*.json.
-## Sizes: CROSSKEY_BENCH_N (default 100,1000), CROSSKEY_BENCH_K (2), CROSSKEY_BENCH_RUNS (5).
+## Sizes: CROSSKEY_BENCH_N (default 100,1000), CROSSKEY_BENCH_K (2), CROSSKEY_BENCH_RUNS (5),
+## CROSSKEY_BENCH_MEMORY_N (1000,10000); phases: CROSSKEY_BENCH_PHASES (README "Benchmarks").
 bench: k8s-bins helm-bin venv
 	$(CARGO) bench --bench policy_bench
 	$(CARGO) bench --bench convergence
