@@ -170,11 +170,15 @@ fn parse_exports(text: &str) -> HashMap<String, String> {
 /// Creates a fresh namespace with a unique name starting with `prefix`, so that tests
 /// sharing one API server do not see each other's objects.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
+    // Parallel tests of one process may read the same clock value: a counter makes the
+    // name unique within the process, the PID across processes.
+    static CREATED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .subsec_nanos();
-    let name = format!("{prefix}-{:x}{:x}", std::process::id(), nanos);
+    let sequence = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{prefix}-{:x}{:x}-{sequence}", std::process::id(), nanos);
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.clone()),
