@@ -155,10 +155,11 @@ async fn a_timed_out_create_key_that_completes_later_is_found_not_repeated() {
     let account = account_id("late-create-a");
     let account_name = format!("{namespace}-a");
     support::create_account(&client, &account_name, &account, &[&namespace]).await;
-    // The emulator holds the first CreateKey for 4 s, then creates the key; the operator
-    // gives up on it after 1 s and would look again after about 1 s.
+    // The emulator holds the first CreateKey for 8 s, then creates the key; the operator
+    // gives up on it after 1 s, looks for it by tag a few seconds later (not found yet),
+    // and must not create another before its settle window (1 s + 10 s) ends.
     let late = env()
-        .aws_fault(json!({"service": "kms", "operation": "CreateKey", "account": account, "mode": "delay", "delayMs": 4000, "count": 1}))
+        .aws_fault(json!({"service": "kms", "operation": "CreateKey", "account": account, "mode": "delay", "delayMs": 8000, "count": 1}))
         .await;
     let _operator = Operator::start_with(&namespace, &[], &["--aws-attempt-timeout", "1s"]);
     let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
