@@ -12,7 +12,7 @@ use crosskey::api::SharedKey;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Operator, account_id, condition_of, env, wait_until};
+use support::{Conditioned, Operator, account_id, env, wait_until};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -29,19 +29,7 @@ async fn wait_all_ready(keys: &Api<SharedKey>, count: usize, what: &str) {
         let keys = keys.clone();
         async move {
             let list = keys.list(&Default::default()).await.ok()?;
-            let ready = list
-                .iter()
-                .filter(|k| {
-                    condition_of(
-                        k.status
-                            .as_ref()
-                            .map(|s| s.conditions.as_slice())
-                            .unwrap_or_default(),
-                        "Ready",
-                    )
-                    .0 == "True"
-                })
-                .count();
+            let ready = list.iter().filter(|k| k.ready().0 == "True").count();
             (list.items.len() == count && ready == count).then_some(())
         }
     })

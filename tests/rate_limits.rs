@@ -12,7 +12,7 @@ use crosskey::api::SharedKey;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::{Operator, account_id, condition_of, env, wait_until};
+use support::{Conditioned, Operator, account_id, env, wait_until};
 
 const KEYS: usize = 30;
 
@@ -59,19 +59,7 @@ async fn burst(test: &str, args: &[&str]) -> u64 {
         let keys = keys.clone();
         async move {
             let list = keys.list(&Default::default()).await.unwrap();
-            let ready = list
-                .iter()
-                .filter(|k| {
-                    condition_of(
-                        k.status
-                            .as_ref()
-                            .map(|s| s.conditions.as_slice())
-                            .unwrap_or_default(),
-                        "Ready",
-                    )
-                    .0 == "True"
-                })
-                .count();
+            let ready = list.iter().filter(|k| k.ready().0 == "True").count();
             (ready == KEYS).then_some(())
         }
     })

@@ -569,6 +569,32 @@ pub fn condition_of(
         .unwrap_or_default()
 }
 
+/// An object whose status has conditions.
+pub trait Conditioned {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition];
+
+    /// (status, reason, message) of its `Ready` condition; empty strings when absent.
+    fn ready(&self) -> (String, String, String) {
+        condition_of(self.conditions(), "Ready")
+    }
+}
+
+impl Conditioned for crosskey::api::SharedKey {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        self.status
+            .as_ref()
+            .map_or(&[], |s| s.conditions.as_slice())
+    }
+}
+
+impl Conditioned for crosskey::api::CrossAccountVault {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        self.status
+            .as_ref()
+            .map_or(&[], |s| s.conditions.as_slice())
+    }
+}
+
 /// Creates an IAM role (trusted by AWS Backup) and returns its ARN.
 pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
