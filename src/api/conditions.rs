@@ -7,6 +7,17 @@ use k8s_openapi::jiff::Timestamp;
 
 /// The top-level condition every kind reports.
 pub const READY: &str = "Ready";
+/// SharedKey: the key policy in AWS matches the spec.
+pub const POLICY_SYNCED: &str = "PolicySynced";
+/// SharedKey and CrossAccountVault: an out-of-band change was found (`True` while it is
+/// reported and not repaired).
+pub const DRIFTED: &str = "Drifted";
+/// CrossAccountVault: the vault's account can use the key (the preflight).
+pub const KEY_ACCESSIBLE: &str = "KeyAccessible";
+/// CrossAccountVault: the vault access policy matches the spec.
+pub const ACCESS_POLICY_SYNCED: &str = "AccessPolicySynced";
+/// CrossAccountVault: the inline policies on `grantKeyUseToRoles` match the spec.
+pub const ROLE_GRANTS_SYNCED: &str = "RoleGrantsSynced";
 
 /// Condition status values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@ mod aws_account;
 mod common;
 pub mod conditions;
 mod cross_account_vault;
+mod object;
 mod shared_key;
 
 pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
@@ -16,6 +17,7 @@ pub use cross_account_vault::{
     AllowCopyFrom, CrossAccountVault, CrossAccountVaultSpec, CrossAccountVaultStatus,
     EncryptionKey, SharedKeyRef, VaultAccessPolicy, VaultLock, VaultNotifications,
 };
+pub use object::{Interval, Object};
 pub use shared_key::{
     DriftStatus, OrganizationShare, ShareWith, SharedKey, SharedKeySpec, SharedKeyStatus,
 };

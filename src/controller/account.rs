@@ -26,7 +26,8 @@ pub fn controller(client: &Client, _settings: &Settings) -> Controller<AwsAccoun
 }
 
 pub async fn run(controller: Controller<AwsAccount>, ctx: Arc<Context>) {
-    super::drive(controller, reconcile, ctx).await;
+    let recheck_default = ctx.settings.account_verify_interval;
+    super::drive(controller, reconcile, ctx, recheck_default).await;
 }
 
 fn in_scope(account: &AwsAccount, settings: &Settings) -> bool {

@@ -5,12 +5,12 @@
 //! objects after a restart, never delays a user's change by more than one reconcile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kube::Resource;
 use priority_semaphore::{Permit, PrioritySemaphore};
 
-use crate::runtime::ReadyState;
+use crate::api::Object;
 
 /// Why an object is reconciled, as far as its own state tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub enum Lane {
 impl Lane {
     /// The lane of `obj`: `Recheck` only when it is Ready for its current generation
     /// and not being deleted.
-    pub fn of<K: Resource + ReadyState>(obj: &K) -> Lane {
+    pub fn of<K: Object>(obj: &K) -> Lane {
         let meta = obj.meta();
         let converged = meta.deletion_timestamp.is_none()
             && obj.ready_state() == "True"
@@ -52,31 +52,6 @@ impl Lane {
     }
 }
 
-/// How often a converged object of a kind is checked again.
-pub trait Recheck {
-    fn recheck_interval(&self, settings: &super::Settings) -> Duration;
-}
-
-impl Recheck for crate::api::SharedKey {
-    fn recheck_interval(&self, settings: &super::Settings) -> Duration {
-        crate::api::parse_duration(&self.spec.drift.interval)
-            .unwrap_or(settings.default_drift_interval)
-    }
-}
-
-impl Recheck for crate::api::CrossAccountVault {
-    fn recheck_interval(&self, settings: &super::Settings) -> Duration {
-        crate::api::parse_duration(&self.spec.drift.interval)
-            .unwrap_or(settings.default_drift_interval)
-    }
-}
-
-impl Recheck for crate::api::AwsAccount {
-    fn recheck_interval(&self, settings: &super::Settings) -> Duration {
-        settings.account_verify_interval
-    }
-}
-
 /// Objects this process has seen, so that converged ones met for the first time (after
 /// a start or on becoming leader) get their first re-check at a random moment of their
 /// interval instead of all at once: 10,000 converged objects do not all call AWS in the
@@ -89,11 +64,7 @@ pub struct FirstSight {
 impl FirstSight {
     /// The delay before the first re-check of `obj`, if this is the first time it is
     /// seen converged; `None` when it is to be reconciled now.
-    pub fn defer<K: Resource + ReadyState + Recheck>(
-        &self,
-        obj: &K,
-        settings: &super::Settings,
-    ) -> Option<Duration> {
+    pub fn defer<K: Object>(&self, obj: &K, interval: Duration) -> Option<Duration> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         obj.meta().uid.hash(&mut hasher);
@@ -102,8 +73,7 @@ impl FirstSight {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(hasher.finish());
-        (first && Lane::of(obj) == Lane::Recheck)
-            .then(|| obj.recheck_interval(settings).mul_f64(fastrand::f64()))
+        (first && Lane::of(obj) == Lane::Recheck).then(|| interval.mul_f64(fastrand::f64()))
     }
 }
 
@@ -116,6 +86,34 @@ pub const RECHECK_PROMOTION: Duration = Duration::from_secs(30);
 pub struct Admission {
     permits: Arc<PrioritySemaphore>,
     promotion: Duration,
+    /// Permits granted so far to changes and to re-checks, to count how many went to
+    /// others while one waited.
+    granted: [AtomicU64; 2],
+}
+
+/// A granted slot: the permit (returned on drop) and how many reconciles of each lane
+/// were admitted ahead of this one while it waited. A change is overtaken by changes
+/// queued before it, and by no re-check beyond one being admitted as it queued.
+pub struct Admitted {
+    pub permit: Permit,
+    pub overtaken_by: Overtaken,
+}
+
+/// Reconciles admitted ahead of one while it waited, by their lane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overtaken {
+    pub changes: u64,
+    pub rechecks: u64,
+}
+
+impl Overtaken {
+    /// The counts labelled with the lane that went first.
+    pub fn by_lane(self) -> [(&'static str, u64); 2] {
+        [
+            (Lane::Change.as_str(), self.changes),
+            (Lane::Recheck.as_str(), self.rechecks),
+        ]
+    }
 }
 
 impl Admission {
@@ -127,12 +125,14 @@ impl Admission {
         Self {
             permits: Arc::new(PrioritySemaphore::new(permits.max(1))),
             promotion,
+            granted: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
     /// Waits for a permit for work of `lane`; the permit is returned on drop. `None`
     /// only if the semaphore was closed, which nothing does.
-    pub async fn admit(&self, lane: Lane) -> Option<Permit> {
+    pub async fn admit(&self, lane: Lane) -> Option<Admitted> {
+        let granted_before = self.granted.each_ref().map(|n| n.load(Ordering::SeqCst));
         let first = self.permits.acquire(lane.priority());
         let permit = match lane {
             Lane::Change => first.await,
@@ -142,7 +142,18 @@ impl Admission {
                 Err(_) => self.permits.acquire(Lane::Change.priority()).await,
             },
         };
-        permit.ok()
+        let permit = permit.ok()?;
+        let own = usize::from(lane == Lane::Recheck);
+        let mut granted_now = self.granted.each_ref().map(|n| n.load(Ordering::SeqCst));
+        granted_now[own] = self.granted[own].fetch_add(1, Ordering::SeqCst);
+        let overtaken_by = Overtaken {
+            changes: granted_now[0].saturating_sub(granted_before[0]),
+            rechecks: granted_now[1].saturating_sub(granted_before[1]),
+        };
+        Some(Admitted {
+            permit,
+            overtaken_by,
+        })
     }
 
     /// Reconciles waiting for a permit.
@@ -196,6 +207,54 @@ mod tests {
         }
         assert_eq!(order, ["change-1", "recheck-1", "recheck-2"]);
         for task in [r1, r2, c1] {
+            task.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_is_overtaken_by_none_of_the_rechecks_queued_before_it() {
+        let admission = Arc::new(Admission::new(1));
+        let held = admission.admit(Lane::Recheck).await.unwrap();
+        assert_eq!(held.overtaken_by, Overtaken::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut rechecks = Vec::new();
+        for i in 0..5 {
+            let queued = admission.clone();
+            let tx = tx.clone();
+            rechecks.push(tokio::spawn(async move {
+                let admitted = queued.admit(Lane::Recheck).await.unwrap();
+                tx.send((format!("recheck-{i}"), admitted.overtaken_by))
+                    .unwrap();
+            }));
+            until_waiting(&admission, i + 1).await;
+        }
+        let change = {
+            let admission = admission.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let admitted = admission.admit(Lane::Change).await.unwrap();
+                tx.send(("change".to_string(), admitted.overtaken_by))
+                    .unwrap();
+            })
+        };
+        until_waiting(&admission, 6).await;
+        drop(held);
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(rx.recv().await.unwrap());
+        }
+        assert_eq!(seen[0], ("change".to_string(), Overtaken::default()));
+        // Each re-check was overtaken by the change and by the re-checks before it.
+        for (i, (label, overtaken_by)) in seen[1..].iter().enumerate() {
+            assert_eq!(label, &format!("recheck-{i}"));
+            let expected = Overtaken {
+                changes: 1,
+                rechecks: i as u64,
+            };
+            assert_eq!(*overtaken_by, expected, "{label}");
+        }
+        change.await.unwrap();
+        for task in rechecks {
             task.await.unwrap();
         }
     }
@@ -296,31 +355,23 @@ mod tests {
     #[test]
     fn converged_objects_seen_first_are_spread_over_their_interval() {
         let sight = FirstSight::default();
-        let settings = super::super::Settings::default();
+        let hour = Duration::from_secs(3600);
         let mut converged = key(2, Some(2), "True", false);
         converged.metadata.uid = Some("u1".into());
         converged.spec.drift.interval = "1h".into();
-        let delay = sight.defer(&converged, &settings).expect("deferred");
+        let delay = sight.defer(&converged, hour).expect("deferred");
         assert!(delay < Duration::from_secs(3600), "{delay:?}");
-        assert_eq!(
-            sight.defer(&converged, &settings),
-            None,
-            "only the first time"
-        );
+        assert_eq!(sight.defer(&converged, hour), None, "only the first time");
         let mut changed = key(3, Some(2), "True", false);
         changed.metadata.uid = Some("u2".into());
-        assert_eq!(
-            sight.defer(&changed, &settings),
-            None,
-            "changes run at once"
-        );
+        assert_eq!(sight.defer(&changed, hour), None, "changes run at once");
         // Different delays for different objects: spread, not one instant.
         let delays: std::collections::BTreeSet<_> = (0..20)
             .filter_map(|i| {
                 let mut k = key(1, Some(1), "True", false);
                 k.metadata.uid = Some(format!("spread-{i}"));
                 k.spec.drift.interval = "1h".into();
-                sight.defer(&k, &settings)
+                sight.defer(&k, hour)
             })
             .collect();
         assert!(delays.len() > 15, "{delays:?}");

@@ -28,7 +28,7 @@ use tracing::{Instrument, info, warn};
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
 use crate::aws::{AwsError, ClientFactory, ErrorClass};
 use crate::runtime::{ReadyState, Runtime};
-use admission::{Admission, FirstSight, Lane, Recheck};
+use admission::{Admission, FirstSight, Lane};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "crosskey";
@@ -611,10 +611,10 @@ pub async fn drive<K, F, Fut>(
     controller: kube::runtime::Controller<K>,
     reconcile: F,
     ctx: Arc<Context>,
+    recheck_default: Duration,
 ) where
-    K: Resource<DynamicType = ()>
+    K: crate::api::Object
         + ReadyState
-        + Recheck
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
@@ -634,6 +634,7 @@ pub async fn drive<K, F, Fut>(
             ctx.settings.recheck_promotion,
         ),
         first_sight: FirstSight::default(),
+        recheck_default,
         store,
         reconcile,
     });
@@ -658,6 +659,8 @@ pub async fn drive<K, F, Fut>(
 struct Gate<K: Resource<DynamicType = ()> + 'static, F> {
     admission: Admission,
     first_sight: FirstSight,
+    /// How often a converged object without its own drift interval is checked again.
+    recheck_default: Duration,
     store: Store<K>,
     reconcile: F,
 }
@@ -669,7 +672,7 @@ async fn supervised<K, F, Fut>(
     gate: Arc<Gate<K, F>>,
 ) -> Result<Action, Error>
 where
-    K: Resource<DynamicType = ()> + ReadyState + Recheck + Clone + Send + Sync + 'static,
+    K: crate::api::Object + ReadyState,
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
@@ -684,7 +687,10 @@ where
         // Reconciled again when this replica becomes the leader (reconcile_all_on).
         return Ok(Action::await_change());
     }
-    if let Some(delay) = gate.first_sight.defer(obj.as_ref(), &ctx.settings) {
+    let interval = obj
+        .drift_interval()
+        .map_or(gate.recheck_default, |interval| interval.0);
+    if let Some(delay) = gate.first_sight.defer(obj.as_ref(), interval) {
         return Ok(Action::requeue(delay));
     }
     let kind = K::kind(&());
@@ -698,9 +704,17 @@ where
         permit = gate.admission.admit(lane) => permit,
     };
     metrics.waiting(&kind, lane.as_str(), -1);
-    let Some(_permit) = permit else {
+    let Some(admitted) = permit else {
         return Ok(Action::await_change());
     };
+    metrics.admitted(&kind, lane.as_str(), admitted.overtaken_by.by_lane());
+    tracing::debug!(
+        lane = lane.as_str(),
+        overtaken_by_changes = admitted.overtaken_by.changes,
+        overtaken_by_rechecks = admitted.overtaken_by.rechecks,
+        "admitted"
+    );
+    let _permit = admitted.permit;
     // The object may have changed while it waited; the controller holds new triggers
     // for it until this reconcile ends.
     let obj = gate

@@ -65,7 +65,8 @@ pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
             .map(|key| ObjectRef::from(key.as_ref()))
             .collect::<Vec<_>>()
     });
-    super::drive(controller, reconcile, ctx).await;
+    let recheck_default = ctx.settings.default_drift_interval;
+    super::drive(controller, reconcile, ctx, recheck_default).await;
 }
 
 /// AwsAccount events that matter to referencing objects: spec or Ready status changes.

@@ -94,7 +94,8 @@ pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
                 .collect::<Vec<_>>()
         });
     // Leadership gating, readiness, metrics, concurrency and shutdown.
-    super::drive(controller, reconcile, ctx).await;
+    let recheck_default = ctx.settings.default_drift_interval;
+    super::drive(controller, reconcile, ctx, recheck_default).await;
 }
 
 async fn reconcile(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<Action, Error> {

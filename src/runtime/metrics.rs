@@ -8,6 +8,7 @@
 //! | `crosskey_reconcile_errors_total` | counter | `kind`, `reason` |
 //! | `crosskey_reconcile_duration_seconds` | histogram | `kind` |
 //! | `crosskey_reconciles_waiting` | gauge | `kind`, `lane` |
+//! | `crosskey_admission_overtaken` | histogram | `kind`, `lane`, `by` |
 //! | `crosskey_aws_requests_total` | counter | `service`, `operation`, `outcome` |
 //! | `crosskey_aws_throttles_total` | counter | `service`, `operation` |
 //! | `crosskey_drift_detected_total` | counter | `kind` |
@@ -47,6 +48,14 @@ struct LaneLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OvertakenLabels {
+    kind: String,
+    lane: String,
+    /// The lane of the reconciles that went first.
+    by: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     kind: String,
     reason: String,
@@ -73,6 +82,11 @@ struct ObjectLabels {
 
 type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
 
+fn overtaken_histogram() -> Histogram {
+    // 0, 1, 2, 4 .. 1024 reconciles admitted ahead of a waiting one.
+    Histogram::new(std::iter::once(0.0).chain(exponential_buckets(1.0, 2.0, 11)))
+}
+
 fn duration_histogram() -> Histogram {
     // 10 ms .. ~82 s.
     Histogram::new(exponential_buckets(0.01, 2.0, 14))
@@ -86,6 +100,7 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabels, Counter>,
     reconcile_duration: HistogramFamily,
     reconciles_waiting: Family<LaneLabels, Gauge>,
+    admission_overtaken: Family<OvertakenLabels, Histogram, fn() -> Histogram>,
     aws_requests: Family<AwsLabels, Counter>,
     aws_throttles: Family<OperationLabels, Counter>,
     drift: Family<KindLabels, Counter>,
@@ -123,6 +138,13 @@ impl Metrics {
             "Reconciles waiting for a slot, by kind and lane: change (declared, not converged yet) or recheck (periodic drift check)",
             reconciles_waiting.clone(),
         );
+        let admission_overtaken: Family<OvertakenLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(overtaken_histogram);
+        registry.register(
+            "admission_overtaken",
+            "Reconciles admitted ahead of a reconcile while it waited for a slot, by its kind and lane and by theirs: a change is overtaken by no re-check (`by=recheck`) beyond the one already being admitted",
+            admission_overtaken.clone(),
+        );
         let aws_requests = Family::<AwsLabels, Counter>::default();
         registry.register(
             "aws_requests",
@@ -155,6 +177,7 @@ impl Metrics {
             reconcile_errors,
             reconcile_duration,
             reconciles_waiting,
+            admission_overtaken,
             aws_requests,
             aws_throttles,
             drift,
@@ -185,6 +208,20 @@ impl Metrics {
                 lane: lane.to_string(),
             })
             .inc_by(delta);
+    }
+
+    /// Records how many reconciles of each lane (`by`, with its count) were admitted
+    /// ahead of one of `kind` in `lane` while it waited.
+    pub fn admitted(&self, kind: &str, lane: &str, overtaken_by: [(&str, u64); 2]) {
+        for (by, count) in overtaken_by {
+            self.admission_overtaken
+                .get_or_create(&OvertakenLabels {
+                    kind: kind.to_string(),
+                    lane: lane.to_string(),
+                    by: by.to_string(),
+                })
+                .observe(count as f64);
+        }
     }
 
     /// Records a reconcile error of `kind` with condition reason `reason`.
@@ -408,6 +445,8 @@ mod tests {
         metrics.aws_request("kms", "GetKeyPolicy", "success");
         metrics.aws_throttle("kms", "GetKeyPolicy");
         metrics.drift_detected("SharedKey");
+        metrics.admitted("SharedKey", "change", [("change", 3), ("recheck", 0)]);
+        metrics.admitted("SharedKey", "change", [("change", 0), ("recheck", 0)]);
         metrics.set_leader(true);
         let text = metrics.encode().unwrap();
         for line in [
@@ -422,6 +461,9 @@ mod tests {
             "crosskey_aws_throttles_total{service=\"kms\",operation=\"GetKeyPolicy\"} 1",
             "crosskey_drift_detected_total{kind=\"SharedKey\"} 1",
             "crosskey_leader 1",
+            "crosskey_admission_overtaken_bucket{kind=\"SharedKey\",lane=\"change\",by=\"change\",le=\"0\"} 1",
+            "crosskey_admission_overtaken_bucket{kind=\"SharedKey\",lane=\"change\",by=\"recheck\",le=\"0\"} 2",
+            "crosskey_admission_overtaken_count{kind=\"SharedKey\",lane=\"change\",by=\"change\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

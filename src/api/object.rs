@@ -1,0 +1,166 @@
+//! What the operator needs to know of every kind, in one trait: where its status keeps
+//! conditions, the observed generation and drift records, and how often a converged
+//! object is checked again (its drift interval, parsed once here).
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::conditions::{READY, find};
+use super::{
+    AwsAccount, AwsAccountStatus, CrossAccountVault, CrossAccountVaultStatus, DriftSpec,
+    DriftStatus, SharedKey, SharedKeyStatus, parse_duration,
+};
+
+/// A drift interval, parsed from `spec.drift.interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Interval(pub Duration);
+
+impl DriftSpec {
+    /// The parsed interval; `None` only for text the CRD's CEL rule would refuse.
+    pub fn parsed_interval(&self) -> Option<Interval> {
+        parse_duration(&self.interval).map(Interval)
+    }
+}
+
+/// A crosskey custom resource as the controllers and the runtime see it.
+pub trait Object:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Clone + Default + PartialEq + std::fmt::Debug + Serialize + Send + Sync;
+
+    fn status(&self) -> Option<&Self::Status>;
+    fn conditions(status: &Self::Status) -> &[Condition];
+    fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
+    fn status_generation(status: &Self::Status) -> Option<i64>;
+    fn set_status_generation(status: &mut Self::Status, generation: Option<i64>);
+    /// Where drift detections are counted; `None` for kinds without drift detection.
+    fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus>;
+    /// How often a converged object is re-read from AWS; `None` means the default.
+    fn drift_interval(&self) -> Option<Interval>;
+    /// The API of this object's kind where it lives: its namespace, or the cluster.
+    fn api(&self, client: kube::Client) -> kube::Api<Self>;
+
+    /// `True`, `False` or `Unknown`: the status of the `Ready` condition.
+    fn ready_state(&self) -> &'static str {
+        match self
+            .status()
+            .and_then(|s| find(Self::conditions(s), READY))
+            .map(|c| c.status.as_str())
+        {
+            Some("True") => "True",
+            Some("False") => "False",
+            _ => "Unknown",
+        }
+    }
+
+    /// The generation the status was last written for.
+    fn observed_generation(&self) -> Option<i64> {
+        self.status().and_then(Self::status_generation)
+    }
+}
+
+macro_rules! conditions_and_generation {
+    () => {
+        fn conditions(status: &Self::Status) -> &[Condition] {
+            &status.conditions
+        }
+        fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition> {
+            &mut status.conditions
+        }
+        fn status_generation(status: &Self::Status) -> Option<i64> {
+            status.observed_generation
+        }
+        fn set_status_generation(status: &mut Self::Status, generation: Option<i64>) {
+            status.observed_generation = generation;
+        }
+        fn status(&self) -> Option<&Self::Status> {
+            self.status.as_ref()
+        }
+    };
+}
+
+impl Object for SharedKey {
+    type Status = SharedKeyStatus;
+    conditions_and_generation!();
+    fn api(&self, client: kube::Client) -> kube::Api<Self> {
+        kube::Api::namespaced(
+            client,
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+        )
+    }
+    fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus> {
+        Some(status.drift.get_or_insert_with(DriftStatus::default))
+    }
+    fn drift_interval(&self) -> Option<Interval> {
+        self.spec.drift.parsed_interval()
+    }
+}
+
+impl Object for CrossAccountVault {
+    type Status = CrossAccountVaultStatus;
+    conditions_and_generation!();
+    fn api(&self, client: kube::Client) -> kube::Api<Self> {
+        kube::Api::namespaced(
+            client,
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+        )
+    }
+    fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus> {
+        Some(status.drift.get_or_insert_with(DriftStatus::default))
+    }
+    fn drift_interval(&self) -> Option<Interval> {
+        self.spec.drift.parsed_interval()
+    }
+}
+
+impl Object for AwsAccount {
+    type Status = AwsAccountStatus;
+    conditions_and_generation!();
+    fn api(&self, client: kube::Client) -> kube::Api<Self> {
+        kube::Api::all(client)
+    }
+    fn drift_record(_: &mut Self::Status) -> Option<&mut DriftStatus> {
+        None
+    }
+    fn drift_interval(&self) -> Option<Interval> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_state_and_interval_come_from_the_object() {
+        let mut key: SharedKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {"name": "k", "namespace": "n", "generation": 3},
+            "spec": {"accountRef": {"name": "a"}, "drift": {"interval": "1h30m"}},
+        }))
+        .unwrap();
+        assert_eq!(key.ready_state(), "Unknown");
+        assert_eq!(
+            key.drift_interval(),
+            Some(Interval(Duration::from_secs(5400)))
+        );
+        key.status = serde_json::from_value(serde_json::json!({
+            "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "X", "message": "",
+                "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+        }))
+        .unwrap();
+        assert_eq!(key.ready_state(), "False");
+        assert_eq!(key.observed_generation(), Some(3));
+    }
+}
