@@ -1,0 +1,206 @@
+//! What every reconcile gets: the clients, the caches, the event recorder and the
+//! settings, plus the per-object memory of retries (exponential backoff) and of runs of
+//! transient AWS errors (kept out of conditions for a grace period).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use tracing::warn;
+
+use super::admission;
+use crate::api::AwsAccount;
+use crate::aws::{AwsError, ClientFactory, ErrorClass};
+use crate::runtime::Runtime;
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "crosskey";
+/// The finalizer that guards AWS cleanup.
+pub const FINALIZER: &str = "crosskey.dev/cleanup";
+
+/// Settings of the controllers, from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespaces whose SharedKeys and CrossAccountVaults are reconciled; empty = all.
+    pub watch_namespaces: Vec<String>,
+    /// How often AwsAccounts are re-verified.
+    pub account_verify_interval: Duration,
+    /// Reconciles that may run at once per kind.
+    pub concurrency: u16,
+    /// Shortest and longest retry delay after an error.
+    pub min_retry: Duration,
+    pub max_retry: Duration,
+    /// Drift check interval of objects whose `spec.drift.interval` cannot be parsed.
+    pub default_drift_interval: Duration,
+    /// How long throttling and AWS 5xx errors are retried before an object's conditions
+    /// report them (see [`Context::quiet_transient`]).
+    pub transient_error_grace: Duration,
+    /// How long after a CreateKey whose answer was lost (timeout, 5xx, crash) the key is
+    /// only looked for, not created again: a request that timed out on our side may
+    /// still complete at AWS.
+    pub create_settle: Duration,
+    /// How long a drift check waits behind changes before it is served in turn.
+    pub recheck_promotion: Duration,
+}
+
+/// Added to the AWS attempt timeout to get [`Settings::create_settle`].
+pub const CREATE_SETTLE_MARGIN: Duration = Duration::from_secs(10);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            watch_namespaces: vec![],
+            account_verify_interval: Duration::from_secs(600),
+            concurrency: 4,
+            min_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(300),
+            default_drift_interval: Duration::from_secs(300),
+            transient_error_grace: Duration::from_secs(60),
+            create_settle: crate::aws::clients::DEFAULT_ATTEMPT_TIMEOUT + CREATE_SETTLE_MARGIN,
+            recheck_promotion: admission::RECHECK_PROMOTION,
+        }
+    }
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    pub client: Client,
+    pub aws: ClientFactory,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub accounts: Store<AwsAccount>,
+    /// Metrics, readiness, leadership and shutdown (see [`drive`]).
+    pub runtime: Runtime,
+    retries: Mutex<HashMap<String, ExponentialBackoff>>,
+    /// When each failing object's current run of transient errors began.
+    transient_since: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// The Event reason of a drift detection; each such Event is also counted in
+/// `crosskey_drift_detected_total`.
+pub const DRIFT_DETECTED: &str = "DriftDetected";
+
+impl Context {
+    pub fn new(
+        client: Client,
+        aws: ClientFactory,
+        settings: Settings,
+        accounts: Store<AwsAccount>,
+        runtime: Runtime,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            aws,
+            settings,
+            accounts,
+            runtime,
+            retries: Mutex::default(),
+            transient_since: Mutex::default(),
+        }
+    }
+
+    /// Publishes an Event about `obj`; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        if reason == DRIFT_DETECTED {
+            self.runtime.metrics.drift_detected(&K::kind(&()));
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(&note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(%error, reason, "cannot publish event");
+        }
+    }
+
+    /// The delay before retrying `key` after another failure: exponential with jitter.
+    pub(super) fn next_retry(&self, key: &str) -> Duration {
+        let mut retries = self
+            .retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let settings = &self.settings;
+        retries
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                ExponentialBuilder::default()
+                    .with_min_delay(settings.min_retry)
+                    .with_max_delay(settings.max_retry)
+                    .with_jitter()
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(settings.max_retry)
+    }
+
+    pub(super) fn reset_retry(&self, key: &str) {
+        self.retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        self.transient_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Whether a failure of `obj`'s reconcile stays out of its conditions for now.
+    /// Throttling and AWS 5xx/timeouts are retried with backoff and only reported once
+    /// they have failed the object without a break for `transient_error_grace`: a
+    /// blip must not flip a Ready object, nor cascade to the objects that reference it.
+    /// Every other error is reported at once.
+    pub fn quiet_transient<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &AwsError) -> bool {
+        let key = retry_key(obj);
+        let mut since = self
+            .transient_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !matches!(err.class, ErrorClass::Throttled | ErrorClass::Transient) {
+            since.remove(&key);
+            return false;
+        }
+        let started = *since.entry(key).or_insert_with(std::time::Instant::now);
+        started.elapsed() < self.settings.transient_error_grace
+    }
+}
+
+/// The key under which retries of an object are counted.
+pub(super) fn retry_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

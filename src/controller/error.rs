@@ -1,0 +1,181 @@
+//! Why a reconcile did not converge: the error type, with the CamelCase condition reason
+//! of each variant, a message that says what to do, and whether retrying can help
+//! without a spec change. Also the errors that stop the process at start.
+
+use crate::aws::{AwsError, ErrorClass};
+
+/// Why a reconcile did not converge. Each variant has a condition reason and says
+/// whether retrying can help without a spec change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("AwsAccount {0:?} does not exist: create it or fix spec.accountRef.name")]
+    AccountNotFound(String),
+    #[error(
+        "AwsAccount {account:?} does not allow namespace {namespace:?}: add it to the account's spec.allowedNamespaces"
+    )]
+    AccountNotAllowed { account: String, namespace: String },
+    #[error("AwsAccount {account:?} is not ready ({reason}): {message}")]
+    AccountNotReady {
+        account: String,
+        reason: String,
+        message: String,
+    },
+    #[error("no Region: set spec.region or the AwsAccount's spec.defaultRegion")]
+    RegionMissing,
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("the key policy has errors, nothing was written: {0}")]
+    PolicyInvalid(String),
+    #[error(
+        "key {key} is managed by another SharedKey (owner UID {owner}); pick another key or delete that SharedKey"
+    )]
+    KeyOwnedByAnother { key: String, owner: String },
+    #[error(
+        "KMS rejected principals that do not exist (yet) in the key policy: {principals}. New IAM roles take a few seconds to become visible; the operator retries"
+    )]
+    InvalidPrincipal { principals: String },
+    #[error(
+        "an earlier CreateKey got no answer (timeout, server error or restart) and may still complete at AWS; crosskey looks for that key by its ownership tag until {0} and only then creates one"
+    )]
+    CreateUnconfirmed(String),
+    #[error(
+        "the key is still used by CrossAccountVault {0}; delete the vaults first or set deletionPolicy: Retain"
+    )]
+    KeyInUse(String),
+    #[error("SharedKey {0} does not exist: create it or fix encryptionKey.sharedKeyRef")]
+    KeyNotFound(String),
+    #[error(
+        "SharedKey {key} does not allow references from namespace {namespace:?}: add it to the SharedKey's spec.allowReferencesFrom"
+    )]
+    ReferenceNotAllowed { key: String, namespace: String },
+    #[error("SharedKey {0} is not ready yet; the vault waits for it")]
+    KeyNotReady(String),
+    #[error(
+        "SharedKey {key} does not share the key with account {account}: add \"{account}\" to its spec.shareWith.accounts"
+    )]
+    KeyNotShared { key: String, account: String },
+    #[error(
+        "key {key} is not in the vault's Region {region}: AWS Backup needs a key in the vault's Region"
+    )]
+    KeyRegionMismatch { key: String, region: String },
+    #[error("the vault's account cannot use the key: {0}")]
+    KeyNotAccessible(String),
+    #[error(
+        "vault {vault} already exists with key {actual}, not {wanted}: a vault's key cannot change, and the operator never deletes or recreates a vault; use another vaultName or delete that vault yourself"
+    )]
+    KeyMismatch {
+        vault: String,
+        actual: String,
+        wanted: String,
+    },
+    #[error(
+        "vault {vault} holds {recovery_points} recovery points and cannot be deleted: delete them (the operator never does), or set deletionPolicy: Retain"
+    )]
+    VaultNotEmpty { vault: String, recovery_points: i64 },
+    #[error(
+        "IAM roles not found in the vault's account: {0}; create them or fix grantKeyUseToRoles"
+    )]
+    RoleNotFound(String),
+    #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
+    Aws(#[from] AwsError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// What to do about an AWS error that outlasted the retries.
+fn aws_hint(err: &AwsError) -> &'static str {
+    match err.class {
+        ErrorClass::Throttled => {
+            "; crosskey keeps retrying with backoff. Throttling that lasts means other clients share this account's quota: lower --aws-rate-limit-factor or ask AWS to raise the quota"
+        }
+        ErrorClass::Transient => {
+            "; AWS failed or timed out, and crosskey keeps retrying with backoff. If it lasts, check the AWS Health Dashboard for the Region"
+        }
+        _ => "",
+    }
+}
+
+impl Error {
+    /// The CamelCase condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::AccountNotFound(_) => "AccountNotFound",
+            Error::AccountNotAllowed { .. } => "AccountNotAllowed",
+            Error::AccountNotReady { .. } => "AccountNotReady",
+            Error::RegionMissing => "RegionMissing",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::PolicyInvalid(_) => "PolicyInvalid",
+            Error::KeyOwnedByAnother { .. } => "KeyOwnedByAnother",
+            Error::InvalidPrincipal { .. } => "InvalidPrincipal",
+            Error::CreateUnconfirmed(_) => "CreateUnconfirmed",
+            Error::KeyInUse(_) => "KeyInUse",
+            Error::KeyNotFound(_) => "KeyNotFound",
+            Error::ReferenceNotAllowed { .. } => "ReferenceNotAllowed",
+            Error::KeyNotReady(_) => "KeyNotReady",
+            Error::KeyNotShared { .. } => "KeyNotShared",
+            Error::KeyRegionMismatch { .. } => "KeyRegionMismatch",
+            Error::KeyNotAccessible(_) => "KeyNotAccessible",
+            Error::KeyMismatch { .. } => "KeyMismatch",
+            Error::VaultNotEmpty { .. } => "VaultNotEmpty",
+            Error::RoleNotFound(_) => "RoleNotFound",
+            Error::Aws(e) => match e.class {
+                ErrorClass::AccessDenied => "AccessDenied",
+                ErrorClass::Throttled => "Throttled",
+                ErrorClass::InvalidInput => "InvalidRequest",
+                ErrorClass::InvalidPrincipal => "InvalidPrincipal",
+                ErrorClass::NotFound => "NotFound",
+                ErrorClass::Transient => "AwsUnavailable",
+            },
+            Error::Kube(_) => "KubernetesError",
+            Error::Serialize(_) => "InternalError",
+        }
+    }
+
+    /// True when only a change of the spec (or of another object, which triggers a
+    /// reconcile by itself) can fix this: no timed retry.
+    pub fn waits_for_change(&self) -> bool {
+        match self {
+            Error::AccountNotFound(_)
+            | Error::AccountNotAllowed { .. }
+            | Error::RegionMissing
+            | Error::InvalidSpec(_)
+            | Error::PolicyInvalid(_)
+            | Error::KeyNotFound(_)
+            | Error::ReferenceNotAllowed { .. }
+            | Error::KeyNotReady(_)
+            | Error::KeyNotShared { .. }
+            | Error::KeyRegionMismatch { .. }
+            | Error::KeyMismatch { .. } => true,
+            Error::Aws(e) => e.class == ErrorClass::InvalidInput,
+            _ => false,
+        }
+    }
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    fn from(err: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as Finalizer;
+        match err {
+            Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
+            Finalizer::AddFinalizer(e) | Finalizer::RemoveFinalizer(e) => Error::Kube(e),
+            other => Error::InvalidSpec(other.to_string()),
+        }
+    }
+}
+
+/// Errors that stop the controller process.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "CRD {name} was not established within {seconds}s: install crds/ first (kubectl apply -f crds/)"
+    )]
+    CrdNotEstablished { name: String, seconds: u64 },
+    #[error("waiting for CRD {name}: {source}")]
+    CrdWait {
+        name: String,
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
+}

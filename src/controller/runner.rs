@@ -1,0 +1,335 @@
+//! How every controller runs: the watch that triggers reconciles, leadership,
+//! admission and metrics around each reconcile ([`drive`]), the one finalizer shell
+//! around a kind's `apply` and `cleanup`, and the error policy that turns outcomes into
+//! requeues (success after the drift interval, terminal errors on the next change,
+//! others with per-object exponential backoff).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::{Instrument, info, warn};
+
+use super::admission::{Admission, FirstSight, Lane};
+use super::context::{Context, FINALIZER, retry_key};
+use super::error::{Error, StartError};
+use crate::api::{AwsAccount, CrossAccountVault, Object, SharedKey};
+use crate::runtime::ReadyState;
+
+/// Runs `apply` for a live object and `cleanup` for one being deleted, with the
+/// cleanup finalizer added before the first apply and removed after a cleanup that
+/// succeeded.
+pub async fn with_finalizer<K, A, AFut, C, CFut>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, Error>
+where
+    K: Object,
+    A: FnOnce(Arc<K>, Arc<Context>) -> AFut,
+    AFut: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>, Arc<Context>) -> CFut,
+    CFut: Future<Output = Result<Action, Error>>,
+{
+    let api = obj.api(ctx.client.clone());
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(obj, ctx.clone()).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(Error::from)
+}
+
+/// The drift interval of `obj`, or the default.
+pub fn drift_interval<K: Object>(obj: &K, ctx: &Context) -> Duration {
+    obj.drift_interval()
+        .map_or(ctx.settings.default_drift_interval, |interval| interval.0)
+}
+
+/// Turns the outcome of a reconcile into the next action: success requeues after
+/// `requeue`, terminal errors wait for a change, others back off exponentially.
+pub fn finish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    outcome: Result<Duration, Error>,
+) -> Result<Action, Error> {
+    let key = retry_key(obj);
+    match outcome {
+        Ok(requeue) => {
+            ctx.reset_retry(&key);
+            Ok(Action::requeue(requeue))
+        }
+        Err(err) if err.waits_for_change() => {
+            // Not an error for the controller (no retry), but one for the metrics.
+            ctx.runtime
+                .metrics
+                .reconcile_error(&K::kind(&()), err.reason());
+            ctx.reset_retry(&key);
+            Ok(Action::await_change())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The error policy of every controller: exponential backoff with jitter per object.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = ctx.next_retry(&retry_key(obj.as_ref()));
+    warn!(kind = %K::kind(&()), name = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// How long `run` waits for each CRD before giving up.
+pub const CRD_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until every crosskey CRD is established.
+pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in [
+        AwsAccount::crd_name(),
+        SharedKey::crd_name(),
+        CrossAccountVault::crd_name(),
+    ] {
+        let established = await_condition(crds.clone(), name, conditions::is_crd_established());
+        match tokio::time::timeout(timeout, established).await {
+            Ok(Ok(_)) => info!(crd = name, "CRD established"),
+            Ok(Err(source)) => {
+                return Err(StartError::CrdWait {
+                    name: name.to_string(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(StartError::CrdNotEstablished {
+                    name: name.to_string(),
+                    seconds: timeout.as_secs(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `controller` with `reconcile` until shutdown, the way every controller runs:
+/// - its cache counts for `/readyz` and its objects for `crosskey_objects`; no
+///   reconcile starts before every controller's cache has synced;
+/// - only the leader reconciles: a standby keeps its cache warm and answers every
+///   trigger with "wait for a change"; on becoming leader, every cached object is
+///   reconciled; on losing the lease, running reconciles are abandoned at once;
+/// - at most `settings.concurrency` objects are reconciled at once, and waiting changes
+///   go before waiting drift checks (see [`admission`]); a reconcile that waited works
+///   on the newest cached version of its object;
+/// - a converged object seen for the first time (at start, on becoming leader) is first
+///   re-checked at a random moment of its interval, not at once;
+/// - each reconcile runs in a span with `kind`, `namespace` and `name`, and is counted
+///   and timed (from its admission) in the metrics;
+/// - on SIGTERM/SIGINT no new reconcile starts, waiting ones are dropped, and running
+///   ones finish.
+pub async fn drive<K, F, Fut>(
+    controller: kube::runtime::Controller<K>,
+    reconcile: F,
+    recheck_default: Duration,
+    ctx: Arc<Context>,
+) where
+    K: Object + ReadyState,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let runtime = ctx.runtime.clone();
+    let store = controller.store();
+    let synced = runtime.readiness.track(store.clone());
+    runtime.metrics.observe_store(store.clone());
+    let gate = Arc::new(Gate {
+        admission: Admission::with_promotion(
+            usize::from(ctx.settings.concurrency),
+            ctx.settings.recheck_promotion,
+        ),
+        first_sight: FirstSight::default(),
+        store,
+        reconcile,
+        recheck_default,
+    });
+    // kube's own limit would queue in trigger order; every due reconcile is let through
+    // to the admission instead, which knows changes from re-checks.
+    let running = controller
+        .reconcile_all_on(runtime.leadership.gained())
+        .with_config(kube::runtime::controller::Config::default().concurrency(0))
+        .graceful_shutdown_on(runtime.shutdown.wait())
+        .run(
+            move |obj, ctx| supervised(obj, ctx, gate.clone()),
+            error_policy,
+            ctx,
+        )
+        .for_each(|result| async move { log_result(result) });
+    // Same task as the controller: see Readiness::track.
+    futures::future::join(running, synced).await;
+}
+
+/// What [`supervised`] needs besides the object: the admission, the cache to refresh a
+/// waited-for object from, the kind's reconcile function, and how often its converged
+/// objects are re-checked when they do not say.
+struct Gate<K: Resource<DynamicType = ()> + 'static, F> {
+    admission: Admission,
+    first_sight: FirstSight,
+    store: Store<K>,
+    reconcile: F,
+    recheck_default: Duration,
+}
+
+/// One reconcile under leadership, admitted, in a span, measured.
+async fn supervised<K, F, Fut>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    gate: Arc<Gate<K, F>>,
+) -> Result<Action, Error>
+where
+    K: Object,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    // No reconcile on partial caches: e.g. an AwsAccount missing from a cache that is
+    // still listing would look like AccountNotFound.
+    tokio::select! {
+        () = ctx.runtime.readiness.all_synced() => {}
+        () = ctx.runtime.shutdown.wait() => return Ok(Action::await_change()),
+    }
+    let leadership = ctx.runtime.leadership.clone();
+    if !leadership.is_leader() {
+        // Reconciled again when this replica becomes the leader (reconcile_all_on).
+        return Ok(Action::await_change());
+    }
+    let interval = obj
+        .drift_interval()
+        .map_or(gate.recheck_default, |interval| interval.0);
+    if let Some(delay) = gate.first_sight.defer(obj.as_ref(), interval) {
+        return Ok(Action::requeue(delay));
+    }
+    let kind = K::kind(&());
+    let lane = Lane::of(obj.as_ref());
+    let metrics = &ctx.runtime.metrics;
+    metrics.waiting(&kind, lane.as_str(), 1);
+    let permit = tokio::select! {
+        biased;
+        () = leadership.lost() => None,
+        () = ctx.runtime.shutdown.wait() => None,
+        permit = gate.admission.admit(lane) => permit,
+    };
+    metrics.waiting(&kind, lane.as_str(), -1);
+    let Some(admitted) = permit else {
+        return Ok(Action::await_change());
+    };
+    metrics.admitted(&kind, lane.as_str(), admitted.overtaken_by.by_lane());
+    tracing::debug!(
+        lane = lane.as_str(),
+        overtaken_by_changes = admitted.overtaken_by.changes,
+        overtaken_by_rechecks = admitted.overtaken_by.rechecks,
+        "admitted"
+    );
+    let _permit = admitted.permit;
+    // The object may have changed while it waited; the controller holds new triggers
+    // for it until this reconcile ends.
+    let obj = gate
+        .store
+        .get(&ObjectRef::from_obj(obj.as_ref()))
+        .unwrap_or(obj);
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %kind,
+        lane = lane.as_str(),
+        namespace = obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(),
+    );
+    let started = std::time::Instant::now();
+    // Boxed so that the many reconciles waiting for admission stay small.
+    let work = Box::pin((gate.reconcile)(obj, ctx.clone()));
+    let outcome = async {
+        tokio::select! {
+            biased;
+            () = leadership.lost() => {
+                warn!("the lease was lost: reconcile abandoned");
+                None
+            }
+            outcome = work => Some(outcome),
+        }
+    }
+    .instrument(span)
+    .await;
+    let Some(outcome) = outcome else {
+        return Ok(Action::await_change());
+    };
+    metrics.reconciled(
+        &kind,
+        started.elapsed(),
+        outcome.as_ref().err().map(Error::reason),
+    );
+    outcome
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A controller over `api` that reconciles on changes of spec (generation),
+/// annotations, finalizers and deletion, but not on its own status writes: a status
+/// write must never trigger the next reconcile, or failures would bypass the backoff.
+pub fn controller_for<K>(api: Api<K>) -> kube::runtime::Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector, watcher};
+    let (reader, writer) = reflector::store();
+    let deletion = |obj: &K| obj.meta().deletion_timestamp.as_ref().map(|_| 1);
+    // Listed in pages (500 objects) from the API server: a list from its watch cache
+    // (any_semantic) comes in one piece, and with 10,000 objects that one response
+    // alone is tens of MiB.
+    let triggers = watcher(api, watcher::Config::default())
+        .default_backoff()
+        // The cache keeps what reconciles read: managedFields and kubectl's copy of the
+        // last applied object are often most of an object's bytes, times 10,000 objects.
+        .modify(|obj| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut().remove(LAST_APPLIED);
+            // No reconcile reads labels (GitOps tools add several per object).
+            obj.labels_mut().clear();
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers)
+                .combine(deletion),
+            Default::default(),
+        );
+    kube::runtime::Controller::for_stream(triggers, reader)
+}
+
+/// Logs the outcome of each reconcile of a controller stream.
+pub fn log_result<K, E: std::fmt::Display>(result: Result<(ObjectRef<K>, Action), E>)
+where
+    K: Resource<DynamicType = ()>,
+{
+    match result {
+        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+        Err(error) => tracing::debug!(%error, "reconcile error"),
+    }
+}

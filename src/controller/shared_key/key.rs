@@ -1,0 +1,280 @@
+//! The SharedKey's key in AWS: finding it (recorded, adopted, or left by a lost
+//! CreateKey), creating it crash-safely, and converging its state, policy and settings
+//! on what [`super::plan`] and [`crate::controller::drift`] decided.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+
+use super::plan::{self, KeyStateStep, Locate, OWNER_UID_TAG, Ownership};
+use crate::api::SharedKey;
+use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
+use crate::aws::kms::{KeyInfo, Kms};
+use crate::aws::{AwsError, ErrorClass};
+use crate::controller::AwsAnswer;
+use crate::controller::drift::{Verdict, judge};
+use crate::controller::error::Error;
+use crate::controller::resolve::ResolvedAccount;
+use crate::controller::status::Pass;
+use crate::failpoint;
+use crate::policy::{self, PolicyDocument};
+
+/// Finds the key this object manages, or creates it. Returns the key and whether it
+/// was created or adopted just now.
+pub async fn locate_or_create(
+    pass: &mut Pass<'_, SharedKey>,
+    account: &ResolvedAccount,
+    kms: &Kms,
+    desired_json: &str,
+) -> Result<(KeyInfo, bool), Error> {
+    let step = plan::locate(
+        pass.status.key_id.as_deref(),
+        pass.obj.spec.key_id.as_deref(),
+        pass.status.creation_started_time.as_ref().map(|t| t.0),
+        pass.ctx.settings.create_settle,
+    );
+    match step {
+        Locate::Recorded(key_id) => match kms.describe_key(&key_id).await {
+            Ok(info) => Ok((info, false)),
+            Err(err) if err.is(ErrorClass::NotFound) => Err(Error::InvalidSpec(format!(
+                "key {key_id} recorded in status no longer exists in account {} {}: it was deleted out of band; delete this SharedKey or clear status.keyId to create a new key",
+                account.id(),
+                account.region
+            ))),
+            Err(err) => Err(err.into()),
+        },
+        Locate::Adopt(wanted) => adopt(pass, account, kms, &wanted)
+            .await
+            .map(|info| (info, true)),
+        Locate::FindUnanswered { settled } => {
+            let uid = pass.obj.uid().unwrap_or_default();
+            if let Some(key_id) = kms.find_key_by_tag(OWNER_UID_TAG, &uid).await? {
+                tracing::info!(key = %key_id, "found the key of an unanswered CreateKey by its ownership tag");
+                return Ok((kms.describe_key(&key_id).await?, true));
+            }
+            if pass.now < settled {
+                return Err(Error::CreateUnconfirmed(settled.to_string()));
+            }
+            create(pass, kms, desired_json)
+                .await
+                .map(|info| (info, true))
+        }
+        Locate::Create => create(pass, kms, desired_json)
+            .await
+            .map(|info| (info, true)),
+    }
+}
+
+async fn adopt(
+    pass: &mut Pass<'_, SharedKey>,
+    account: &ResolvedAccount,
+    kms: &Kms,
+    wanted: &str,
+) -> Result<KeyInfo, Error> {
+    if let Some(other) = plan::foreign_key_account(wanted, account.id()) {
+        return Err(Error::InvalidSpec(format!(
+            "spec.keyId {wanted} is in account {other}, but accountRef {} is account {}",
+            pass.obj.spec.account_ref.name,
+            account.id()
+        )));
+    }
+    let info = kms
+        .describe_key(wanted)
+        .await
+        .map_err(|err| match err.class {
+            ErrorClass::NotFound => Error::InvalidSpec(format!(
+                "spec.keyId {wanted} does not exist in account {} {}",
+                account.id(),
+                account.region
+            )),
+            _ => Error::Aws(err),
+        })?;
+    let tags = kms.list_tags(&info.key_id).await?;
+    match plan::ownership(&tags, &pass.obj.uid().unwrap_or_default()) {
+        Ownership::Ours => {}
+        Ownership::Another(owner) => {
+            return Err(Error::KeyOwnedByAnother {
+                key: info.arn.clone(),
+                owner,
+            });
+        }
+        Ownership::Unclaimed => {
+            kms.tag(&info.key_id, &plan::owner_tags(pass.obj)).await?;
+            let note = format!("adopted existing key {}", info.arn);
+            pass.ctx
+                .event(pass.obj, EventType::Normal, "Adopted", "Adopt", note)
+                .await;
+        }
+    }
+    Ok(info)
+}
+
+async fn create(
+    pass: &mut Pass<'_, SharedKey>,
+    kms: &Kms,
+    desired_json: &str,
+) -> Result<KeyInfo, Error> {
+    // Record the intent first: if the process dies after CreateKey, the next reconcile
+    // sees the marker and looks the key up by its tag instead of creating another.
+    pass.status.creation_started_time = Some(Time(pass.now));
+    pass.checkpoint().await?;
+    let mut tags = pass.obj.spec.tags.clone();
+    tags.extend(plan::owner_tags(pass.obj));
+    let description = pass.obj.spec.description.clone().unwrap_or_default();
+    let info = match kms.create_key(desired_json, &description, &tags).await {
+        Ok(info) => info,
+        Err(err) => {
+            if err.refused() {
+                // KMS refused the request: no key was created, so no lookup is needed
+                // next time. After a 5xx or a timeout the key may exist: keep the marker.
+                pass.status.creation_started_time = None;
+            }
+            return Err(policy_error(err, desired_json));
+        }
+    };
+    failpoint::hit(failpoint::SHARED_KEY_AFTER_CREATE);
+    pass.status.key_id = Some(info.key_id.clone());
+    pass.status.key_arn = Some(info.arn.clone());
+    pass.status.creation_started_time = None;
+    pass.checkpoint().await?;
+    let note = format!("created key {}", info.arn);
+    pass.ctx
+        .event(pass.obj, EventType::Normal, "Created", "CreateKey", note)
+        .await;
+    Ok(info)
+}
+
+/// Maps a KMS answer to a policy write onto the controller's error, naming the
+/// principals when KMS says some do not exist.
+fn policy_error(err: AwsError, policy_json: &str) -> Error {
+    if err.class != ErrorClass::InvalidPrincipal {
+        return Error::Aws(err);
+    }
+    let principals = PolicyDocument::parse(policy_json)
+        .map(|doc| plan::candidate_principals(&doc))
+        .unwrap_or_default();
+    Error::InvalidPrincipal {
+        principals: principals.join(", "),
+    }
+}
+
+/// Repairs a key disabled or scheduled for deletion out of band (Enforce), or reports
+/// it (Observe).
+pub async fn converge_state(
+    pass: &mut Pass<'_, SharedKey>,
+    kms: &Kms,
+    info: KeyInfo,
+) -> Result<KeyInfo, Error> {
+    let step = plan::key_state_step(
+        &info.arn,
+        &info.state,
+        info.enabled,
+        info.is_pending_deletion(),
+        pass.obj.spec.drift.policy,
+    );
+    match step {
+        KeyStateStep::Keep => Ok(info),
+        KeyStateStep::Report { message } => {
+            pass.record_drift(message.clone()).await;
+            pass.condition(DRIFTED, Status::True, "KeyStateDrifted", message);
+            Ok(info)
+        }
+        KeyStateStep::Repair {
+            cancel_deletion,
+            message,
+        } => {
+            if cancel_deletion {
+                kms.cancel_deletion(&info.key_id).await?;
+            }
+            kms.enable_key(&info.key_id).await?;
+            pass.record_drift(message.clone()).await;
+            pass.condition(DRIFTED, Status::False, "DriftRepaired", message);
+            Ok(kms.describe_key(&info.key_id).await?)
+        }
+    }
+}
+
+/// Judges the key policy in AWS against the desired one and acts on the verdict; the
+/// only place that writes a key policy.
+pub async fn converge_policy(
+    pass: &mut Pass<'_, SharedKey>,
+    kms: &Kms,
+    info: &KeyInfo,
+    desired: &PolicyDocument,
+    desired_json: &str,
+    fresh: bool,
+) -> Result<(), Error> {
+    let observed = kms.get_key_policy(&info.key_id).await?;
+    pass.status.orphaned_principals = PolicyDocument::parse(&observed)
+        .map(|doc| policy::orphaned_principals(&doc))
+        .unwrap_or_default();
+    // A key created or adopted just now has no policy of ours on it yet.
+    let last_applied = pass.status.policy_digest.clone().filter(|_| !fresh);
+    let verdict = judge(
+        desired,
+        Some(&observed),
+        last_applied.as_deref(),
+        pass.obj.spec.drift.policy,
+    );
+    if !pass.judged(&verdict, "the key policy", POLICY_SYNCED).await {
+        return Ok(());
+    }
+    if verdict.writes() {
+        kms.put_key_policy(&info.key_id, desired_json)
+            .await
+            .map_err(|e| policy_error(e, desired_json))?;
+    }
+    if let Verdict::Apply { change } = &verdict {
+        let note = format!("key policy updated: {change}");
+        pass.ctx
+            .event(
+                pass.obj,
+                EventType::Normal,
+                "PolicyUpdated",
+                "PutKeyPolicy",
+                note,
+            )
+            .await;
+    }
+    pass.no_drift_unless_reported();
+    pass.status.policy_digest = Some(policy::digest(desired));
+    let synced = "the key policy matches the spec".to_string();
+    pass.condition(POLICY_SYNCED, Status::True, "InSync", synced);
+    Ok(())
+}
+
+/// Rotation, tags and alias: converged when the spec changed or the key is new, not
+/// on every drift check (each would cost reads that steady state must not pay).
+pub async fn converge_settings(
+    pass: &mut Pass<'_, SharedKey>,
+    kms: &Kms,
+    info: &KeyInfo,
+) -> Result<(), Error> {
+    let spec = &pass.obj.spec;
+    if kms.rotation_enabled(&info.key_id).await? != spec.enable_key_rotation {
+        kms.set_rotation(&info.key_id, spec.enable_key_rotation)
+            .await?;
+    }
+    let observed_tags = kms.list_tags(&info.key_id).await?;
+    let mut wanted: BTreeMap<String, String> = spec.tags.clone();
+    wanted.extend(plan::owner_tags(pass.obj));
+    let (to_set, to_remove) = plan::tag_changes(&observed_tags, &wanted);
+    kms.tag(&info.key_id, &to_set).await?;
+    kms.untag(&info.key_id, &to_remove).await?;
+
+    let aliases = kms.aliases_of(&info.key_id).await?;
+    if let Some(alias) = &spec.alias
+        && !aliases.contains(alias)
+    {
+        match kms.create_alias(alias, &info.key_id).await {
+            Ok(()) => {}
+            // The alias exists and points elsewhere (for example at the key this one
+            // replaced): move it.
+            Err(err) if err.alias_taken() => kms.update_alias(alias, &info.key_id).await?,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}

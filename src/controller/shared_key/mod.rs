@@ -1,0 +1,120 @@
+//! The SharedKey reconciler: creates or adopts a KMS key, keeps its key policy (and
+//! rotation, description, tags, alias, enabled state) converged on the spec, detects
+//! and repairs drift, and on deletion retains or schedules deletion of the key.
+//!
+//! Pipeline: resolve account → render and lint the desired policy ([`plan`]) → find or
+//! create the key ([`key`]) → state → policy (judged by [`crate::controller::drift`]) →
+//! settings → status. In steady state one reconcile costs DescribeKey + GetKeyPolicy
+//! and writes nothing.
+
+mod cleanup;
+mod key;
+pub mod plan;
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::context::Context;
+use super::desired;
+use super::error::Error;
+use super::resolve::resolve;
+use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
+use super::status::{Pass, jittered};
+use super::watches::{account_changes, on_account};
+use crate::api::conditions::{POLICY_SYNCED, Status};
+use crate::api::{DriftStatus, Object, SharedKey};
+use crate::failpoint;
+use crate::policy::{render_consumer_policy, to_canonical_json};
+
+pub use plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
+
+/// Runs the reconciler over SharedKeys in `namespace` (all when `None`).
+pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
+    let keys: Api<SharedKey> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let controller = controller_for(keys);
+    let store = controller.store();
+    let controller = controller.watches_stream(account_changes(ctx.client.clone()), move |a| {
+        on_account(&store, &a, |key: &SharedKey| &key.spec.account_ref.name)
+    });
+    let recheck_default = ctx.settings.default_drift_interval;
+    drive(controller, reconcile, recheck_default, ctx).await;
+}
+
+async fn reconcile(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, Error> {
+    with_finalizer(key, ctx, apply, cleanup::cleanup).await
+}
+
+async fn apply(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let mut pass = Pass::new(key.as_ref(), &ctx, key.api(ctx.client.clone()));
+    let outcome = converge(&mut pass).await;
+    pass.conclude(&outcome, "the key exists and its policy matches the spec");
+    if let Err(err @ (Error::PolicyInvalid(_) | Error::InvalidPrincipal { .. })) = &outcome {
+        pass.condition(POLICY_SYNCED, Status::False, err.reason(), err.to_string());
+    }
+    // Compared with what the API server has, checkpoints included: a marker that a
+    // checkpoint wrote and this pass cleared must be written again.
+    if pass.changed() {
+        let now = pass.now;
+        pass.status
+            .drift
+            .get_or_insert_with(DriftStatus::default)
+            .last_check_time = Some(Time(now));
+        // A converged pass has made its AWS writes; crash tests stop it before the record.
+        if outcome.is_ok() {
+            failpoint::hit(failpoint::SHARED_KEY_BEFORE_STATUS);
+        }
+    }
+    pass.write().await?;
+    let interval = drift_interval(key.as_ref(), &ctx);
+    finish(&ctx, key.as_ref(), outcome.map(|()| jittered(interval)))
+}
+
+async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
+    let spec = &pass.obj.spec;
+    let namespace = pass.obj.namespace().unwrap_or_default();
+    let account = resolve(
+        pass.ctx,
+        &spec.account_ref.name,
+        &namespace,
+        spec.region.as_deref(),
+    )
+    .await?;
+    let input = desired::key_policy_input(spec, &account.region);
+    let desired = desired::key_policy(&input, account.id())?;
+    let desired_json =
+        to_canonical_json(&desired).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let kms = account.clients.kms();
+
+    let (info, fresh) = key::locate_or_create(pass, &account, &kms, &desired_json).await?;
+    pass.status.key_id = Some(info.key_id.clone());
+    pass.status.key_arn = Some(info.arn.clone());
+    pass.status.key_state = Some(info.state.clone());
+    pass.status.creation_started_time = None;
+
+    let info = key::converge_state(pass, &kms, info).await?;
+    pass.status.key_state = Some(info.state.clone());
+    key::converge_policy(pass, &kms, &info, &desired, &desired_json, fresh).await?;
+    if fresh || pass.status.observed_generation != pass.generation {
+        key::converge_settings(pass, &kms, &info).await?;
+    }
+    let description = pass.obj.spec.description.clone().unwrap_or_default();
+    if info.description != description {
+        kms.update_description(&info.key_id, &description).await?;
+    }
+    let consumer = render_consumer_policy(
+        &info.arn,
+        &input.effective_operations(),
+        pass.obj.spec.allow_aws_service_grants,
+    )
+    .and_then(|doc| to_canonical_json(&doc))
+    .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    pass.status.consumer_policy = Some(consumer);
+    pass.status.shared_with = plan::shared_with(&pass.obj.spec);
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! The SharedKey pipeline's decisions, pure: the key policy the spec asks for (rendered
+//! and linted), which key this object manages, whose key it is, what to do about a key
+//! disabled out of band, and which tags to change. The key policy's drift is judged by
+//! [`crate::controller::drift`]; the AWS side acts on what is decided here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::api::{DriftPolicy, SharedKey, SharedKeySpec};
+use crate::policy::PolicyDocument;
+use crate::policy::arn::{account_of, parse_arn};
+
+/// Tag holding the UID of the SharedKey that manages a key.
+pub const OWNER_UID_TAG: &str = "crosskey.dev/owner-uid";
+/// Tag holding `namespace/name` of that SharedKey, for people reading the console.
+pub const OWNER_NAME_TAG: &str = "crosskey.dev/owner";
+
+/// The accounts the spec shares with: listed ones and those of listed principals.
+pub fn shared_with(spec: &SharedKeySpec) -> Vec<String> {
+    let share = &spec.share_with;
+    let from_principals = share.principals.iter().filter_map(|p| account_of(p));
+    share
+        .accounts
+        .iter()
+        .map(String::as_str)
+        .chain(from_principals)
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Principals KMS must resolve in a policy: every ARN that is not an account root.
+pub fn candidate_principals(document: &PolicyDocument) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    for statement in document.statements() {
+        for principal in [&statement.principal, &statement.not_principal]
+            .into_iter()
+            .flatten()
+        {
+            for value in principal.aws_values() {
+                if value.starts_with("arn:") && !value.ends_with(":root") {
+                    found.insert(value.to_string());
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// How to find the key this object manages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locate {
+    /// The key recorded in the status.
+    Recorded(String),
+    /// An existing key named by `spec.keyId`, to adopt.
+    Adopt(String),
+    /// A CreateKey was sent and its answer lost: look the key up by its ownership tag;
+    /// create another only after `settled`, when the lost request can no longer land.
+    FindUnanswered { settled: Timestamp },
+    /// Nothing yet: create the key.
+    Create,
+}
+
+/// Which key to work on, from what the status recorded and what the spec names.
+pub fn locate(
+    recorded: Option<&str>,
+    wanted: Option<&str>,
+    creation_started: Option<Timestamp>,
+    settle: std::time::Duration,
+) -> Locate {
+    if let Some(key_id) = recorded {
+        return Locate::Recorded(key_id.to_string());
+    }
+    if let Some(wanted) = wanted {
+        return Locate::Adopt(wanted.to_string());
+    }
+    match creation_started {
+        Some(started) => Locate::FindUnanswered {
+            settled: started.checked_add(settle).unwrap_or(started),
+        },
+        None => Locate::Create,
+    }
+}
+
+/// The account of `spec.keyId` when it is an ARN of another account than `account`.
+pub fn foreign_key_account<'a>(wanted: &'a str, account: &str) -> Option<&'a str> {
+    parse_arn(wanted)
+        .map(|arn| arn.account)
+        .filter(|owner| *owner != account)
+}
+
+/// Who manages a key, from its tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    Ours,
+    /// Another SharedKey (this UID) manages it.
+    Another(String),
+    /// Nobody: it may be adopted.
+    Unclaimed,
+}
+
+pub fn ownership(tags: &BTreeMap<String, String>, uid: &str) -> Ownership {
+    match tags.get(OWNER_UID_TAG) {
+        Some(owner) if owner == uid => Ownership::Ours,
+        Some(owner) => Ownership::Another(owner.clone()),
+        None => Ownership::Unclaimed,
+    }
+}
+
+/// The tags that mark `key` as managed by it.
+pub fn owner_tags(key: &SharedKey) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (OWNER_UID_TAG.to_string(), key.uid().unwrap_or_default()),
+        (
+            OWNER_NAME_TAG.to_string(),
+            format!("{}/{}", key.namespace().unwrap_or_default(), key.name_any()),
+        ),
+    ])
+}
+
+/// What to do about the key's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyStateStep {
+    /// Enabled: nothing.
+    Keep,
+    /// Disabled or pending deletion under Observe: report it.
+    Report { message: String },
+    /// Disabled or pending deletion under Enforce: cancel the deletion (when pending)
+    /// and enable the key.
+    Repair {
+        cancel_deletion: bool,
+        message: String,
+    },
+}
+
+pub fn key_state_step(
+    arn: &str,
+    state: &str,
+    enabled: bool,
+    pending_deletion: bool,
+    policy: DriftPolicy,
+) -> KeyStateStep {
+    if enabled {
+        return KeyStateStep::Keep;
+    }
+    let what = if pending_deletion {
+        "scheduled for deletion"
+    } else {
+        "disabled"
+    };
+    match policy {
+        DriftPolicy::Observe => KeyStateStep::Report {
+            message: format!("key {arn} was {what} outside the operator (state {state})"),
+        },
+        DriftPolicy::Enforce => KeyStateStep::Repair {
+            cancel_deletion: pending_deletion,
+            message: format!("key {arn} was {what} outside the operator; re-enabled it"),
+        },
+    }
+}
+
+/// Tags to set (missing or different) and to remove (not wanted; AWS's own `aws:`
+/// tags are never touched).
+pub fn tag_changes(
+    observed: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let to_set = wanted
+        .iter()
+        .filter(|(k, v)| observed.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let to_remove = observed
+        .keys()
+        .filter(|k| !wanted.contains_key(*k) && !k.starts_with("aws:"))
+        .cloned()
+        .collect();
+    (to_set, to_remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> SharedKeySpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn shared_with_merges_accounts_and_the_accounts_of_principals() {
+        let spec = spec(serde_json::json!({
+            "accountRef": {"name": "a"},
+            "shareWith": {
+                "accounts": ["444455556666"],
+                "principals": ["arn:aws:iam::777788889999:role/Backup", "arn:aws:iam::444455556666:role/X"],
+            },
+        }));
+        assert_eq!(shared_with(&spec), ["444455556666", "777788889999"]);
+    }
+
+    #[test]
+    fn a_recorded_key_wins_over_adoption_and_creation() {
+        let started = Timestamp::from_second(1_000).unwrap();
+        let settle = std::time::Duration::from_secs(40);
+        assert_eq!(
+            locate(Some("k1"), Some("k2"), Some(started), settle),
+            Locate::Recorded("k1".into())
+        );
+        assert_eq!(
+            locate(None, Some("k2"), Some(started), settle),
+            Locate::Adopt("k2".into())
+        );
+        assert_eq!(locate(None, None, None, settle), Locate::Create);
+    }
+
+    #[test]
+    fn an_unanswered_create_is_looked_up_until_it_settles() {
+        let started = Timestamp::from_second(1_000).unwrap();
+        let settle = std::time::Duration::from_secs(40);
+        assert_eq!(
+            locate(None, None, Some(started), settle),
+            Locate::FindUnanswered {
+                settled: Timestamp::from_second(1_040).unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn a_key_arn_of_another_account_is_named() {
+        let arn = "arn:aws:kms:eu-west-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            foreign_key_account(arn, "111122223333"),
+            Some("999988887777")
+        );
+        assert_eq!(foreign_key_account(arn, "999988887777"), None);
+        assert_eq!(foreign_key_account("1234abcd-12ab", "111122223333"), None);
+    }
+
+    #[test]
+    fn ownership_comes_from_the_uid_tag() {
+        let tags = |uid: &str| BTreeMap::from([(OWNER_UID_TAG.to_string(), uid.to_string())]);
+        assert_eq!(ownership(&tags("me"), "me"), Ownership::Ours);
+        assert_eq!(
+            ownership(&tags("them"), "me"),
+            Ownership::Another("them".into())
+        );
+        assert_eq!(ownership(&BTreeMap::new(), "me"), Ownership::Unclaimed);
+    }
+
+    #[test]
+    fn a_disabled_key_is_repaired_under_enforce_and_reported_under_observe() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/k";
+        assert_eq!(
+            key_state_step(arn, "Enabled", true, false, DriftPolicy::Enforce),
+            KeyStateStep::Keep
+        );
+        assert!(matches!(
+            key_state_step(arn, "PendingDeletion", false, true, DriftPolicy::Enforce),
+            KeyStateStep::Repair { cancel_deletion: true, message } if message.contains("scheduled for deletion")
+        ));
+        assert!(matches!(
+            key_state_step(arn, "Disabled", false, false, DriftPolicy::Enforce),
+            KeyStateStep::Repair {
+                cancel_deletion: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            key_state_step(arn, "Disabled", false, false, DriftPolicy::Observe),
+            KeyStateStep::Report { message } if message.contains("state Disabled")
+        ));
+    }
+
+    #[test]
+    fn tag_changes_keep_aws_tags_and_remove_unwanted_ones() {
+        let observed = BTreeMap::from([
+            ("team".to_string(), "old".to_string()),
+            ("gone".to_string(), "x".to_string()),
+            ("aws:cloudformation:stack-name".to_string(), "s".to_string()),
+            ("same".to_string(), "v".to_string()),
+        ]);
+        let wanted = BTreeMap::from([
+            ("team".to_string(), "new".to_string()),
+            ("same".to_string(), "v".to_string()),
+        ]);
+        let (to_set, to_remove) = tag_changes(&observed, &wanted);
+        assert_eq!(
+            to_set,
+            BTreeMap::from([("team".to_string(), "new".to_string())])
+        );
+        assert_eq!(to_remove, ["gone"]);
+    }
+
+    #[test]
+    fn only_non_root_arns_are_candidate_missing_principals() {
+        let document = PolicyDocument::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::444455556666:role/Gone"]},"Action":"kms:Decrypt","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            candidate_principals(&document),
+            ["arn:aws:iam::444455556666:role/Gone"]
+        );
+    }
+}

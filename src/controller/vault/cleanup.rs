@@ -1,0 +1,83 @@
+//! Deletion of a CrossAccountVault: role grants are always removed. Retain leaves the
+//! vault; Delete deletes it only when it holds no recovery points, which the operator
+//! never deletes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::plan;
+use crate::api::{CrossAccountVault, DeletionPolicy};
+use crate::aws::ErrorClass;
+use crate::controller::context::Context;
+use crate::controller::error::Error;
+use crate::controller::resolve::resolve_for_cleanup;
+use crate::controller::status::report_cleanup_block;
+
+pub async fn cleanup(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let spec = &vault.spec;
+    let account = resolve_for_cleanup(
+        &ctx,
+        vault.as_ref(),
+        &spec.account_ref,
+        spec.region.as_deref(),
+        spec.deletion_policy,
+        "vault and role grants left in AWS",
+    )
+    .await?;
+    let Some(account) = account else {
+        return Ok(Action::await_change());
+    };
+    let iam = account.clients.iam();
+    let policy_name = plan::role_policy_name(&vault);
+    let granted = vault
+        .status
+        .as_ref()
+        .map(|s| s.granted_roles.clone())
+        .unwrap_or_default();
+    let roles: BTreeSet<&String> = granted.iter().chain(&spec.grant_key_use_to_roles).collect();
+    for role in roles {
+        match iam.delete_role_policy(role, &policy_name).await {
+            Err(err) if !err.is(ErrorClass::NotFound) => return Err(err.into()),
+            _ => {}
+        }
+    }
+    let name = plan::vault_name(&vault);
+    if spec.deletion_policy == DeletionPolicy::Retain {
+        let note = format!("vault {name} retained in AWS");
+        ctx.event(
+            vault.as_ref(),
+            EventType::Normal,
+            "Retained",
+            "Delete",
+            note,
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let backup = account.clients.backup();
+    let Some(info) = backup.describe_vault(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    if info.recovery_points > 0 {
+        let err = Error::VaultNotEmpty {
+            vault: name,
+            recovery_points: info.recovery_points,
+        };
+        // The error keeps the finalizer; the retry backs off up to the maximum interval.
+        return Err(report_cleanup_block(vault.as_ref(), &ctx, err).await);
+    }
+    backup.delete_vault(&name).await?;
+    let note = format!("vault {name} deleted");
+    ctx.event(
+        vault.as_ref(),
+        EventType::Normal,
+        "Deleted",
+        "DeleteBackupVault",
+        note,
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,103 @@
+//! Role grants: the consumer policy (use of the key, grants for AWS resources) inline
+//! on each role of `grantKeyUseToRoles`, judged for drift like every policy document,
+//! and removed from roles no longer listed.
+
+use std::collections::BTreeSet;
+
+use super::plan::{self, KeyRef};
+use crate::api::CrossAccountVault;
+use crate::api::conditions::{ROLE_GRANTS_SYNCED, Status};
+use crate::aws::ErrorClass;
+use crate::controller::desired;
+use crate::controller::drift::judge;
+use crate::controller::error::Error;
+use crate::controller::resolve::ResolvedAccount;
+use crate::controller::status::Pass;
+use crate::failpoint;
+use crate::policy::{self, render_consumer_policy, to_canonical_json};
+
+pub async fn converge_role_grants(
+    pass: &mut Pass<'_, CrossAccountVault>,
+    account: &ResolvedAccount,
+    key: &KeyRef,
+) -> Result<(), Error> {
+    let iam = account.clients.iam();
+    let policy_name = plan::role_policy_name(pass.obj);
+    let (operations, allow_grants) = match &key.shared_key {
+        Some(shared_key) => (
+            desired::key_policy_input(&shared_key.spec, &key.parsed.region).effective_operations(),
+            shared_key.spec.allow_aws_service_grants,
+        ),
+        None => (vec![], true),
+    };
+    let desired = render_consumer_policy(&key.arn, &operations, allow_grants)
+        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let desired_json =
+        to_canonical_json(&desired).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let digest = policy::digest(&desired);
+    let wanted: BTreeSet<String> = pass
+        .obj
+        .spec
+        .grant_key_use_to_roles
+        .iter()
+        .cloned()
+        .collect();
+    let mut missing_roles = vec![];
+    for role in &wanted {
+        let observed = match iam.role_policy(role, &policy_name).await {
+            Ok(observed) => observed,
+            Err(err) if err.is(ErrorClass::NotFound) => {
+                missing_roles.push(role.clone());
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        // What the operator put there, as long as the spec is unchanged since: a policy
+        // that is gone or differs was changed outside the operator.
+        let ours = pass.status.granted_roles.contains(role)
+            && observed.is_some()
+            && pass.status.observed_generation == pass.generation;
+        let last_applied = ours.then_some(digest.as_str());
+        let verdict = judge(
+            &desired,
+            observed.as_deref(),
+            last_applied,
+            pass.obj.spec.drift.policy,
+        );
+        let what = format!("the inline policy {policy_name} on role {role}");
+        if !pass.judged(&verdict, &what, ROLE_GRANTS_SYNCED).await || !verdict.writes() {
+            continue;
+        }
+        iam.put_role_policy(role, &policy_name, &desired_json)
+            .await?;
+        failpoint::hit(failpoint::VAULT_AFTER_ROLE_GRANT);
+    }
+    for role in plan::roles_to_revoke(&pass.status.granted_roles, &wanted) {
+        iam.delete_role_policy(&role, &policy_name).await?;
+    }
+    pass.status.granted_roles = wanted
+        .iter()
+        .filter(|r| !missing_roles.contains(r))
+        .cloned()
+        .collect();
+    if !missing_roles.is_empty() {
+        let err = Error::RoleNotFound(missing_roles.join(", "));
+        pass.condition(
+            ROLE_GRANTS_SYNCED,
+            Status::False,
+            err.reason(),
+            err.to_string(),
+        );
+        return Err(err);
+    }
+    if !pass.drifted() {
+        let message = if wanted.is_empty() {
+            "no roles to grant".to_string()
+        } else {
+            let roles = wanted.iter().cloned().collect::<Vec<_>>().join(", ");
+            format!("{policy_name} is on {roles}")
+        };
+        pass.condition(ROLE_GRANTS_SYNCED, Status::True, "InSync", message);
+    }
+    Ok(())
+}

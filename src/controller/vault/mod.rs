@@ -1,0 +1,100 @@
+//! The CrossAccountVault reconciler: resolves the key (a SharedKey or a key ARN),
+//! checks from the vault's account that the key is usable, then creates the vault and
+//! converges its access policy, lock, notifications and the inline IAM policies that
+//! delegate use of the key to the account's roles.
+//!
+//! Pipeline: resolve account and key → preflight (kms:DescribeKey as the vault's
+//! account) ([`resolve`]) → vault ([`create`]) → access policy, lock, notifications
+//! ([`settings`]) → role grants ([`grants`]) → status. The decisions are in [`plan`].
+
+mod cleanup;
+mod create;
+mod grants;
+pub mod plan;
+mod resolve;
+mod settings;
+
+use std::sync::Arc;
+
+use kube::Api;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use super::context::Context;
+use super::error::Error;
+use super::resolve::resolve;
+use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
+use super::status::{Pass, jittered};
+use super::watches::{account_changes, key_changes_in, on_account, vaults_of_key};
+use crate::api::conditions::{KEY_ACCESSIBLE, Status};
+use crate::api::{CrossAccountVault, Object};
+use crate::failpoint;
+
+/// Runs the reconciler over CrossAccountVaults in `namespace` (all when `None`).
+pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
+    let vaults: Api<CrossAccountVault> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let controller = controller_for(vaults);
+    let (by_key, by_account) = (controller.store(), controller.store());
+    // A SharedKey that changes (became Ready, stopped sharing, got a new ARN)
+    // re-triggers the vaults that reference it.
+    let keys = key_changes_in(ctx.client.clone(), &ctx.settings.watch_namespaces);
+    let controller = controller
+        .watches_stream(keys, move |key| vaults_of_key(&by_key, &key))
+        .watches_stream(account_changes(ctx.client.clone()), move |account| {
+            on_account(&by_account, &account, |vault: &CrossAccountVault| {
+                &vault.spec.account_ref.name
+            })
+        });
+    let recheck_default = ctx.settings.default_drift_interval;
+    drive(controller, reconcile, recheck_default, ctx).await;
+}
+
+async fn reconcile(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<Action, Error> {
+    with_finalizer(vault, ctx, apply, cleanup::cleanup).await
+}
+
+async fn apply(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let mut pass = Pass::new(vault.as_ref(), &ctx, vault.api(ctx.client.clone()));
+    let outcome = converge(&mut pass).await;
+    pass.conclude(&outcome, "the vault exists and matches the spec");
+    pass.no_drift_unless_reported();
+    // A converged pass has made its AWS writes; crash tests stop it before the record.
+    if outcome.is_ok() && pass.changed() {
+        failpoint::hit(failpoint::VAULT_BEFORE_STATUS);
+    }
+    pass.write().await?;
+    let interval = drift_interval(vault.as_ref(), &ctx);
+    finish(&ctx, vault.as_ref(), outcome.map(|()| jittered(interval)))
+}
+
+async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
+    let spec = &pass.obj.spec;
+    let namespace = pass.obj.namespace().unwrap_or_default();
+    let account = resolve(
+        pass.ctx,
+        &spec.account_ref.name,
+        &namespace,
+        spec.region.as_deref(),
+    )
+    .await?;
+    let key = match resolve::resolve_key(pass, &account).await {
+        Ok(key) => key,
+        Err(err) => {
+            if !matches!(&err, Error::Aws(e) if pass.ctx.quiet_transient(pass.obj, e)) {
+                pass.condition(KEY_ACCESSIBLE, Status::False, err.reason(), err.to_string());
+            }
+            return Err(err);
+        }
+    };
+    resolve::preflight(pass, &account, &key).await?;
+    let backup = account.clients.backup();
+    let info = create::converge_vault(pass, &backup, &key).await?;
+    settings::converge_access_policy(pass, &backup, &info).await?;
+    settings::converge_lock(pass, &backup, &info).await?;
+    settings::converge_notifications(pass, &backup).await?;
+    grants::converge_role_grants(pass, &account, &key).await?;
+    Ok(())
+}

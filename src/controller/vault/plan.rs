@@ -1,0 +1,410 @@
+//! The CrossAccountVault pipeline's decisions, pure: names and tags, whether a
+//! referenced SharedKey may be used (namespace, readiness, sharing, Region), what to
+//! do about the vault lock and notifications, which roles to grant and revoke, and how
+//! to explain a denied preflight. Policy drift is judged by
+//! [`crate::controller::drift`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::ResourceExt;
+
+use crate::api::conditions::{self, READY};
+use crate::api::{CrossAccountVault, SharedKey, VaultLock, VaultNotifications};
+use crate::controller::error::Error;
+use crate::policy::arn::{KeyArn, account_of, validate_key_arn};
+
+/// Tag holding the UID of the CrossAccountVault that manages a vault.
+pub const OWNER_UID_TAG: &str = "crosskey.dev/owner-uid";
+/// Tag holding `namespace/name` of that CrossAccountVault.
+pub const OWNER_NAME_TAG: &str = "crosskey.dev/owner";
+
+/// The key a vault is to be encrypted with, once resolved.
+#[derive(Clone, Debug)]
+pub struct KeyRef {
+    /// The key ARN as text, as AWS and the status have it.
+    pub arn: String,
+    pub parsed: KeyArn,
+    /// The SharedKey behind it, when referenced by name.
+    pub shared_key: Option<std::sync::Arc<SharedKey>>,
+}
+
+impl KeyRef {
+    /// Parses `arn`; a text that is no key ARN is a spec error.
+    pub fn new(arn: &str, shared_key: Option<std::sync::Arc<SharedKey>>) -> Result<Self, Error> {
+        let parsed = validate_key_arn(arn).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        Ok(Self {
+            arn: arn.to_string(),
+            parsed,
+            shared_key,
+        })
+    }
+}
+
+/// The vault's name in AWS: `spec.vaultName`, or the object's name.
+pub fn vault_name(vault: &CrossAccountVault) -> String {
+    vault
+        .spec
+        .vault_name
+        .clone()
+        .unwrap_or_else(|| vault.name_any())
+}
+
+/// The name of the inline policy the operator puts on each granted role.
+pub fn role_policy_name(vault: &CrossAccountVault) -> String {
+    format!(
+        "crosskey-{}-{}",
+        vault.namespace().unwrap_or_default(),
+        vault.name_any()
+    )
+}
+
+/// The spec's tags plus the tags that mark the vault as managed by this object.
+pub fn vault_tags(vault: &CrossAccountVault) -> BTreeMap<String, String> {
+    let mut tags = vault.spec.tags.clone();
+    tags.insert(OWNER_UID_TAG.into(), vault.uid().unwrap_or_default());
+    tags.insert(
+        OWNER_NAME_TAG.into(),
+        format!(
+            "{}/{}",
+            vault.namespace().unwrap_or_default(),
+            vault.name_any()
+        ),
+    );
+    tags
+}
+
+/// The ARN of the SharedKey `key` (in `key_namespace`) if a vault in `vault_namespace`
+/// on account `vault_account` may use it: the key allows references from the vault's
+/// namespace, is Ready, and is shared with the account (or owned by it).
+pub fn usable_shared_key(
+    key: &SharedKey,
+    key_namespace: &str,
+    vault_namespace: &str,
+    vault_account: &str,
+) -> Result<String, Error> {
+    let name = format!("{key_namespace}/{}", key.name_any());
+    if key_namespace != vault_namespace
+        && !key
+            .spec
+            .allow_references_from
+            .iter()
+            .any(|n| n == "*" || n == vault_namespace)
+    {
+        return Err(Error::ReferenceNotAllowed {
+            key: name,
+            namespace: vault_namespace.to_string(),
+        });
+    }
+    let status = key.status.clone().unwrap_or_default();
+    let arn = match (
+        &status.key_arn,
+        conditions::is_true(&status.conditions, READY),
+    ) {
+        (Some(arn), true) => arn.clone(),
+        _ => {
+            let why = conditions::find(&status.conditions, READY)
+                .map(|c| format!("{}: {}", c.reason, c.message))
+                .unwrap_or_else(|| "not reconciled yet".to_string());
+            return Err(Error::KeyNotReady(format!("{name} ({why})")));
+        }
+    };
+    let owner = account_of(&arn).unwrap_or_default();
+    if owner != vault_account && !shares_with(key, vault_account) {
+        return Err(Error::KeyNotShared {
+            key: name,
+            account: vault_account.to_string(),
+        });
+    }
+    Ok(arn)
+}
+
+/// Whether the SharedKey's spec shares with `account`: by account, by a principal of
+/// that account, or through an organization (whose membership only AWS can check; the
+/// preflight does).
+pub fn shares_with(key: &SharedKey, account: &str) -> bool {
+    let share = &key.spec.share_with;
+    share.accounts.iter().any(|a| a == account)
+        || share
+            .principals
+            .iter()
+            .any(|p| account_of(p) == Some(account))
+        || share.organization.is_some()
+}
+
+/// A key in another Region than the vault's cannot encrypt it.
+pub fn check_region(key: &KeyRef, region: &str) -> Result<(), Error> {
+    if key.parsed.region == region {
+        Ok(())
+    } else {
+        Err(Error::KeyRegionMismatch {
+            key: key.arn.clone(),
+            region: region.to_string(),
+        })
+    }
+}
+
+/// The vault lock as AWS has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObservedLock {
+    pub locked: bool,
+    pub min_retention_days: Option<i64>,
+    pub max_retention_days: Option<i64>,
+    /// Seconds since the epoch after which a compliance-mode lock is immutable.
+    pub lock_date: Option<i64>,
+}
+
+/// What to do about the vault lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockStep {
+    Keep,
+    Put,
+    Delete,
+}
+
+pub fn lock_step(
+    wanted: Option<&VaultLock>,
+    observed: ObservedLock,
+    now_seconds: i64,
+    vault: &str,
+) -> Result<LockStep, Error> {
+    let immutable = observed.lock_date.is_some_and(|date| date <= now_seconds);
+    match wanted {
+        Some(lock) => {
+            let same = observed.locked
+                && observed.min_retention_days == lock.min_retention_days
+                && observed.max_retention_days == lock.max_retention_days;
+            if same {
+                Ok(LockStep::Keep)
+            } else if immutable {
+                Err(Error::InvalidSpec(format!(
+                    "vault {vault} has a compliance-mode lock that became immutable; its retention cannot be changed"
+                )))
+            } else {
+                Ok(LockStep::Put)
+            }
+        }
+        None if observed.locked && !immutable => Ok(LockStep::Delete),
+        None => Ok(LockStep::Keep),
+    }
+}
+
+/// Whether observed notification settings are the wanted ones (event order aside).
+pub fn same_notifications(
+    observed_topic: &str,
+    observed_events: &[String],
+    wanted: &VaultNotifications,
+) -> bool {
+    observed_topic == wanted.sns_topic_arn
+        && observed_events.iter().collect::<BTreeSet<_>>()
+            == wanted.events.iter().collect::<BTreeSet<_>>()
+}
+
+/// Roles whose inline policy is to be removed: granted before, no longer wanted.
+pub fn roles_to_revoke(granted: &[String], wanted: &BTreeSet<String>) -> Vec<String> {
+    granted
+        .iter()
+        .filter(|role| !wanted.contains(*role))
+        .cloned()
+        .collect()
+}
+
+/// Which side of a cross-account grant is missing when the vault's account was denied
+/// `kms:DescribeKey`: `key_policy_allows` is the policy engine's verdict on the key
+/// policy alone (`None` when it could not be judged, e.g. for a raw key ARN).
+pub fn denial_message(
+    caller: &str,
+    vault_account: &str,
+    key_arn: &str,
+    key_policy_allows: Option<(bool, String)>,
+    key_is_shared_key: bool,
+) -> String {
+    match key_policy_allows {
+        _ if !key_is_shared_key => format!(
+            "account {vault_account} ({caller}) may not use {key_arn}: A's key policy must allow account {vault_account}, and B's IAM policy must allow kms:DescribeKey on that key ARN"
+        ),
+        Some((true, _)) => format!(
+            "access denied to {caller} on {key_arn}: A's key policy allows account {vault_account}, so B's IAM policy is missing: allow kms:DescribeKey (and the vault's kms actions) on the key ARN for the operator's role"
+        ),
+        Some((false, reasons)) => format!(
+            "access denied to {caller} on {key_arn}: A's key policy does not allow it ({reasons}); check the SharedKey's shareWith"
+        ),
+        None => format!("access denied to {caller} on {key_arn}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn key(namespace: &str, spec: serde_json::Value, ready: bool) -> SharedKey {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {"name": "k", "namespace": namespace},
+            "spec": spec,
+            "status": {"keyArn": ARN, "conditions": [{
+                "type": "Ready", "status": if ready {"True"} else {"False"},
+                "reason": if ready {"Converged"} else {"AccessDenied"}, "message": "m",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        }))
+        .unwrap()
+    }
+
+    fn shared(accounts: &[&str]) -> serde_json::Value {
+        serde_json::json!({"accountRef": {"name": "a"}, "shareWith": {"accounts": accounts}})
+    }
+
+    #[test]
+    fn a_key_in_the_same_namespace_shared_with_the_account_is_usable() {
+        let key = key("team", shared(&["444455556666"]), true);
+        assert_eq!(
+            usable_shared_key(&key, "team", "team", "444455556666").unwrap(),
+            ARN
+        );
+    }
+
+    #[test]
+    fn another_namespace_needs_allow_references_from() {
+        let key = key("keys", shared(&["444455556666"]), true);
+        let err = usable_shared_key(&key, "keys", "team", "444455556666").unwrap_err();
+        assert!(matches!(err, Error::ReferenceNotAllowed { .. }), "{err}");
+        let mut spec = shared(&["444455556666"]);
+        spec["allowReferencesFrom"] = serde_json::json!(["team"]);
+        let allowed = self::key("keys", spec, true);
+        assert!(usable_shared_key(&allowed, "keys", "team", "444455556666").is_ok());
+    }
+
+    #[test]
+    fn a_key_not_ready_or_not_shared_is_refused_with_the_reason() {
+        let not_ready = key("team", shared(&["444455556666"]), false);
+        let err = usable_shared_key(&not_ready, "team", "team", "444455556666").unwrap_err();
+        assert!(matches!(&err, Error::KeyNotReady(why) if why.contains("AccessDenied")));
+        let other = key("team", shared(&["777788889999"]), true);
+        let err = usable_shared_key(&other, "team", "team", "444455556666").unwrap_err();
+        assert!(matches!(err, Error::KeyNotShared { .. }));
+        // The key's own account needs no share.
+        assert!(usable_shared_key(&other, "team", "team", "111122223333").is_ok());
+    }
+
+    #[test]
+    fn a_principal_of_the_account_shares_with_it() {
+        let spec = serde_json::json!({"accountRef": {"name": "a"},
+            "shareWith": {"principals": ["arn:aws:iam::444455556666:role/Backup"]}});
+        assert!(shares_with(&key("t", spec, true), "444455556666"));
+        assert!(!shares_with(&key("t", shared(&[]), true), "444455556666"));
+    }
+
+    #[test]
+    fn the_key_region_must_be_the_vault_region() {
+        let key = KeyRef::new(ARN, None).unwrap();
+        assert!(check_region(&key, "eu-west-1").is_ok());
+        assert!(matches!(
+            check_region(&key, "us-east-1"),
+            Err(Error::KeyRegionMismatch { .. })
+        ));
+        assert!(KeyRef::new("arn:aws:kms:eu-west-1:111122223333:alias/x", None).is_err());
+    }
+
+    fn lock(min: i64) -> VaultLock {
+        serde_json::from_value(serde_json::json!({"minRetentionDays": min})).unwrap()
+    }
+
+    #[test]
+    fn a_lock_is_put_when_it_differs_and_kept_when_it_matches() {
+        let observed = ObservedLock {
+            locked: true,
+            min_retention_days: Some(7),
+            max_retention_days: None,
+            lock_date: None,
+        };
+        assert_eq!(
+            lock_step(Some(&lock(7)), observed, 0, "v").unwrap(),
+            LockStep::Keep
+        );
+        assert_eq!(
+            lock_step(Some(&lock(8)), observed, 0, "v").unwrap(),
+            LockStep::Put
+        );
+        assert_eq!(lock_step(None, observed, 0, "v").unwrap(), LockStep::Delete);
+    }
+
+    #[test]
+    fn an_immutable_lock_is_neither_changed_nor_deleted() {
+        let observed = ObservedLock {
+            locked: true,
+            min_retention_days: Some(7),
+            max_retention_days: None,
+            lock_date: Some(100),
+        };
+        assert!(lock_step(Some(&lock(8)), observed, 200, "v").is_err());
+        assert_eq!(lock_step(None, observed, 200, "v").unwrap(), LockStep::Keep);
+        // Before its lock date it can still change.
+        assert_eq!(
+            lock_step(Some(&lock(8)), observed, 50, "v").unwrap(),
+            LockStep::Put
+        );
+    }
+
+    #[test]
+    fn notification_events_compare_as_sets() {
+        let wanted: VaultNotifications = serde_json::from_value(serde_json::json!({
+            "snsTopicArn": "arn:aws:sns:eu-west-1:444455556666:t",
+            "events": ["BACKUP_JOB_COMPLETED", "RESTORE_JOB_COMPLETED"],
+        }))
+        .unwrap();
+        let events = [
+            "RESTORE_JOB_COMPLETED".to_string(),
+            "BACKUP_JOB_COMPLETED".to_string(),
+        ];
+        assert!(same_notifications(
+            "arn:aws:sns:eu-west-1:444455556666:t",
+            &events,
+            &wanted
+        ));
+        assert!(!same_notifications(
+            "arn:aws:sns:eu-west-1:444455556666:u",
+            &events,
+            &wanted
+        ));
+        assert!(!same_notifications(
+            "arn:aws:sns:eu-west-1:444455556666:t",
+            &events[..1],
+            &wanted
+        ));
+    }
+
+    #[test]
+    fn roles_no_longer_listed_are_revoked() {
+        let wanted = BTreeSet::from(["b".to_string()]);
+        assert_eq!(roles_to_revoke(&["a".into(), "b".into()], &wanted), ["a"]);
+    }
+
+    #[test]
+    fn a_denial_names_the_missing_side() {
+        let iam_side = denial_message(
+            "caller",
+            "444455556666",
+            ARN,
+            Some((true, String::new())),
+            true,
+        );
+        assert!(iam_side.contains("B's IAM policy is missing"), "{iam_side}");
+        let key_side = denial_message(
+            "caller",
+            "444455556666",
+            ARN,
+            Some((false, "no statement".into())),
+            true,
+        );
+        assert!(
+            key_side.contains("key policy does not allow it (no statement)"),
+            "{key_side}"
+        );
+        let raw = denial_message("caller", "444455556666", ARN, None, false);
+        assert!(
+            raw.contains("A's key policy must allow account 444455556666"),
+            "{raw}"
+        );
+    }
+}

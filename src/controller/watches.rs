@@ -1,0 +1,144 @@
+//! Which changes of one object re-trigger reconciles of others, in one place: an
+//! AwsAccount's spec or readiness re-triggers the keys and vaults on it, and a SharedKey
+//! re-triggers the vaults that reference it. Every watch and list here stays inside the
+//! namespaces the operator watches, so namespace-scoped RBAC is enough.
+
+use futures::{Stream, StreamExt};
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use super::context::Context;
+use super::error::Error;
+use crate::api::conditions::READY;
+use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
+
+/// AwsAccount events that matter to referencing objects: spec or Ready status changes;
+/// its periodic re-verification (a status write) is not one.
+pub fn account_changes(
+    client: Client,
+) -> impl Stream<Item = Result<AwsAccount, watcher::Error>> + Send + 'static {
+    let relevant = |account: &AwsAccount| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        account.metadata.generation.hash(&mut hasher);
+        let ready = account
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+        ready.map(|c| (&c.status, &c.reason)).hash(&mut hasher);
+        Some(hasher.finish())
+    };
+    watcher(
+        Api::<AwsAccount>::all(client),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(relevant, Default::default())
+}
+
+/// The cached objects whose `accountRef` (read by `account_of`) names `account`.
+pub fn on_account<K>(
+    store: &Store<K>,
+    account: &AwsAccount,
+    account_of: fn(&K) -> &str,
+) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let name = account.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|obj| account_of(obj) == name)
+        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+        .collect()
+}
+
+/// Metadata-only events of the SharedKeys in `namespace` (all when `None`): a name is
+/// all the key → vault mapping needs, and 10,000 keys are not listed and decoded twice.
+pub fn key_changes(
+    client: Client,
+    namespace: Option<&str>,
+) -> impl Stream<Item = Result<PartialObjectMeta<SharedKey>, watcher::Error>> + Send + 'static {
+    let api: Api<PartialObjectMeta<SharedKey>> = match namespace {
+        Some(namespace) => Api::namespaced(client, namespace),
+        None => Api::all(client),
+    };
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+}
+
+/// Whether `vault` references the SharedKey `name` in `namespace` by name.
+pub fn references_key(vault: &CrossAccountVault, name: &str, namespace: &str) -> bool {
+    let vault_namespace = vault.namespace().unwrap_or_default();
+    vault
+        .spec
+        .encryption_key
+        .shared_key_ref
+        .as_ref()
+        .is_some_and(|r| {
+            r.name == name && r.namespace.as_deref().unwrap_or(&vault_namespace) == namespace
+        })
+}
+
+/// The cached vaults that reference the SharedKey `key` by name.
+pub fn vaults_of_key<M: ResourceExt>(
+    store: &Store<CrossAccountVault>,
+    key: &M,
+) -> Vec<ObjectRef<CrossAccountVault>> {
+    let (name, namespace) = (key.name_any(), key.namespace().unwrap_or_default());
+    store
+        .state()
+        .into_iter()
+        .filter(|vault| references_key(vault, &name, &namespace))
+        .map(|vault| ObjectRef::from_obj(vault.as_ref()))
+        .collect()
+}
+
+/// A CrossAccountVault, in the namespaces the operator watches, that references `key`
+/// by name or by ARN: `namespace/name`, if any.
+pub async fn vault_using_key(ctx: &Context, key: &SharedKey) -> Result<Option<String>, Error> {
+    let key_namespace = key.namespace().unwrap_or_default();
+    let key_arn = key.status.as_ref().and_then(|s| s.key_arn.clone());
+    let apis: Vec<Api<CrossAccountVault>> = if ctx.settings.watch_namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.settings
+            .watch_namespaces
+            .iter()
+            .map(|namespace| Api::namespaced(ctx.client.clone(), namespace))
+            .collect()
+    };
+    for api in apis {
+        for vault in api.list(&ListParams::default()).await?.items {
+            let by_ref = references_key(&vault, &key.name_any(), &key_namespace);
+            let by_arn = key_arn.is_some() && vault.spec.encryption_key.key_arn == key_arn;
+            if by_ref || by_arn {
+                let namespace = vault.namespace().unwrap_or_default();
+                return Ok(Some(format!("{namespace}/{}", vault.name_any())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Key events from every namespace the operator watches, merged.
+pub fn key_changes_in(
+    client: Client,
+    namespaces: &[String],
+) -> impl Stream<Item = Result<PartialObjectMeta<SharedKey>, watcher::Error>> + Send + 'static {
+    if namespaces.is_empty() {
+        return key_changes(client, None).boxed();
+    }
+    futures::stream::select_all(
+        namespaces
+            .iter()
+            .map(|namespace| key_changes(client.clone(), Some(namespace)).boxed()),
+    )
+    .boxed()
+}
