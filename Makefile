@@ -24,7 +24,8 @@ helm-bin:
 	tests/testenv/helm/build.sh
 
 ## Copy crds/ into the crosskey-crds chart, and render deploy/manifests from the charts;
-## tests/helm.rs fails when either is stale. Run both after `make crds`.
+## tests/helm_crds.rs and tests/helm_deploy.rs fail when either is stale. Run both after
+## `make crds`.
 chart-crds:
 	cp crds/crosskey.yaml charts/crosskey-crds/files/crosskey.yaml
 

@@ -5,8 +5,8 @@
 #   deploy/render.sh [OUT_DIR]     default OUT_DIR: deploy/manifests
 #
 # Uses $HELM when set, else the helm that tests/testenv/helm/build.sh builds (cached).
-# tests/helm.rs renders into a temporary directory and fails when deploy/manifests differs:
-# run `make manifests` after changing a chart or crds/.
+# tests/helm_deploy.rs renders into a temporary directory and fails when deploy/manifests
+# differs: run `make manifests` after changing a chart or crds/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/deploy/manifests}"

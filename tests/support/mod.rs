@@ -6,7 +6,11 @@
 //! `make testenv-up`), owned by this test process: they stop by themselves when it
 //! exits. Logs are in `target/testenv-tests/<pid>/logs`. Set `CROSSKEY_TESTENV_DIR` to
 //! the directory of an environment started with `make testenv-up` to reuse it instead.
+//!
+//! `helm` holds the helpers of the Helm chart tests (`tests/helm_*.rs`).
 #![allow(dead_code)]
+
+pub mod helm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

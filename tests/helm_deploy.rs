@@ -1,0 +1,505 @@
+//! What ships next to the charts: the plain manifests in `deploy/manifests` (rendered
+//! from the charts, and accepted by a real kube-apiserver), the Argo CD Applications in
+//! `deploy/argocd`, the IAM policies in `deploy/iam` (against the AWS calls in `src/aws`
+//! and the README), and the Dockerfile (checked statically against the chart).
+//!
+//! Helpers shared by the `helm_*` test files are in `tests/support/helm.rs`.
+#![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use support::env;
+use support::helm::{
+    chart, container, helm_template, one, output, root, run, scratch_dir, str_list, yaml_docs,
+};
+
+// ---------------------------------------------------------------------------------------
+// deploy/
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn deploy_manifests_are_rendered_from_the_charts() {
+    let fresh = scratch_dir("manifests");
+    run(
+        Command::new(root().join("deploy/render.sh"))
+            .arg(&fresh)
+            .env("HELM", &env().helm),
+        None,
+    );
+    let committed = root().join("deploy/manifests");
+    let names = |dir: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&committed),
+        names(&fresh),
+        "deploy/manifests has other files"
+    );
+    for name in names(&fresh) {
+        let want = std::fs::read_to_string(fresh.join(&name)).unwrap();
+        let have = std::fs::read_to_string(committed.join(&name)).unwrap();
+        assert!(
+            want == have,
+            "deploy/manifests/{name} is stale: run `make manifests` and commit the result"
+        );
+    }
+}
+
+#[test]
+fn deploy_manifests_apply_with_server_dry_run() {
+    let dir = root().join("deploy/manifests");
+    // The namespace must exist for a dry run of the namespaced objects.
+    run(
+        env()
+            .kubectl()
+            .arg("apply")
+            .arg("-f")
+            .arg(dir.join("01-namespace.yaml")),
+        None,
+    );
+    let mut all = String::new();
+    for file in ["00-crds.yaml", "02-crosskey.yaml"] {
+        all.push_str(&std::fs::read_to_string(dir.join(file)).unwrap());
+        all.push('\n');
+    }
+    let docs = yaml_docs(&all);
+    assert!(
+        docs.iter()
+            .all(|d| d["metadata"]["namespace"].is_null()
+                || d["metadata"]["namespace"] == "crosskey")
+    );
+    let out = output(
+        env()
+            .kubectl()
+            .args(["apply", "--dry-run=server", "-f", "-"]),
+        Some(&all),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let passed = stdout
+        .lines()
+        .filter(|l| l.ends_with("(server dry run)"))
+        .count();
+    assert_eq!(passed, docs.len(), "{stdout}");
+    // The namespace enforces the restricted Pod Security Standard.
+    assert!(!stderr.contains("PodSecurity"), "{stderr}");
+}
+
+fn read_yaml(path: &Path) -> Value {
+    let docs = yaml_docs(&std::fs::read_to_string(path).unwrap());
+    assert_eq!(docs.len(), 1, "{}", path.display());
+    docs.into_iter().next().unwrap()
+}
+
+fn sync_wave(app: &Value) -> i64 {
+    app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn argocd_applications_install_the_crds_first_with_server_side_apply() {
+    let dir = root().join("deploy/argocd");
+    let crds = read_yaml(&dir.join("crosskey-crds.yaml"));
+    let operator = read_yaml(&dir.join("crosskey.yaml"));
+    let parent = read_yaml(&dir.join("app-of-apps.yaml"));
+    for app in [&crds, &operator, &parent] {
+        assert_eq!(app["apiVersion"], "argoproj.io/v1alpha1");
+        assert_eq!(app["kind"], "Application");
+    }
+    assert!(
+        sync_wave(&crds) < sync_wave(&operator),
+        "the CRDs must sync in an earlier wave than the operator"
+    );
+    assert_eq!(crds["spec"]["source"]["path"], "charts/crosskey-crds");
+    assert_eq!(operator["spec"]["source"]["path"], "charts/crosskey");
+    for app in [&crds, &operator] {
+        let path = app["spec"]["source"]["path"].as_str().unwrap();
+        assert!(root().join(path).join("Chart.yaml").is_file(), "{path}");
+        let options = str_list(&app["spec"]["syncPolicy"]["syncOptions"]);
+        assert!(
+            options.contains(&"ServerSideApply=true".to_string()),
+            "{options:?}"
+        );
+    }
+    let crd_options = str_list(&crds["spec"]["syncPolicy"]["syncOptions"]);
+    assert!(crd_options.contains(&"Prune=false".to_string()));
+    assert_eq!(crds["spec"]["syncPolicy"]["automated"]["prune"], false);
+    assert_eq!(
+        crds["spec"]["ignoreDifferences"][0]["kind"],
+        "CustomResourceDefinition"
+    );
+    // The parent picks up exactly the two Applications, not itself.
+    assert_eq!(parent["spec"]["source"]["path"], "deploy/argocd");
+    assert_eq!(
+        parent["spec"]["source"]["directory"]["include"],
+        "{crosskey-crds.yaml,crosskey.yaml}"
+    );
+
+    // The example values are valid for the chart.
+    let values = scratch_dir("argocd").join("values.yaml");
+    std::fs::write(
+        &values,
+        serde_yaml::to_string(&operator["spec"]["source"]["helm"]["valuesObject"]).unwrap(),
+    )
+    .unwrap();
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "crosskey",
+        "crosskey",
+        &["-f", values.to_str().unwrap()],
+    ));
+    assert_eq!(
+        one(&docs, "ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::444455556666:role/crosskey-operator"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// IAM policies
+// ---------------------------------------------------------------------------------------
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn one_or_many(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        other => str_list(other),
+    }
+}
+
+/// Checks the structure of a policy document and returns its allowed actions.
+fn allowed_actions(policy: &Value, path: &str) -> BTreeSet<String> {
+    assert_eq!(policy["Version"], "2012-10-17", "{path}");
+    let mut sids = BTreeSet::new();
+    let mut allowed = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        let sid = statement["Sid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: a statement without Sid"));
+        assert!(sids.insert(sid.to_string()), "{path}: duplicate Sid {sid}");
+        let effect = statement["Effect"].as_str().unwrap();
+        assert!(
+            effect == "Allow" || effect == "Deny",
+            "{path} {sid}: {effect}"
+        );
+        let actions = one_or_many(&statement["Action"]);
+        for action in &actions {
+            assert!(
+                !action.contains('*'),
+                "{path} {sid}: wildcard action {action}"
+            );
+        }
+        if effect == "Allow" {
+            allowed.extend(actions);
+        }
+    }
+    allowed
+}
+
+/// `create_backup_vault` -> `CreateBackupVault`.
+fn camel_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The AWS operations the code calls: `<receiver>.<operation>()` on an SDK client in
+/// `src/aws/<service>.rs`, as `service:Operation`.
+fn aws_calls_in_code() -> BTreeSet<String> {
+    let mut calls = BTreeSet::new();
+    for service in ["kms", "backup", "iam", "sts"] {
+        let path = root().join("src/aws").join(format!("{service}.rs"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let compact: String = text.split_whitespace().collect();
+        for receiver in ["client.", &format!("{service}.")] {
+            for (at, _) in compact.match_indices(receiver) {
+                let rest = &compact[at + receiver.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                let is_call = rest[name.len()..].starts_with("()");
+                if is_call && !name.is_empty() && name != "clone" {
+                    calls.insert(format!("{service}:{}", camel_case(&name)));
+                }
+            }
+        }
+    }
+    calls
+}
+
+/// Actions the policies allow although no code calls them as an operation: AWS checks
+/// them on the caller's behalf. Each one with the reason.
+const IMPLICIT_ACTIONS: &[(&str, &str)] = &[
+    // AWS Backup uses the caller's permissions on the (shared) KMS key to create a vault
+    // encrypted with it ("Backup vault creation and deletion" in the AWS Backup guide).
+    ("kms:CreateGrant", "CreateBackupVault with EncryptionKeyArn"),
+    (
+        "kms:GenerateDataKey",
+        "CreateBackupVault with EncryptionKeyArn",
+    ),
+    ("kms:Decrypt", "CreateBackupVault with EncryptionKeyArn"),
+    (
+        "kms:RetireGrant",
+        "DeleteBackupVault of a vault with a KMS key",
+    ),
+    // AWS Backup's own storage layer, required by CreateBackupVault.
+    ("backup-storage:MountCapsule", "CreateBackupVault"),
+    // The SDK's AssumeRoleProvider (src/aws/clients.rs) calls it, not src/aws/sts.rs.
+    (
+        "sts:AssumeRole",
+        "AssumeRoleProvider for AwsAccount.spec.roleArn",
+    ),
+];
+
+/// The allowed actions in the README's IAM table (section "AWS roles"): backticked
+/// `service:Action` tokens of the rows that do not start with "deny", with the
+/// shorthand `backup:Put/Get/DeleteX` expanded.
+fn readme_iam_table_actions() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n### AWS roles")
+        .nth(1)
+        .expect("README.md has a section \"AWS roles\"");
+    let section = section.split("\n#").next().unwrap();
+    let mut actions = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| ")) {
+        let first_cell = row.split('|').nth(1).unwrap().trim();
+        if first_cell.starts_with("deny") || first_cell == "actions" {
+            continue;
+        }
+        for token in first_cell.split('`').skip(1).step_by(2) {
+            let (service, names) = token
+                .split_once(':')
+                .unwrap_or_else(|| panic!("README IAM table: {token:?} is not an action"));
+            let parts: Vec<&str> = names.split('/').collect();
+            let last = parts[parts.len() - 1];
+            // `Put/Get/DeleteBackupVaultAccessPolicy`: the verbs share the last suffix.
+            let verb_len = last[1..]
+                .find(|c: char| c.is_ascii_uppercase())
+                .map_or(last.len(), |i| i + 1);
+            let suffix = if parts.len() > 1 {
+                &last[verb_len..]
+            } else {
+                ""
+            };
+            for (i, part) in parts.iter().enumerate() {
+                let name = if i + 1 == parts.len() {
+                    part.to_string()
+                } else {
+                    format!("{part}{suffix}")
+                };
+                actions.insert(format!("{service}:{name}"));
+            }
+        }
+    }
+    actions
+}
+
+#[test]
+fn iam_policies_allow_what_the_operator_calls() {
+    let dir = root().join("deploy/iam");
+    let operator = allowed_actions(
+        &read_json(&dir.join("operator-policy.json")),
+        "operator-policy",
+    );
+    let target = allowed_actions(
+        &read_json(&dir.join("target-role-policy.json")),
+        "target-role-policy",
+    );
+    let trust = read_json(&dir.join("target-role-trust-policy.json"));
+    allowed_actions(&trust, "target-role-trust-policy");
+
+    assert_eq!(
+        operator,
+        BTreeSet::from([
+            "sts:AssumeRole".to_string(),
+            "sts:GetCallerIdentity".to_string()
+        ])
+    );
+    let trust_statement = &trust["Statement"][0];
+    assert_eq!(trust_statement["Action"], "sts:AssumeRole");
+    assert!(
+        trust_statement["Condition"]["StringEquals"]["sts:ExternalId"].is_string(),
+        "the trust policy requires the external ID"
+    );
+
+    // Every SDK operation in src/aws is allowed by the policy of the identity that calls
+    // it: STS with the operator's own identity, everything else with the target role.
+    let calls = aws_calls_in_code();
+    for expected in ["kms:DescribeKey", "backup:CreateBackupVault", "iam:GetRole"] {
+        assert!(
+            calls.contains(expected),
+            "the scan of src/aws did not find {expected}: {calls:?}"
+        );
+    }
+    for call in &calls {
+        let policy = if call.starts_with("sts:") {
+            &operator
+        } else {
+            &target
+        };
+        assert!(
+            policy.contains(call),
+            "the code calls {call}, which deploy/iam does not allow"
+        );
+    }
+
+    // And the other direction: every allowed action is an operation the code calls, or
+    // one AWS checks on the caller's behalf for an operation the code calls.
+    for action in operator.iter().chain(&target) {
+        assert!(
+            calls.contains(action) || IMPLICIT_ACTIONS.iter().any(|(a, _)| a == action),
+            "deploy/iam allows {action}, which the code never calls: remove it, or list it \
+             in IMPLICIT_ACTIONS with the reason AWS needs it"
+        );
+    }
+    for (action, _) in IMPLICIT_ACTIONS {
+        assert!(
+            operator.contains(*action) || target.contains(*action),
+            "{action} is in IMPLICIT_ACTIONS but no policy allows it"
+        );
+    }
+
+    // The README's table documents exactly the target role's actions.
+    assert_eq!(
+        readme_iam_table_actions(),
+        target,
+        "the IAM table in README.md (\"AWS roles\") and target-role-policy.json differ"
+    );
+    let clients = std::fs::read_to_string(root().join("src/aws/clients.rs")).unwrap_or_default();
+    if clients.contains("AssumeRoleProvider") {
+        assert!(operator.contains("sts:AssumeRole"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dockerfile (no container engine here: checked statically, never built by the tests)
+// ---------------------------------------------------------------------------------------
+
+/// The instructions of a Dockerfile as (INSTRUCTION, arguments), comments dropped and
+/// continuation lines joined.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        current.push_str(trimmed.trim_end_matches('\\'));
+        current.push(' ');
+        if !trimmed.ends_with('\\') {
+            let (instruction, args) = current.trim().split_once(' ').unwrap_or((&current, ""));
+            out.push((instruction.to_ascii_uppercase(), args.trim().to_string()));
+            current.clear();
+        }
+    }
+    out
+}
+
+#[test]
+fn dockerfile_is_multi_stage_non_root_and_matches_the_chart() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let instructions = dockerfile_instructions(&text);
+    let stages: Vec<usize> = instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| i == "FROM")
+        .map(|(at, _)| at)
+        .collect();
+    assert!(stages.len() >= 2, "multi-stage: {instructions:?}");
+    let builder = &instructions[stages[0]].1;
+    assert!(
+        builder.starts_with("rust:") && builder.contains(" AS builder"),
+        "the first stage builds with the Rust image: {builder}"
+    );
+    let build = instructions[stages[0]..*stages.last().unwrap()]
+        .iter()
+        .filter(|(i, _)| i == "RUN")
+        .map(|(_, a)| a.as_str())
+        .find(|a| a.contains("cargo build --release --locked --bin crosskey"));
+    assert!(build.is_some(), "a locked release build of the binary");
+
+    // The final stage: minimal base, the binary from the builder, a numeric non-root
+    // user, and the binary as the entrypoint.
+    let last = &instructions[*stages.last().unwrap()..];
+    let base = &last[0].1;
+    assert!(
+        base.starts_with("gcr.io/distroless/") || base == "scratch",
+        "minimal final image: {base}"
+    );
+    let get = |name: &str| -> Vec<&str> {
+        last.iter()
+            .filter(|(i, _)| i == name)
+            .map(|(_, a)| a.as_str())
+            .collect()
+    };
+    assert!(
+        get("COPY")
+            .iter()
+            .any(|a| a.starts_with("--from=builder ") && a.ends_with("/crosskey")),
+        "the final stage copies the built binary: {last:?}"
+    );
+    assert!(
+        get("RUN").is_empty(),
+        "no RUN in the final stage (no shell)"
+    );
+    let user = get("USER");
+    assert_eq!(user.len(), 1, "{last:?}");
+    let (uid, gid) = user[0].split_once(':').unwrap_or((user[0], user[0]));
+    let uid: u32 = uid.parse().expect("a numeric USER, for runAsNonRoot");
+    let gid: u32 = gid.parse().expect("a numeric group");
+    assert_ne!(uid, 0, "non-root");
+    let entrypoint: Vec<String> =
+        serde_json::from_str(get("ENTRYPOINT").last().expect("an ENTRYPOINT")).unwrap();
+    assert_eq!(
+        entrypoint.len(),
+        1,
+        "exec form, so the chart's args follow it"
+    );
+    assert!(entrypoint[0].ends_with("/crosskey"), "{entrypoint:?}");
+    let cmd: Vec<String> = serde_json::from_str(get("CMD").last().unwrap()).unwrap();
+    assert_eq!(cmd, ["run"]);
+
+    // The chart runs the image with the same user, and passes `run` as its first arg.
+    let docs = yaml_docs(&helm_template(&chart("crosskey"), "crosskey", "ops", &[]));
+    let deployment = one(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], json!(uid));
+    assert_eq!(pod["securityContext"]["runAsGroup"], json!(gid));
+    let c = container(deployment);
+    assert!(c.get("command").is_none(), "the chart keeps the ENTRYPOINT");
+    assert_eq!(str_list(&c["args"])[0], "run");
+
+    // The build context leaves out the build output and the venv.
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for path in ["target/", ".venv/"] {
+        assert!(ignore.lines().any(|l| l == path), ".dockerignore: {path}");
+    }
+}

@@ -1,0 +1,515 @@
+//! The operator chart (`charts/crosskey`) rendered by the built `helm`, offline: both
+//! charts lint clean, the values schema and the template guards reject mistakes, and
+//! `helm template` renders what the default and the optional values promise, including
+//! exactly the RBAC rules the operator needs.
+//!
+//! The tests run the `helm` of the test environment (tests/support); no test here talks
+//! to the API server. Helpers shared by the `helm_*` test files are in
+//! `tests/support/helm.rs`.
+#![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use support::env;
+use support::helm::{
+    all_options_values, chart, container, env_value, env_var, find, helm_template, one, run,
+    run_failing, str_list, yaml_docs,
+};
+
+// ---------------------------------------------------------------------------------------
+// The RBAC rules the operator needs
+// ---------------------------------------------------------------------------------------
+
+/// (apiGroup, resource, verb) triples of RBAC rules, with resourceNames appended to the
+/// resource as `resource/name`.
+fn rbac_triples(rules: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().unwrap() {
+        let names = rule.get("resourceNames").map(str_list).unwrap_or_default();
+        for group in str_list(&rule["apiGroups"]) {
+            for resource in str_list(&rule["resources"]) {
+                for verb in str_list(&rule["verbs"]) {
+                    if names.is_empty() {
+                        out.insert((group.clone(), resource.clone(), verb.clone()));
+                    }
+                    for name in &names {
+                        out.insert((group.clone(), format!("{resource}/{name}"), verb.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn triples(items: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+    items
+        .iter()
+        .flat_map(|(group, resource, verbs)| {
+            verbs
+                .iter()
+                .map(move |verb| (group.to_string(), resource.to_string(), verb.to_string()))
+        })
+        .collect()
+}
+
+const CLUSTER_SCOPED_RULES: &[(&str, &str, &[&str])] = &[
+    (
+        "crosskey.dev",
+        "awsaccounts",
+        &["get", "list", "watch", "patch", "update"],
+    ),
+    (
+        "crosskey.dev",
+        "awsaccounts/status",
+        &["get", "patch", "update"],
+    ),
+    ("crosskey.dev", "awsaccounts/finalizers", &["update"]),
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        &["get", "list", "watch"],
+    ),
+];
+
+const NAMESPACED_RULES: &[(&str, &str, &[&str])] = &[
+    (
+        "crosskey.dev",
+        "sharedkeys",
+        &["get", "list", "watch", "patch", "update"],
+    ),
+    (
+        "crosskey.dev",
+        "crossaccountvaults",
+        &["get", "list", "watch", "patch", "update"],
+    ),
+    (
+        "crosskey.dev",
+        "sharedkeys/status",
+        &["get", "patch", "update"],
+    ),
+    (
+        "crosskey.dev",
+        "crossaccountvaults/status",
+        &["get", "patch", "update"],
+    ),
+    ("crosskey.dev", "sharedkeys/finalizers", &["update"]),
+    ("crosskey.dev", "crossaccountvaults/finalizers", &["update"]),
+];
+
+const EVENT_RULES: &[(&str, &str, &[&str])] = &[
+    ("", "events", &["create", "patch"]),
+    ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+// ---------------------------------------------------------------------------------------
+// Lint, schema and rendering
+// ---------------------------------------------------------------------------------------
+
+fn assert_lint_clean(chart_dir: &Path, args: &[&str]) {
+    let out = run(
+        env()
+            .helm()
+            .args(["lint", "--strict"])
+            .arg(chart_dir)
+            .args(args),
+        None,
+    );
+    assert!(
+        out.contains("1 chart(s) linted, 0 chart(s) failed"),
+        "unexpected helm lint output:\n{out}"
+    );
+    for level in ["[WARNING]", "[ERROR]"] {
+        assert!(!out.contains(level), "helm lint reported {level}:\n{out}");
+    }
+}
+
+#[test]
+fn both_charts_lint_clean() {
+    assert_lint_clean(&chart("crosskey-crds"), &[]);
+    assert_lint_clean(&chart("crosskey"), &[]);
+    let values = all_options_values("team-a", "kube-system", true);
+    assert_lint_clean(&chart("crosskey"), &["-f", values.to_str().unwrap()]);
+    assert_lint_clean(
+        &chart("crosskey"),
+        &[
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "deployment.replicas=1",
+            "--set",
+            "aws.credentials.secretName=aws",
+            "--set",
+            "aws.credentials.sessionTokenKey=AWS_SESSION_TOKEN",
+        ],
+    );
+}
+
+#[test]
+fn values_schema_and_guards_reject_mistakes() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "log.format=xml"], "/log/format"),
+        (
+            &["--set", "deplyment.replicas=3"],
+            "'deplyment' not allowed",
+        ),
+        (&["--set", "installScope=everywhere"], "/installScope"),
+        (
+            &["--set", "aws.credentials.format=ini"],
+            "/aws/credentials/format",
+        ),
+        (
+            &["--set", "serviceAccount.roleArn=crosskey"],
+            "/serviceAccount/roleArn",
+        ),
+        (&["--set", "aws.region=Frankfurt"], "/aws/region"),
+        (
+            &["--set", "reconcile.defaultDriftInterval=5 minutes"],
+            "/reconcile/defaultDriftInterval",
+        ),
+        (&["--set", "watchNamespace=Team_A"], "/watchNamespace"),
+        (&["--set", "metrics.port=70000"], "/metrics/port"),
+        (
+            &["--set", "leaderElection.enabled=false"],
+            "deployment.replicas > 1 needs leaderElection.enabled",
+        ),
+        (
+            &["--set", "serviceAccount.create=false"],
+            "serviceAccount.name is required",
+        ),
+        (
+            &[
+                "--set",
+                "metrics.serviceMonitor.enabled=true",
+                "--set",
+                "metrics.service.create=false",
+            ],
+            "metrics.serviceMonitor.enabled needs metrics.service.create",
+        ),
+    ];
+    for (args, expected) in cases {
+        let text = run_failing(
+            env()
+                .helm()
+                .args(["template", "r"])
+                .arg(chart("crosskey"))
+                .args(*args),
+            None,
+        );
+        assert!(
+            text.contains(expected),
+            "helm template {args:?} failed without mentioning {expected:?}:\n{text}"
+        );
+    }
+    let text = run_failing(
+        env()
+            .helm()
+            .args(["template", "r"])
+            .arg(chart("crosskey-crds"))
+            .args(["--set", "kep=false"]),
+        None,
+    );
+    assert!(text.contains("'kep' not allowed"), "{text}");
+}
+
+#[test]
+fn default_values_render_a_restricted_two_replica_deployment() {
+    let docs = yaml_docs(&helm_template(&chart("crosskey"), "crosskey", "ops", &[]));
+    let kinds: BTreeSet<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]),
+        "ServiceMonitor and NetworkPolicy are off by default, and no CRD is in this chart"
+    );
+
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "crosskey");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let c = container(deployment);
+    assert_eq!(
+        c["image"], "ghcr.io/crosskey/crosskey:0.1.0",
+        "tag defaults to appVersion"
+    );
+    let args = str_list(&c["args"]);
+    assert_eq!(args[0], "run");
+    for expected in [
+        "--metrics-addr=0.0.0.0:8080",
+        "--lease-name=crosskey",
+        "--lease-namespace=ops",
+        "--default-drift-interval=5m",
+        "--concurrency=4",
+        "--log-format=json",
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} not in {args:?}"
+        );
+    }
+    assert_eq!(
+        env_value(c, "CROSSKEY_LEADER_ELECT").as_deref(),
+        Some("true")
+    );
+    assert_eq!(env_value(c, "RUST_LOG").as_deref(), Some("info"));
+    assert!(
+        env_var(c, "CROSSKEY_WATCH_NAMESPACES").is_none(),
+        "all namespaces"
+    );
+    assert_eq!(
+        env_var(c, "POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    for name in ["AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"] {
+        assert!(env_var(c, name).is_none(), "{name} is unset by default");
+    }
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    assert_eq!(c["ports"][0]["name"], "metrics");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(c["resources"]["requests"]["cpu"], "50m");
+    assert_eq!(c["resources"]["requests"]["memory"], "64Mi");
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+
+    let service = one(&docs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let pdb = one(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
+
+    // Least privilege: exactly these rules, cluster-wide.
+    let cluster_role = one(&docs, "ClusterRole");
+    let expected: BTreeSet<_> = [CLUSTER_SCOPED_RULES, NAMESPACED_RULES, EVENT_RULES]
+        .iter()
+        .flat_map(|rules| triples(rules))
+        .collect();
+    assert_eq!(rbac_triples(&cluster_role["rules"]), expected);
+    let binding = one(&docs, "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], cluster_role["metadata"]["name"]);
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "crosskey", "namespace": "ops"}])
+    );
+    // The lease Role: create any Lease, touch only the operator's.
+    let role = one(&docs, "Role");
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    assert_eq!(
+        rbac_triples(&role["rules"]),
+        triples(&[
+            ("coordination.k8s.io", "leases", &["create"]),
+            (
+                "coordination.k8s.io",
+                "leases/crosskey",
+                &["get", "watch", "update", "patch"]
+            ),
+        ])
+    );
+    assert_eq!(
+        one(&docs, "RoleBinding")["roleRef"]["name"],
+        role["metadata"]["name"]
+    );
+}
+
+#[test]
+fn optional_values_render_what_they_promise() {
+    let values = all_options_values("team-a", "kube-system", true);
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &["-f", values.to_str().unwrap()],
+    ));
+
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["metadata"]["name"], "ck-crosskey");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let c = container(deployment);
+    let args = str_list(&c["args"]);
+    for expected in [
+        "--metrics-addr=0.0.0.0:9090",
+        "--lease-name=crosskey-leader",
+        "--lease-namespace=kube-system",
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} not in {args:?}"
+        );
+    }
+    assert_eq!(
+        env_value(c, "CROSSKEY_WATCH_NAMESPACES").as_deref(),
+        Some("team-a,default")
+    );
+    assert_eq!(env_value(c, "AWS_REGION").as_deref(), Some("eu-central-1"));
+    assert_eq!(
+        env_value(c, "AWS_ENDPOINT_URL").as_deref(),
+        Some("http://127.0.0.1:4566")
+    );
+    assert_eq!(
+        env_value(c, "AWS_SHARED_CREDENTIALS_FILE").as_deref(),
+        Some("/var/run/secrets/crosskey/aws/credentials")
+    );
+    assert_eq!(env_value(c, "AWS_PROFILE").as_deref(), Some("default"));
+    assert_eq!(env_value(c, "EXTRA").as_deref(), Some("1"));
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    assert!(
+        volumes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "crosskey-aws"),
+        "the credentials Secret is mounted: {volumes}"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["tolerations"][0]["key"],
+        "dedicated"
+    );
+
+    let sa = one(&docs, "ServiceAccount");
+    assert_eq!(
+        sa["metadata"]["annotations"],
+        json!({
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::444455556666:role/crosskey-operator",
+            "example.com/owner": "platform",
+        })
+    );
+
+    // Namespace scope: only the cluster-scoped kinds cluster-wide; a Role per watched
+    // namespace; events also in "default", where AwsAccount events go.
+    assert_eq!(
+        rbac_triples(&one(&docs, "ClusterRole")["rules"]),
+        triples(CLUSTER_SCOPED_RULES)
+    );
+    let roles = find(&docs, "Role");
+    let mut role_namespaces = BTreeMap::new();
+    for role in &roles {
+        role_namespaces.insert(
+            (
+                role["metadata"]["namespace"].as_str().unwrap().to_string(),
+                role["metadata"]["name"].as_str().unwrap().to_string(),
+            ),
+            rbac_triples(&role["rules"]),
+        );
+    }
+    let watched: BTreeSet<_> = [NAMESPACED_RULES, EVENT_RULES]
+        .iter()
+        .flat_map(|rules| triples(rules))
+        .collect();
+    assert_eq!(
+        role_namespaces.get(&("team-a".into(), "ck-crosskey".into())),
+        Some(&watched)
+    );
+    assert_eq!(
+        role_namespaces.get(&("default".into(), "ck-crosskey".into())),
+        Some(&watched),
+        "default is watched here too"
+    );
+    assert!(
+        role_namespaces.contains_key(&("kube-system".into(), "ck-crosskey-leader-election".into()))
+    );
+    assert_eq!(roles.len(), 3, "{role_namespaces:?}");
+    assert_eq!(find(&docs, "RoleBinding").len(), 3);
+
+    let monitor = one(&docs, "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+
+    // Namespace scope without watchNamespace watches the release namespace only.
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &["--set", "installScope=namespace"],
+    ));
+    assert_eq!(
+        env_value(
+            container(one(&docs, "Deployment")),
+            "CROSSKEY_WATCH_NAMESPACES"
+        )
+        .as_deref(),
+        Some("ops")
+    );
+
+    // Static credentials from env-style Secret keys.
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &[
+            "--set",
+            "aws.credentials.secretName=aws",
+            "--set",
+            "aws.credentials.sessionTokenKey=token",
+        ],
+    ));
+    let c = container(one(&docs, "Deployment"));
+    for (name, key) in [
+        ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        ("AWS_SESSION_TOKEN", "token"),
+    ] {
+        assert_eq!(
+            env_var(c, name).unwrap()["valueFrom"]["secretKeyRef"],
+            json!({"name": "aws", "key": key})
+        );
+    }
+
+    // Leader election off: one replica, no lease Role.
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &[
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "deployment.replicas=1",
+        ],
+    ));
+    assert_eq!(
+        env_value(container(one(&docs, "Deployment")), "CROSSKEY_LEADER_ELECT").as_deref(),
+        Some("false")
+    );
+    assert!(find(&docs, "Role").is_empty());
+}
