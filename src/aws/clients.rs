@@ -19,7 +19,6 @@ use super::backup::Backup;
 use super::iam::Iam;
 use super::kms::Kms;
 use super::limits::{Limiter, RateLimits};
-use crate::api::AwsAccountSpec;
 
 /// Refresh assumed credentials this long before they expire.
 const CREDENTIALS_REFRESH_BUFFER: Duration = Duration::from_secs(300);
@@ -28,24 +27,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest an AWS request attempt may take before it counts as failed (transient).
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How to reach one account: the identity part of an `AwsAccount` spec.
+/// How to reach one account: its ID and, when the operator does not run in it, the
+/// role to assume there. Plain data; the controllers build it from an `AwsAccount`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AccountTarget {
     pub account_id: String,
+    /// The role to assume in the account; `None` uses the operator's own credentials.
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
+    /// The AssumeRole session name; `None` means `crosskey`.
     pub session_name: Option<String>,
-}
-
-impl From<&AwsAccountSpec> for AccountTarget {
-    fn from(spec: &AwsAccountSpec) -> Self {
-        Self {
-            account_id: spec.account_id.clone(),
-            role_arn: spec.role_arn.clone(),
-            external_id: spec.external_id.clone(),
-            session_name: spec.session_name.clone(),
-        }
-    }
 }
 
 /// Clients of every service the operator uses, for one account and Region.

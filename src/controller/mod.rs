@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admission;
+mod kinds;
 pub mod shared_key;
 pub mod vault;
 

@@ -1,0 +1,55 @@
+//! Glue between the layers that must not know each other: conversions from the `api`
+//! kinds to the plain types of `aws`, and the implementations of `runtime` and `aws`
+//! traits for the kinds and the metrics. `api`, `aws` and `runtime` import none of each
+//! other; only `controller` (here) joins them.
+
+use crate::api::AwsAccountSpec;
+use crate::aws::AccountTarget;
+
+impl From<&AwsAccountSpec> for AccountTarget {
+    fn from(spec: &AwsAccountSpec) -> Self {
+        // Exhaustive: a new field of the spec must be considered here.
+        let AwsAccountSpec {
+            account_id,
+            role_arn,
+            external_id,
+            session_name,
+            // Where resources live and who may use the account: not how to reach it.
+            default_region: _,
+            allowed_namespaces: _,
+        } = spec;
+        Self {
+            account_id: account_id.clone(),
+            role_arn: role_arn.clone(),
+            external_id: external_id.clone(),
+            session_name: session_name.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_target_is_the_identity_part_of_the_spec() {
+        let spec: AwsAccountSpec = serde_json::from_value(serde_json::json!({
+            "accountId": "111122223333",
+            "roleArn": "arn:aws:iam::111122223333:role/crosskey",
+            "externalId": "ext",
+            "sessionName": "s",
+            "defaultRegion": "eu-central-1",
+            "allowedNamespaces": ["*"],
+        }))
+        .expect("valid spec");
+        assert_eq!(
+            AccountTarget::from(&spec),
+            AccountTarget {
+                account_id: "111122223333".into(),
+                role_arn: Some("arn:aws:iam::111122223333:role/crosskey".into()),
+                external_id: Some("ext".into()),
+                session_name: Some("s".into()),
+            }
+        );
+    }
+}
