@@ -3,8 +3,16 @@
 //! traits for the kinds and the metrics. `api`, `aws` and `runtime` import none of each
 //! other; only `controller` (here) joins them.
 
-use crate::api::AwsAccountSpec;
+use crate::api::{AwsAccountSpec, Object};
 use crate::aws::AccountTarget;
+use crate::runtime::ReadyState;
+
+/// The metrics count every kind by its `Ready` condition, as [`Object`] reads it.
+impl<K: Object> ReadyState for K {
+    fn ready_label(&self) -> &'static str {
+        self.ready_state()
+    }
+}
 
 impl From<&AwsAccountSpec> for AccountTarget {
     fn from(spec: &AwsAccountSpec) -> Self {
@@ -30,6 +38,25 @@ impl From<&AwsAccountSpec> for AccountTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SharedKey;
+
+    #[test]
+    fn the_metrics_read_the_ready_condition_of_a_kind() {
+        let mut key: SharedKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1",
+            "kind": "SharedKey",
+            "metadata": {"name": "k", "namespace": "n"},
+            "spec": {"accountRef": {"name": "a"}},
+        }))
+        .expect("valid SharedKey");
+        assert_eq!(key.ready_label(), "Unknown");
+        key.status = serde_json::from_value(serde_json::json!({"conditions": [{
+            "type": "Ready", "status": "False", "reason": "X", "message": "",
+            "lastTransitionTime": "2024-01-01T00:00:00Z"
+        }]}))
+        .expect("valid status");
+        assert_eq!(key.ready_label(), "False");
+    }
 
     #[test]
     fn account_target_is_the_identity_part_of_the_spec() {
