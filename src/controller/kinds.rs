@@ -4,8 +4,8 @@
 //! other; only `controller` (here) joins them.
 
 use crate::api::{AwsAccountSpec, Object};
-use crate::aws::AccountTarget;
-use crate::runtime::ReadyState;
+use crate::aws::{AccountTarget, CallOutcome, CallReporter};
+use crate::runtime::{Metrics, ReadyState};
 
 /// The metrics count every kind by its `Ready` condition, as [`Object`] reads it.
 impl<K: Object> ReadyState for K {
@@ -35,10 +35,45 @@ impl From<&AwsAccountSpec> for AccountTarget {
     }
 }
 
+/// Every AWS call the clients make is counted in the metrics.
+impl CallReporter for Metrics {
+    fn request(&self, service: &str, operation: &str, outcome: CallOutcome) {
+        self.aws_request(service, operation, outcome.as_str());
+    }
+
+    fn throttled(&self, service: &str, operation: &str) {
+        self.aws_throttle(service, operation);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::SharedKey;
+
+    #[test]
+    fn aws_calls_are_reported_into_the_metrics() {
+        let metrics = Metrics::new();
+        let reporter: &dyn CallReporter = &metrics;
+        reporter.request("kms", "CreateKey", CallOutcome::Success);
+        reporter.request(
+            "kms",
+            "CreateKey",
+            CallOutcome::Failed(crate::aws::ErrorClass::Throttled),
+        );
+        reporter.throttled("kms", "CreateKey");
+        let text = metrics.encode().expect("encodes");
+        for line in [
+            "crosskey_aws_requests_total{service=\"kms\",operation=\"CreateKey\",outcome=\"success\"} 1",
+            "crosskey_aws_requests_total{service=\"kms\",operation=\"CreateKey\",outcome=\"Throttled\"} 1",
+            "crosskey_aws_throttles_total{service=\"kms\",operation=\"CreateKey\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
 
     #[test]
     fn the_metrics_read_the_ready_condition_of_a_kind() {
