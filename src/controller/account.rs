@@ -13,7 +13,7 @@ use kube::{Api, Client};
 use super::{Context, Error, Settings, finish, jittered, write_status};
 use crate::api::AwsAccount;
 use crate::api::conditions::{self, READY, Status, new_condition, set_condition};
-use crate::aws::{AccountClients, AccountTarget, ErrorClass, sts};
+use crate::aws::{AccountClients, AccountTarget, ErrorClass};
 
 /// Region used to reach STS when an account has no `defaultRegion` and the operator's
 /// environment names none.
@@ -52,7 +52,7 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
         .aws
         .clients(&AccountTarget::from(&account.spec), &region)
         .await;
-    let (condition_status, reason, message) = match sts::caller_identity(&clients.sts).await {
+    let (condition_status, reason, message) = match clients.sts().caller_identity().await {
         Ok(identity) if identity.account == account.spec.account_id => {
             status.caller_arn = Some(identity.arn.clone());
             status.last_verified_time = Some(Time(now));
