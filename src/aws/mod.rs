@@ -13,5 +13,5 @@ pub mod observe;
 pub mod sts;
 
 pub use clients::{AccountClients, AccountTarget, ClientFactory};
-pub use error::{AwsError, ErrorClass};
+pub use error::{AwsError, ErrorClass, Refusal};
 pub use observe::{CallObserver, CallOutcome, CallReporter};

@@ -83,7 +83,7 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
         // A blip of STS must not mark the account (and every object on it) not Ready.
         Err(err) if ctx.quiet_transient(account.as_ref(), &err) => return Err(err.into()),
         Err(err) => {
-            let reason = match (&account.spec.role_arn, err.code.is_some(), err.class) {
+            let reason = match (&account.spec.role_arn, err.answered_by_aws(), err.class) {
                 // No AWS error code: the call never reached STS, so the credentials (the
                 // AssumeRole) failed.
                 (Some(_), false, _) => "AssumeRoleFailed",

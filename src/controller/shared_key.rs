@@ -273,7 +273,7 @@ pub(crate) fn desired_policy(key: &SharedKey, owner: &str) -> Result<PolicyDocum
     let errors: Vec<String> = lint_key_policy_document(&document, &LintContext::for_owner(owner))
         .into_iter()
         .filter(|f| f.severity == Severity::Error)
-        .map(|f| format!("{} {}", f.code, f.message))
+        .map(|f| f.code_and_message())
         .collect();
     if errors.is_empty() {
         Ok(document)
@@ -396,7 +396,7 @@ async fn create(pass: &mut Pass<'_>, kms: &Kms, desired_json: &str) -> Result<Ke
     let info = match kms.create_key(desired_json, &description, &tags).await {
         Ok(info) => info,
         Err(err) => {
-            if err.code.is_some() && err.class != ErrorClass::Transient {
+            if err.answered_by_aws() && err.class != ErrorClass::Transient {
                 // KMS refused the request: no key was created, so no lookup is needed
                 // next time. After a 5xx or a timeout the key may exist: keep the marker.
                 pass.status.creation_started_time = None;
@@ -634,7 +634,7 @@ async fn converge_settings(pass: &mut Pass<'_>, kms: &Kms, info: &KeyInfo) -> Re
             Ok(()) => {}
             // The alias exists and points elsewhere (for example at the key this one
             // replaced): move it.
-            Err(err) if err.code.as_deref() == Some("AlreadyExistsException") => {
+            Err(err) if err.is_alias_taken() => {
                 kms.update_alias(alias, &info.key_id).await?;
             }
             Err(err) => return Err(err.into()),
@@ -696,7 +696,7 @@ async fn cleanup(key: Arc<SharedKey>, ctx: &Context) -> Result<Action, Error> {
                 Ok(()) => {}
                 Err(err) if err.is(ErrorClass::NotFound) => {}
                 // Already pending deletion.
-                Err(err) if err.code.as_deref() == Some("KMSInvalidStateException") => {}
+                Err(err) if err.is_already_pending_deletion() => {}
                 Err(err) => return Err(err.into()),
             }
             ctx.event(
