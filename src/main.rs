@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
-use crosskey::runtime::{AwsCallMetrics, Leadership, LeaseConfig, Metrics, Readiness, Runtime};
+use crosskey::runtime::{Leadership, LeaseConfig, Metrics, Readiness, Runtime};
 use tracing::{error, info};
 
 /// crosskey shares AWS KMS keys across accounts and creates AWS Backup vaults encrypted
@@ -289,7 +289,7 @@ async fn run(args: RunArgs) -> ExitCode {
     let server = tokio::spawn(crosskey::runtime::http::serve(listener, runtime.clone()));
     let aws = crosskey::aws::ClientFactory::from_env(args.aws_attempt_timeout)
         .await
-        .with_interceptor(AwsCallMetrics::new(metrics))
+        .with_interceptor(crosskey::aws::CallObserver::new(metrics))
         .with_rate_limits(crosskey::aws::limits::RateLimits::new(
             args.aws_rate_limit_factor,
             &args.aws_rate_limit.iter().cloned().collect(),

@@ -43,7 +43,8 @@ impl Backup {
     }
 
     /// The vault, or `None` when it does not exist. AWS may answer AccessDenied for a
-    /// vault that does not exist; that stays an error, since it can also be real.
+    /// vault that does not exist; that stays an error, since it can also be real (see
+    /// [`AwsError::may_be_missing_vault`]).
     pub async fn describe_vault(&self, name: &str) -> Result<Option<VaultInfo>, AwsError> {
         match self
             .limiter

@@ -11,41 +11,37 @@ use std::time::Duration;
 use aws_config::identity::IdentityCache;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_kms::config::SharedCredentialsProvider;
+use aws_credential_types::provider::future::ProvideCredentials as CredentialsFuture;
 use aws_sdk_kms::config::SharedIdentityCache;
 use aws_sdk_kms::config::{Intercept, SharedInterceptor};
+use aws_sdk_kms::config::{ProvideCredentials, SharedCredentialsProvider};
 
 use super::backup::Backup;
 use super::iam::Iam;
 use super::kms::Kms;
 use super::limits::{Limiter, RateLimits};
-use crate::api::AwsAccountSpec;
+use super::sts::Sts;
 
 /// Refresh assumed credentials this long before they expire.
 const CREDENTIALS_REFRESH_BUFFER: Duration = Duration::from_secs(300);
 const DEFAULT_SESSION_NAME: &str = "crosskey";
+/// The rate-limit account of AssumeRole calls: they are made, and counted by AWS, in
+/// the account of the operator's own identity, whose ID is not known up front.
+const OPERATOR_IDENTITY: &str = "operator";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest an AWS request attempt may take before it counts as failed (transient).
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How to reach one account: the identity part of an `AwsAccount` spec.
+/// How to reach one account: its ID and, when the operator does not run in it, the
+/// role to assume there. Plain data; the controllers build it from an `AwsAccount`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AccountTarget {
     pub account_id: String,
+    /// The role to assume in the account; `None` uses the operator's own credentials.
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
+    /// The AssumeRole session name; `None` means `crosskey`.
     pub session_name: Option<String>,
-}
-
-impl From<&AwsAccountSpec> for AccountTarget {
-    fn from(spec: &AwsAccountSpec) -> Self {
-        Self {
-            account_id: spec.account_id.clone(),
-            role_arn: spec.role_arn.clone(),
-            external_id: spec.external_id.clone(),
-            session_name: spec.session_name.clone(),
-        }
-    }
 }
 
 /// Clients of every service the operator uses, for one account and Region.
@@ -72,6 +68,10 @@ impl AccountClients {
 
     pub fn iam(&self) -> Iam {
         Iam::new(self.iam.clone(), self.limiter.clone())
+    }
+
+    pub fn sts(&self) -> Sts {
+        Sts::new(self.sts.clone(), self.limiter.clone())
     }
 }
 
@@ -188,7 +188,10 @@ impl ClientFactory {
                 if let Some(external_id) = &target.external_id {
                     builder = builder.external_id(external_id.clone());
                 }
-                Some(SharedCredentialsProvider::new(builder.build().await))
+                Some(SharedCredentialsProvider::new(RateLimited {
+                    inner: SharedCredentialsProvider::new(builder.build().await),
+                    limiter: Limiter::new(self.limits.clone(), OPERATOR_IDENTITY, region),
+                }))
             }
         };
         let identity = AccountIdentity {
@@ -204,10 +207,62 @@ impl ClientFactory {
     }
 }
 
+/// A credentials provider whose every fetch, an sts:AssumeRole, first waits for the STS
+/// rate limit (the identity cache fetches once per session, shortly before it expires).
+#[derive(Debug)]
+struct RateLimited {
+    inner: SharedCredentialsProvider,
+    limiter: Limiter,
+}
+
+impl ProvideCredentials for RateLimited {
+    fn provide_credentials<'a>(&'a self) -> CredentialsFuture<'a>
+    where
+        Self: 'a,
+    {
+        CredentialsFuture::new(async move {
+            self.limiter.wait("sts", "AssumeRole").await;
+            self.inner.provide_credentials().await
+        })
+    }
+}
+
 /// The maps hold plain data; a panic while holding the lock cannot leave them
 /// inconsistent, so a poisoned lock is still safe to use.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn assumed_credentials_wait_for_the_sts_limit() {
+        // 20 rps without burst: three fetches take at least two intervals of 50 ms.
+        let limits = Arc::new(RateLimits::new(
+            1.0,
+            &HashMap::from([("sts:*".to_string(), 20)]),
+        ));
+        let provider = RateLimited {
+            inner: SharedCredentialsProvider::new(aws_sdk_kms::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            )),
+            limiter: Limiter::new(limits, OPERATOR_IDENTITY, "eu-central-1"),
+        };
+        let start = Instant::now();
+        for _ in 0..3 {
+            provider.provide_credentials().await.unwrap();
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(90),
+            "{:?}",
+            start.elapsed()
+        );
+    }
 }

@@ -57,9 +57,64 @@ pub struct AwsError {
     pub message: String,
 }
 
+/// An answer of AWS that a controller acts on beyond its [`ErrorClass`]: the request was
+/// refused because of a known state, not a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// kms:CreateAlias answered `AlreadyExistsException`: the alias name is taken, possibly
+    /// by another key.
+    AliasTaken,
+    /// kms:ScheduleKeyDeletion answered `KMSInvalidStateException`: the key's state
+    /// forbids scheduling, which for a key crosskey created means it is already pending
+    /// deletion.
+    AlreadyPendingDeletion,
+}
+
 impl AwsError {
     pub fn is(&self, class: ErrorClass) -> bool {
         self.class == class
+    }
+
+    /// Whether AWS answered with an error code: the request reached the service, which
+    /// refused it. Without one the call failed before AWS answered (credentials,
+    /// network, timeout) or the answer could not be read.
+    pub fn answered_by_aws(&self) -> bool {
+        self.code.is_some()
+    }
+
+    /// The known refusal this error is, if any.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match (self.service, self.operation, self.code.as_deref()?) {
+            ("kms", "CreateAlias", "AlreadyExistsException") => Some(Refusal::AliasTaken),
+            ("kms", "ScheduleKeyDeletion", "KMSInvalidStateException") => {
+                Some(Refusal::AlreadyPendingDeletion)
+            }
+            _ => None,
+        }
+    }
+
+    /// See [`Refusal::AliasTaken`].
+    pub fn is_alias_taken(&self) -> bool {
+        self.refusal() == Some(Refusal::AliasTaken)
+    }
+
+    /// See [`Refusal::AlreadyPendingDeletion`].
+    pub fn is_already_pending_deletion(&self) -> bool {
+        self.refusal() == Some(Refusal::AlreadyPendingDeletion)
+    }
+
+    /// Whether this may mean that a backup vault does not exist: AWS Backup answers
+    /// `AccessDeniedException` to DescribeBackupVault and ListRecoveryPointsByBackupVault
+    /// for a vault that does not exist (Terraform's provider reads it as not found), and
+    /// also for a real denial. The class stays `AccessDenied`; the caller decides, e.g.
+    /// from whether it ever created the vault.
+    pub fn may_be_missing_vault(&self) -> bool {
+        self.class == ErrorClass::AccessDenied
+            && self.service == "backup"
+            && matches!(
+                self.operation,
+                "DescribeBackupVault" | "ListRecoveryPointsByBackupVault"
+            )
     }
 }
 
@@ -220,6 +275,77 @@ mod tests {
                 "{code:?} {message:?} {status:?}"
             );
         }
+    }
+
+    fn answer(service: &'static str, operation: &'static str, code: Option<&str>) -> AwsError {
+        AwsError {
+            class: class_of(code, "", None),
+            service,
+            operation,
+            code: code.map(str::to_string),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_existing_alias_is_a_taken_alias() {
+        let taken = answer("kms", "CreateAlias", Some("AlreadyExistsException"));
+        assert_eq!(taken.refusal(), Some(Refusal::AliasTaken));
+        assert!(taken.is_alias_taken());
+        assert!(!taken.is_already_pending_deletion());
+        // Only CreateAlias's answer means the alias.
+        assert!(!answer("kms", "CreateKey", Some("AlreadyExistsException")).is_alias_taken());
+        assert!(!answer("kms", "CreateAlias", Some("NotFoundException")).is_alias_taken());
+        assert!(!answer("kms", "CreateAlias", None).is_alias_taken());
+    }
+
+    #[test]
+    fn an_invalid_state_on_scheduling_is_already_pending_deletion() {
+        let pending = answer(
+            "kms",
+            "ScheduleKeyDeletion",
+            Some("KMSInvalidStateException"),
+        );
+        assert_eq!(pending.refusal(), Some(Refusal::AlreadyPendingDeletion));
+        assert!(pending.is_already_pending_deletion());
+        assert!(!pending.is_alias_taken());
+        assert!(
+            !answer("kms", "EnableKey", Some("KMSInvalidStateException"))
+                .is_already_pending_deletion()
+        );
+        assert!(
+            !answer("kms", "ScheduleKeyDeletion", Some("NotFoundException"))
+                .is_already_pending_deletion()
+        );
+    }
+
+    #[test]
+    fn an_error_code_means_aws_answered() {
+        assert!(answer("sts", "GetCallerIdentity", Some("AccessDenied")).answered_by_aws());
+        assert!(answer("kms", "CreateKey", Some("InternalFailure")).answered_by_aws());
+        assert!(!answer("sts", "GetCallerIdentity", None).answered_by_aws());
+        assert_eq!(answer("kms", "CreateKey", None).refusal(), None);
+    }
+
+    #[test]
+    fn access_denied_on_a_vault_read_may_mean_it_is_missing() {
+        for operation in ["DescribeBackupVault", "ListRecoveryPointsByBackupVault"] {
+            let denied = answer("backup", operation, Some("AccessDeniedException"));
+            assert!(denied.may_be_missing_vault(), "{operation}");
+            // The classification is unchanged.
+            assert_eq!(denied.class, ErrorClass::AccessDenied);
+        }
+        assert!(
+            !answer("backup", "CreateBackupVault", Some("AccessDeniedException"))
+                .may_be_missing_vault()
+        );
+        assert!(
+            !answer("backup", "DescribeBackupVault", Some("ThrottlingException"))
+                .may_be_missing_vault()
+        );
+        assert!(
+            !answer("kms", "DescribeKey", Some("AccessDeniedException")).may_be_missing_vault()
+        );
     }
 
     #[test]

@@ -275,6 +275,19 @@ mod tests {
     }
 
     #[test]
+    fn assume_role_and_get_caller_identity_share_the_sts_quota() {
+        let limits = RateLimits::new(1.0, &HashMap::new());
+        for operation in ["AssumeRole", "GetCallerIdentity"] {
+            assert_eq!(
+                limits.quota_names("sts", operation),
+                vec!["sts:*".to_string()]
+            );
+        }
+        // AWS-FACTS.md: about 600 rps for AssumeRole and GetCallerIdentity together.
+        assert_eq!(limits.quotas["sts:*"], 600);
+    }
+
+    #[test]
     fn factor_scales_and_overrides_replace() {
         let overrides = HashMap::from([("kms:CreateKey".to_string(), 2)]);
         let limits = RateLimits::new(0.5, &overrides);

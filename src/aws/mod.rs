@@ -1,5 +1,7 @@
 //! The only place that talks to AWS: per-account and per-Region clients with cached
-//! AssumeRole credentials, error classification, and thin service calls.
+//! AssumeRole credentials, rate limits, error classification, the interceptor that
+//! reports every call, and thin service calls. It imports nothing of `api`,
+//! `controller` or `runtime`.
 
 pub mod backup;
 pub mod clients;
@@ -7,7 +9,9 @@ pub mod error;
 pub mod iam;
 pub mod kms;
 pub mod limits;
+pub mod observe;
 pub mod sts;
 
 pub use clients::{AccountClients, AccountTarget, ClientFactory};
-pub use error::{AwsError, ErrorClass};
+pub use error::{AwsError, ErrorClass, Refusal};
+pub use observe::{CallObserver, CallOutcome, CallReporter};

@@ -1,6 +1,10 @@
-//! STS calls: who the operator is in an account.
+//! STS calls: who the operator is in an account. They pass the account's rate limits
+//! like every other call (`sts:*` in [`super::limits`]).
 
-use super::error::{AwsError, classify};
+use super::error::AwsError;
+use super::limits::Limiter;
+
+const SERVICE: &str = "sts";
 
 /// The result of sts:GetCallerIdentity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -9,14 +13,30 @@ pub struct CallerIdentity {
     pub arn: String,
 }
 
-pub async fn caller_identity(sts: &aws_sdk_sts::Client) -> Result<CallerIdentity, AwsError> {
-    let out = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("sts", "GetCallerIdentity", e))?;
-    Ok(CallerIdentity {
-        account: out.account.unwrap_or_default(),
-        arn: out.arn.unwrap_or_default(),
-    })
+/// STS operations with the credentials of one account.
+#[derive(Clone, Debug)]
+pub struct Sts {
+    client: aws_sdk_sts::Client,
+    limiter: Limiter,
+}
+
+impl Sts {
+    pub fn new(client: aws_sdk_sts::Client, limiter: Limiter) -> Self {
+        Self { client, limiter }
+    }
+
+    pub async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+        let out = self
+            .limiter
+            .call(
+                SERVICE,
+                "GetCallerIdentity",
+                self.client.get_caller_identity().send(),
+            )
+            .await?;
+        Ok(CallerIdentity {
+            account: out.account.unwrap_or_default(),
+            arn: out.arn.unwrap_or_default(),
+        })
+    }
 }

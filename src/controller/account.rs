@@ -14,8 +14,7 @@ use super::runner::{controller_for, drive, finish};
 use super::status::{Pass, jittered};
 use crate::api::conditions::{READY, Status};
 use crate::api::{AwsAccount, Object};
-use crate::aws::{AccountTarget, ErrorClass, sts};
-use crate::controller::AwsAnswer;
+use crate::aws::{AccountTarget, ErrorClass};
 
 /// Region used to reach STS when an account has no `defaultRegion` and the operator's
 /// environment names none.
@@ -50,7 +49,7 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
         .aws
         .clients(&AccountTarget::from(&account.spec), &region)
         .await;
-    let verified = match sts::caller_identity(&clients.sts).await {
+    let verified = match clients.sts().caller_identity().await {
         Ok(identity) if identity.account == account.spec.account_id => {
             pass.status.caller_arn = Some(identity.arn.clone());
             pass.status.last_verified_time = Some(Time(pass.now));

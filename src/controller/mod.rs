@@ -7,7 +7,8 @@
 //! - [`runner`]: the finalizer shell, admission, leadership and the error policy;
 //! - [`watches`]: which object changes re-trigger which reconciles;
 //! - [`resolve`]: the account lookup with its `allowedNamespaces` check;
-//! - [`context`] and [`error`]: what every reconcile gets, and how it fails.
+//! - [`context`] and [`error`]: what every reconcile gets, and how it fails;
+//! - [`kinds`]: where the layers meet (api kinds for runtime, AWS calls for metrics).
 //!
 //! Reconcilers import the shared modules, never each other.
 
@@ -17,6 +18,7 @@ mod context;
 pub mod desired;
 pub mod drift;
 mod error;
+mod kinds;
 mod resolve;
 mod runner;
 pub mod shared_key;
@@ -77,27 +79,4 @@ pub async fn run(
     runtime.readiness.expect(runners.len());
     futures::future::join_all(runners).await;
     Ok(())
-}
-
-/// TEMPORARY until the typed AWS outcomes land: answers the controllers ask of errors.
-trait AwsAnswer {
-    fn refused(&self) -> bool;
-    fn alias_taken(&self) -> bool;
-    fn already_pending_deletion(&self) -> bool;
-    fn answered_by_aws(&self) -> bool;
-}
-
-impl AwsAnswer for crate::aws::AwsError {
-    fn refused(&self) -> bool {
-        self.code.is_some() && self.class != crate::aws::ErrorClass::Transient
-    }
-    fn alias_taken(&self) -> bool {
-        self.code.as_deref() == Some("AlreadyExistsException")
-    }
-    fn already_pending_deletion(&self) -> bool {
-        self.code.as_deref() == Some("KMSInvalidStateException")
-    }
-    fn answered_by_aws(&self) -> bool {
-        self.code.is_some()
-    }
 }

@@ -23,7 +23,6 @@ use super::admission::{Admission, FirstSight, Lane};
 use super::context::{Context, FINALIZER, retry_key};
 use super::error::{Error, StartError};
 use crate::api::{AwsAccount, CrossAccountVault, Object, SharedKey};
-use crate::runtime::ReadyState;
 
 /// Runs `apply` for a live object and `cleanup` for one being deleted, with the
 /// cleanup finalizer added before the first apply and removed after a cleanup that
@@ -146,7 +145,7 @@ pub async fn drive<K, F, Fut>(
     recheck_default: Duration,
     ctx: Arc<Context>,
 ) where
-    K: Object + ReadyState,
+    K: Object,
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {

@@ -49,6 +49,13 @@ pub struct Finding {
     pub statement: Option<String>,
 }
 
+impl Finding {
+    /// `CODE message`, e.g. for a one-line summary of several findings.
+    pub fn code_and_message(&self) -> String {
+        format!("{} {}", self.code, self.message)
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.severity, self.code)?;
@@ -1215,6 +1222,7 @@ viaServices: ["backup.us-east-1.amazonaws.com"]
             "boom",
         );
         assert_eq!(finding.to_string(), "error CK013 Statement[0]: boom");
+        assert_eq!(finding.code_and_message(), "CK013 boom");
         assert_eq!(
             serde_json::to_string(&finding).unwrap(),
             r#"{"code":"CK013","severity":"error","message":"boom","statement":"Statement[0]"}"#

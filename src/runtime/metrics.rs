@@ -30,9 +30,6 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::api::conditions::{READY, find};
-use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
-
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -278,7 +275,7 @@ impl Metrics {
         self.objects.add(Box::new(move || {
             let mut counts = ReadyCounts::default();
             for object in store.state() {
-                counts.add(object.ready_state());
+                counts.add(object.ready_label());
             }
             (kind.clone(), counts)
         }));
@@ -292,55 +289,11 @@ impl Metrics {
     }
 }
 
-/// The status of an object's `Ready` condition: `True`, `False`, or `Unknown` (also
-/// when there is no such condition yet).
+/// What `crosskey_objects` needs of an object: the status of its `Ready` condition,
+/// `True`, `False` or `Unknown` (also when there is no such condition yet). The
+/// controllers implement it for their kinds; the runtime knows no kind.
 pub trait ReadyState {
-    fn ready_state(&self) -> &'static str;
-    /// The generation the status describes (`status.observedGeneration`).
-    fn observed_generation(&self) -> Option<i64>;
-}
-
-fn ready_of(
-    conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
-) -> &'static str {
-    match conditions
-        .and_then(|c| find(c, READY))
-        .map(|c| c.status.as_str())
-    {
-        Some("True") => "True",
-        Some("False") => "False",
-        _ => "Unknown",
-    }
-}
-
-impl ReadyState for AwsAccount {
-    fn ready_state(&self) -> &'static str {
-        ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
-
-impl ReadyState for SharedKey {
-    fn ready_state(&self) -> &'static str {
-        ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
-}
-
-impl ReadyState for CrossAccountVault {
-    fn ready_state(&self) -> &'static str {
-        ready_of(self.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
-    fn observed_generation(&self) -> Option<i64> {
-        self.status.as_ref().and_then(|s| s.observed_generation)
-    }
+    fn ready_label(&self) -> &'static str;
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -509,21 +462,55 @@ mod tests {
         }
     }
 
+    /// A kind the runtime does not know: a ConfigMap whose `data.ready` is its state.
+    impl ReadyState for k8s_openapi::api::core::v1::ConfigMap {
+        fn ready_label(&self) -> &'static str {
+            match self
+                .data
+                .as_ref()
+                .and_then(|d| d.get("ready"))
+                .map(String::as_str)
+            {
+                Some("True") => "True",
+                Some("False") => "False",
+                _ => "Unknown",
+            }
+        }
+    }
+
     #[test]
-    fn ready_state_reads_the_ready_condition() {
-        let mut key: SharedKey = serde_json::from_value(serde_json::json!({
-            "apiVersion": "crosskey.dev/v1alpha1",
-            "kind": "SharedKey",
-            "metadata": {"name": "k", "namespace": "n"},
-            "spec": {"accountRef": {"name": "a"}},
-        }))
-        .unwrap();
-        assert_eq!(key.ready_state(), "Unknown");
-        key.status = serde_json::from_value(serde_json::json!({"conditions": [{
-            "type": "Ready", "status": "False", "reason": "X", "message": "",
-            "lastTransitionTime": "2024-01-01T00:00:00Z"
-        }]}))
-        .unwrap();
-        assert_eq!(key.ready_state(), "False");
+    fn observed_stores_are_counted_by_their_ready_label() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let object = |name: &str, ready: Option<&str>| ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some("n".to_string()),
+                ..Default::default()
+            },
+            data: ready.map(|r| BTreeMap::from([("ready".to_string(), r.to_string())])),
+            ..Default::default()
+        };
+        let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
+        for event in [
+            kube::runtime::watcher::Event::InitApply(object("a", Some("True"))),
+            kube::runtime::watcher::Event::InitApply(object("b", Some("False"))),
+            kube::runtime::watcher::Event::InitApply(object("c", None)),
+            kube::runtime::watcher::Event::InitDone,
+        ] {
+            writer.apply_watcher_event(&event);
+        }
+        let metrics = Metrics::new();
+        metrics.observe_store(store);
+        let text = metrics.encode().unwrap();
+        for line in [
+            "crosskey_objects{kind=\"ConfigMap\",ready=\"True\"} 1",
+            "crosskey_objects{kind=\"ConfigMap\",ready=\"False\"} 1",
+            "crosskey_objects{kind=\"ConfigMap\",ready=\"Unknown\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
     }
 }

@@ -1,11 +1,9 @@
-//! The operator's runtime around the controllers: Prometheus metrics (and the AWS SDK
-//! interceptor that counts AWS calls), the HTTP server with `/metrics`, `/livez` and
+//! The operator's runtime around the controllers: Prometheus metrics, the HTTP server with `/metrics`, `/livez` and
 //! `/readyz`, readiness tracking of the reflector caches, leader election on a Lease,
 //! and graceful shutdown on SIGTERM/SIGINT.
 //!
 //! The controllers see all of it through one [`Runtime`] in their context.
 
-pub mod aws;
 pub mod http;
 pub mod lease;
 pub mod metrics;
@@ -18,7 +16,6 @@ use futures::future::{BoxFuture, Shared};
 use kube::runtime::reflector::Store;
 use tracing::{info, warn};
 
-pub use aws::AwsCallMetrics;
 pub use lease::{Leadership, LeaseConfig, LeaseHandle, Role};
 pub use metrics::{Metrics, ReadyState};
 

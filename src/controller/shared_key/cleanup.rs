@@ -9,7 +9,6 @@ use kube::runtime::events::EventType;
 use super::plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
 use crate::api::{DeletionPolicy, SharedKey};
 use crate::aws::ErrorClass;
-use crate::controller::AwsAnswer;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::resolve::resolve_for_cleanup;
@@ -54,7 +53,7 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
             }
             let days = spec.pending_window_days;
             match kms.schedule_deletion(&key_id, days).await {
-                Err(err) if !err.is(ErrorClass::NotFound) && !err.already_pending_deletion() => {
+                Err(err) if !err.is(ErrorClass::NotFound) && !err.is_already_pending_deletion() => {
                     return Err(err.into());
                 }
                 _ => {}

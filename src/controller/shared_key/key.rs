@@ -13,7 +13,6 @@ use crate::api::SharedKey;
 use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
 use crate::aws::kms::{KeyInfo, Kms};
 use crate::aws::{AwsError, ErrorClass};
-use crate::controller::AwsAnswer;
 use crate::controller::drift::{Verdict, judge};
 use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
@@ -126,7 +125,7 @@ async fn create(
     let info = match kms.create_key(desired_json, &description, &tags).await {
         Ok(info) => info,
         Err(err) => {
-            if err.refused() {
+            if err.answered_by_aws() && err.class != ErrorClass::Transient {
                 // KMS refused the request: no key was created, so no lookup is needed
                 // next time. After a 5xx or a timeout the key may exist: keep the marker.
                 pass.status.creation_started_time = None;
@@ -272,7 +271,7 @@ pub async fn converge_settings(
             Ok(()) => {}
             // The alias exists and points elsewhere (for example at the key this one
             // replaced): move it.
-            Err(err) if err.alias_taken() => kms.update_alias(alias, &info.key_id).await?,
+            Err(err) if err.is_alias_taken() => kms.update_alias(alias, &info.key_id).await?,
             Err(err) => return Err(err.into()),
         }
     }

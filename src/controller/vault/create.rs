@@ -8,7 +8,6 @@ use kube::runtime::events::EventType;
 
 use super::plan::{self, KeyRef};
 use crate::api::CrossAccountVault;
-use crate::aws::ErrorClass;
 use crate::aws::backup::{Backup, VaultInfo};
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
@@ -24,7 +23,7 @@ pub async fn converge_vault(
         Ok(found) => found,
         // AWS can answer AccessDenied for a vault that does not exist; with no vault
         // recorded yet, try to create it (CreatorRequestId keeps that idempotent).
-        Err(err) if err.is(ErrorClass::AccessDenied) && pass.status.vault_arn.is_none() => None,
+        Err(err) if err.may_be_missing_vault() && pass.status.vault_arn.is_none() => None,
         Err(err) => return Err(err.into()),
     };
     let info = match existing {

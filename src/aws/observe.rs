@@ -1,9 +1,10 @@
-//! Counting AWS calls in one place: an SDK interceptor, registered on every service
-//! client that [`crate::aws::ClientFactory`] builds, that records each operation's
-//! outcome (`success` or the [`ErrorClass`] of its error) and each throttled attempt.
-//! The error class comes from the HTTP response (the AWS error code in the
-//! `x-amzn-ErrorType` header, the JSON `__type` or the XML `<Code>`), classified by the
-//! same [`class_of`] the controllers use; a call that got no response is `Transient`.
+//! Observing every AWS call in one place: an SDK interceptor, registered on every service
+//! client that [`super::ClientFactory`] builds, that reports each operation's outcome
+//! (`success` or the [`ErrorClass`] of its error) and each throttled attempt to a
+//! [`CallReporter`] (the operator's metrics, wired in by the controllers). The error
+//! class comes from the HTTP response (the AWS error code in the `x-amzn-ErrorType`
+//! header, the JSON `__type` or the XML `<Code>`), classified by the same [`class_of`]
+//! the controllers use; a call that got no response is `Transient`.
 
 use std::sync::Arc;
 
@@ -12,19 +13,49 @@ use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 
-use super::metrics::Metrics;
-use crate::aws::ErrorClass;
-use crate::aws::error::class_of;
+use super::error::{ErrorClass, class_of};
 
-/// The interceptor; cheap to clone, it shares the [`Metrics`].
-#[derive(Clone, Debug)]
-pub struct AwsCallMetrics {
-    metrics: Arc<Metrics>,
+/// How one AWS operation ended, after the SDK's retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    Success,
+    Failed(ErrorClass),
 }
 
-impl AwsCallMetrics {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+impl CallOutcome {
+    /// `success` or the error class's name: a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::Failed(class) => class.as_str(),
+        }
+    }
+}
+
+/// Where [`CallObserver`] reports. `service` is lower case (`kms`), `operation` the
+/// API name (`GetKeyPolicy`).
+pub trait CallReporter: Send + Sync {
+    /// One operation finished.
+    fn request(&self, service: &str, operation: &str, outcome: CallOutcome);
+    /// One attempt of an operation was throttled by AWS.
+    fn throttled(&self, service: &str, operation: &str);
+}
+
+/// The interceptor; cheap to clone, it shares its reporter.
+#[derive(Clone)]
+pub struct CallObserver {
+    reporter: Arc<dyn CallReporter>,
+}
+
+impl std::fmt::Debug for CallObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallObserver").finish_non_exhaustive()
+    }
+}
+
+impl CallObserver {
+    pub fn new(reporter: Arc<dyn CallReporter>) -> Self {
+        Self { reporter }
     }
 }
 
@@ -39,7 +70,7 @@ fn operation(cfg: &ConfigBag) -> (String, String) {
     }
 }
 
-impl Intercept for AwsCallMetrics {
+impl Intercept for CallObserver {
     fn name(&self) -> &'static str {
         "CrosskeyCallMetrics"
     }
@@ -54,7 +85,7 @@ impl Intercept for AwsCallMetrics {
             && classify_response(context.response()) == ErrorClass::Throttled
         {
             let (service, operation) = operation(cfg);
-            self.metrics.aws_throttle(&service, &operation);
+            self.reporter.throttled(&service, &operation);
         }
         Ok(())
     }
@@ -66,11 +97,11 @@ impl Intercept for AwsCallMetrics {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let outcome = match context.output_or_error() {
-            Some(Ok(_)) => "success",
-            _ => classify_response(context.response()).as_str(),
+            Some(Ok(_)) => CallOutcome::Success,
+            _ => CallOutcome::Failed(classify_response(context.response())),
         };
         let (service, operation) = operation(cfg);
-        self.metrics.aws_request(&service, &operation, outcome);
+        self.reporter.request(&service, &operation, outcome);
         Ok(())
     }
 }
@@ -133,6 +164,15 @@ fn xml_element(body: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_are_named_like_the_error_classes() {
+        assert_eq!(CallOutcome::Success.as_str(), "success");
+        assert_eq!(
+            CallOutcome::Failed(ErrorClass::Throttled).as_str(),
+            "Throttled"
+        );
+    }
 
     #[test]
     fn json_error_codes_from_header_or_body() {
