@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admission;
+pub mod desired;
 pub mod shared_key;
 pub mod vault;
 
