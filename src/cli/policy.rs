@@ -38,9 +38,10 @@ pub enum PolicyCommand {
         /// The vault ARN (CrossAccountVault); a placeholder when not known yet.
         #[arg(long)]
         vault_arn: Option<String>,
-        /// Partition of the ARNs to render.
-        #[arg(long, default_value = arn::DEFAULT_PARTITION)]
-        partition: String,
+        /// Partition of the ARNs to render. Default: the partition of the manifest's
+        /// Region (aws-cn for cn-*, aws-us-gov for us-gov-*, …), as the operator does.
+        #[arg(long)]
+        partition: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -16,20 +16,20 @@ struct TestCli {
 }
 
 /// A scratch directory per test, so tests can run in parallel.
-fn scratch(test: &str) -> PathBuf {
+pub(super) fn scratch(test: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("crosskey-policy-cli-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn file(dir: &Path, name: &str, content: &str) -> String {
+pub(super) fn file(dir: &Path, name: &str, content: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     path.display().to_string()
 }
 
-fn run_args(args: &[&str]) -> (i32, String) {
+pub(super) fn run_args(args: &[&str]) -> (i32, String) {
     let mut argv = vec!["policy"];
     argv.extend_from_slice(args);
     let cli = TestCli::try_parse_from(argv).unwrap();
@@ -449,5 +449,31 @@ fn explain_exit_codes_and_json() {
         ])
         .0,
         2
+    );
+}
+
+/// `render` reads the manifest as the operator's CRD types: every field must have the
+/// CRD's type, not only those that reach a policy.
+#[test]
+fn render_reads_manifests_as_crd_types() {
+    let dir = scratch("render-crd-types");
+    let bad_window = file(
+        &dir,
+        "window.yaml",
+        "shareWith: {accounts: ['444455556666']}\npendingWindowDays: soon\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &bad_window]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("window.yaml: spec: invalid type"), "{out}");
+    let bad_metadata = file(
+        &dir,
+        "metadata.yaml",
+        "kind: SharedKey\nmetadata: 5\nspec: {shareWith: {accounts: ['444455556666']}}\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &bad_metadata]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("metadata.yaml: metadata: invalid type"),
+        "{out}"
     );
 }
