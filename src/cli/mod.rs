@@ -19,6 +19,8 @@ use crate::policy::model::PolicyDocument;
 pub mod policy;
 mod render;
 #[cfg(test)]
+mod render_parity_tests;
+#[cfg(test)]
 mod tests;
 
 pub use policy::{PolicyCommand, run};
