@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod cli;
 pub mod controller;
 pub mod failpoint;
 pub mod policy;

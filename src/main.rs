@@ -29,7 +29,7 @@ enum Command {
     Run(Box<RunArgs>),
     /// Offline policy tools: render, compare, lint and explain key and IAM policies.
     #[command(subcommand)]
-    Policy(crosskey::policy::cli::PolicyCommand),
+    Policy(crosskey::cli::PolicyCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -232,7 +232,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Policy(command) => {
-            let code = crosskey::policy::cli::run(command, &mut std::io::stdout());
+            let code = crosskey::cli::run(command, &mut std::io::stdout());
             ExitCode::from(u8::try_from(code).unwrap_or(2))
         }
         Command::Run(args) => run(*args).await,

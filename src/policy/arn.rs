@@ -94,6 +94,26 @@ pub fn partition_of(text: &str) -> Option<&str> {
     parse_arn(text).map(|arn| arn.partition)
 }
 
+/// The partition a Region belongs to, from its name: `cn-*` is `aws-cn`, `us-gov-*`
+/// `aws-us-gov`, `us-iso-*` `aws-iso`, `us-isob-*` `aws-iso-b`, `eu-isoe-*`
+/// `aws-iso-e`, `us-isof-*` `aws-iso-f`, `eusc-*` `aws-eusc`, and every other Region
+/// (including an empty or unknown name) `aws`.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: [(&str, &str); 7] = [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-iso-", "aws-iso"),
+        ("us-isob-", "aws-iso-b"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-isof-", "aws-iso-f"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or(DEFAULT_PARTITION, |(_, partition)| partition)
+}
+
 /// An IAM unique ID such as `AROAEXAMPLEID1234567` (what a deleted principal becomes).
 pub fn is_unique_id(text: &str) -> bool {
     UNIQUE_ID_PREFIXES
@@ -311,6 +331,29 @@ fn is_lower_alnum(text: &str, min: usize, max: usize) -> bool {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_of_region_table() {
+        let cases: &[(&str, &str)] = &[
+            ("eu-west-1", "aws"),
+            ("us-east-1", "aws"),
+            ("ap-northeast-2", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("cn-northwest-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-gov-east-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("us-isof-south-1", "aws-iso-f"),
+            ("eusc-de-east-1", "aws-eusc"),
+            ("", "aws"),
+        ];
+        for (region, partition) in cases {
+            assert_eq!(partition_of_region(region), *partition, "{region}");
+            assert!(PARTITIONS.contains(partition), "{partition}");
+        }
+    }
 
     #[test]
     fn aws_principal_validation_table() {

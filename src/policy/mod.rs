@@ -1,16 +1,15 @@
 //! The policy engine: KMS key policies, IAM identity policies and AWS Backup vault
-//! access policies, as pure functions with no I/O (except the `cli` module).
+//! access policies, as pure functions with no I/O (the `crosskey policy` commands that
+//! read and write files live in `crate::cli`).
 //!
 //! - `model`: the document types and their strict, path-reporting parser;
 //! - `normalize` / `diff`: meaning-level comparison, digest, orphaned principals;
 //! - `render`: the policies a SharedKey or CrossAccountVault spec asks for;
 //! - `lint`: findings with stable codes; controllers refuse policies with errors;
-//! - `explain`: whether a principal may perform an action on a key, and why;
-//! - `cli`: the `crosskey policy` subcommands.
+//! - `explain`: whether a principal may perform an action on a key, and why.
 
 pub mod actions;
 pub mod arn;
-pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod explain;

@@ -13,7 +13,7 @@ use crate::controller::desired;
 use crate::controller::drift::judge;
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
-use crate::policy::{self, VaultPolicyInput, render_vault_access_policy, to_canonical_json};
+use crate::policy::{self, render_vault_access_policy, to_canonical_json};
 
 pub async fn converge_access_policy(
     pass: &mut Pass<'_, CrossAccountVault>,
@@ -21,10 +21,7 @@ pub async fn converge_access_policy(
     info: &VaultInfo,
 ) -> Result<(), Error> {
     let name = plan::vault_name(pass.obj);
-    let input = match &pass.obj.spec.access_policy {
-        Some(policy) => desired::vault_policy_input(policy),
-        None => VaultPolicyInput::default(),
-    };
+    let input = desired::vault_policy_input(pass.obj.spec.access_policy.as_ref());
     let desired = render_vault_access_policy(&input, &info.arn)
         .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let observed = backup.access_policy(&name).await?;

@@ -1,0 +1,327 @@
+//! The `crosskey policy` subcommands: their arguments, the dispatch, and `equal`,
+//! `lint` and `explain` (`render` has its own module).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::render::{RenderOptions, run_render};
+use super::{
+    EXIT_INVALID_INPUT, EXIT_NEGATIVE, EXIT_OK, InvalidInput, OutputFormat, read, read_policy,
+    write_json,
+};
+use crate::policy::arn;
+use crate::policy::diff::diff;
+use crate::policy::explain::{ExplainRequest, Grant, explain, parse_context};
+use crate::policy::lint::{LintContext, has_errors, infer_owner_account, lint_key_policy};
+use crate::policy::model::PolicyDocument;
+use crate::policy::normalize::{digest, semantically_equal};
+
+/// Offline policy tools.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policies a SharedKey or CrossAccountVault manifest would produce.
+    Render {
+        /// The SharedKey or CrossAccountVault YAML (a manifest, or just its spec).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The account that owns the key (SharedKey) or the vault (CrossAccountVault).
+        /// Without it, the placeholder 000000000000 is used and a note says so.
+        #[arg(long)]
+        account_id: Option<String>,
+        /// The key ARN for the consumer policy; a placeholder when not known yet.
+        #[arg(long)]
+        key_arn: Option<String>,
+        /// The vault ARN (CrossAccountVault); a placeholder when not known yet.
+        #[arg(long)]
+        vault_arn: Option<String>,
+        /// Partition of the ARNs to render. Default: the partition of the manifest's
+        /// Region (aws-cn for cn-*, aws-us-gov for us-gov-*, …), as the operator does.
+        #[arg(long)]
+        partition: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Compare two policies by meaning. Exit 0 when equal, 1 when not, 2 on invalid input.
+    Equal {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Lint a key policy. Exit 1 when there are errors.
+    Lint {
+        file: PathBuf,
+        /// The key's owner account; inferred from the root statement when absent.
+        #[arg(long)]
+        account_id: Option<String>,
+        /// This key's ARN, which a Resource may name instead of "*".
+        #[arg(long)]
+        key_arn: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Explain whether a principal can perform an action on a key. Exit 0 Allow, 1 Deny.
+    Explain {
+        #[arg(long)]
+        key_policy: PathBuf,
+        /// The caller's identity policies (repeatable).
+        #[arg(long = "identity-policy")]
+        identity_policies: Vec<PathBuf>,
+        /// The caller, e.g. arn:aws:sts::444455556666:assumed-role/Backup/session.
+        #[arg(long)]
+        principal: String,
+        /// e.g. kms:Decrypt
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        key_arn: String,
+        /// Request context, key=value (repeatable; a repeated key is multivalued).
+        #[arg(long = "context")]
+        context: Vec<String>,
+        /// A grant on the key: GRANTEE=Operation[,Operation…] (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+impl PolicyCommand {
+    fn output(&self) -> OutputFormat {
+        match self {
+            PolicyCommand::Render { output, .. }
+            | PolicyCommand::Equal { output, .. }
+            | PolicyCommand::Lint { output, .. }
+            | PolicyCommand::Explain { output, .. } => *output,
+        }
+    }
+}
+
+/// Run a policy subcommand, writing to `out`; returns the exit code.
+pub fn run(command: PolicyCommand, out: &mut dyn Write) -> i32 {
+    let output = command.output();
+    let result = match command {
+        PolicyCommand::Render {
+            file,
+            account_id,
+            key_arn,
+            vault_arn,
+            partition,
+            output,
+        } => run_render(
+            &file,
+            RenderOptions {
+                account_id,
+                key_arn,
+                vault_arn,
+                partition,
+            },
+            output,
+            out,
+        ),
+        PolicyCommand::Equal { a, b, output } => run_equal(&a, &b, output, out),
+        PolicyCommand::Lint {
+            file,
+            account_id,
+            key_arn,
+            output,
+        } => run_lint(&file, account_id, key_arn, output, out),
+        PolicyCommand::Explain {
+            key_policy,
+            identity_policies,
+            principal,
+            action,
+            key_arn,
+            context,
+            grants,
+            output,
+        } => run_explain(
+            ExplainArgs {
+                key_policy,
+                identity_policies,
+                principal,
+                action,
+                key_arn,
+                context,
+                grants,
+            },
+            output,
+            out,
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(InvalidInput(message)) => {
+            // Best effort: if even the error cannot be written, the exit code still says it.
+            let _ = match output {
+                OutputFormat::Text => writeln!(out, "error: {message}"),
+                OutputFormat::Json => writeln!(out, "{}", json!({ "error": message })),
+            };
+            EXIT_INVALID_INPUT
+        }
+    }
+}
+
+fn run_equal(
+    a: &Path,
+    b: &Path,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<i32, InvalidInput> {
+    let first = read_policy(a)?;
+    let second = read_policy(b)?;
+    let equal = semantically_equal(&first, &second);
+    let difference = diff(&first, &second);
+    match output {
+        OutputFormat::Text => writeln!(out, "{difference}")?,
+        OutputFormat::Json => write_json(
+            out,
+            &json!({
+                "equal": equal,
+                "diff": difference.to_string(),
+                "digests": [digest(&first), digest(&second)],
+            }),
+        )?,
+    }
+    Ok(if equal { EXIT_OK } else { EXIT_NEGATIVE })
+}
+
+fn run_lint(
+    file: &Path,
+    account_id: Option<String>,
+    key_arn: Option<String>,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<i32, InvalidInput> {
+    let text = read(file)?;
+    if let Some(account) = &account_id
+        && !arn::is_account_id(account)
+    {
+        return Err(InvalidInput(format!(
+            "--account-id {account:?} is not a 12-digit account ID"
+        )));
+    }
+    let inferred = match &account_id {
+        Some(_) => None,
+        None => PolicyDocument::parse(&text)
+            .ok()
+            .map(|document| infer_owner_account(&document)),
+    };
+    let context = LintContext {
+        owner_account: account_id,
+        key_arn,
+    };
+    let findings = lint_key_policy(&text, &context);
+    match output {
+        OutputFormat::Text => {
+            match inferred {
+                Some(Some(owner)) => writeln!(
+                    out,
+                    "note: no --account-id given: owner inferred as {owner}"
+                )?,
+                Some(None) => writeln!(
+                    out,
+                    "note: no --account-id given and no owner root statement: owner checks consider any account"
+                )?,
+                None => {}
+            }
+            if findings.is_empty() {
+                writeln!(out, "no findings")?;
+            }
+            for finding in &findings {
+                writeln!(out, "{finding}")?;
+            }
+        }
+        OutputFormat::Json => {
+            let value =
+                serde_json::to_value(&findings).map_err(|error| InvalidInput(error.to_string()))?;
+            write_json(out, &value)?;
+        }
+    }
+    Ok(if has_errors(&findings) {
+        EXIT_NEGATIVE
+    } else {
+        EXIT_OK
+    })
+}
+
+struct ExplainArgs {
+    key_policy: PathBuf,
+    identity_policies: Vec<PathBuf>,
+    principal: String,
+    action: String,
+    key_arn: String,
+    context: Vec<String>,
+    grants: Vec<String>,
+}
+
+fn parse_grant(text: &str) -> Result<Grant, InvalidInput> {
+    let (grantee, operations) = text
+        .split_once('=')
+        .filter(|(grantee, operations)| !grantee.is_empty() && !operations.is_empty())
+        .ok_or_else(|| {
+            InvalidInput(format!(
+                "--grant {text:?} is not GRANTEE=Operation[,Operation…]"
+            ))
+        })?;
+    Ok(Grant {
+        grantee_principal: grantee.to_string(),
+        operations: operations
+            .split(',')
+            .map(|operation| {
+                let operation = operation.trim();
+                if operation.to_ascii_lowercase().starts_with("kms:") {
+                    operation.to_string()
+                } else {
+                    format!("kms:{operation}")
+                }
+            })
+            .collect(),
+    })
+}
+
+fn run_explain(
+    args: ExplainArgs,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<i32, InvalidInput> {
+    let key_policy = read_policy(&args.key_policy)?;
+    let identity_policies = args
+        .identity_policies
+        .iter()
+        .map(|path| read_policy(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let context: BTreeMap<String, Vec<String>> =
+        parse_context(args.context.iter().map(String::as_str)).map_err(InvalidInput)?;
+    let grants = args
+        .grants
+        .iter()
+        .map(|grant| parse_grant(grant))
+        .collect::<Result<Vec<_>, _>>()?;
+    let decision = explain(&ExplainRequest {
+        key_policy,
+        identity_policies,
+        grants,
+        principal_arn: args.principal,
+        action: args.action,
+        key_arn: args.key_arn,
+        context,
+    });
+    match output {
+        OutputFormat::Text => write!(out, "{decision}")?,
+        OutputFormat::Json => {
+            let value =
+                serde_json::to_value(&decision).map_err(|error| InvalidInput(error.to_string()))?;
+            write_json(out, &value)?;
+        }
+    }
+    Ok(if decision.is_allowed() {
+        EXIT_OK
+    } else {
+        EXIT_NEGATIVE
+    })
+}

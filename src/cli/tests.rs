@@ -1,0 +1,479 @@
+//! Unit tests of the `crosskey policy` subcommands, run in-process on scratch files.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde_json::Value;
+
+use super::*;
+use crate::policy::model::PolicyDocument;
+
+#[derive(Parser)]
+struct TestCli {
+    #[command(subcommand)]
+    command: PolicyCommand,
+}
+
+/// A scratch directory per test, so tests can run in parallel.
+pub(super) fn scratch(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("crosskey-policy-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub(super) fn file(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.display().to_string()
+}
+
+pub(super) fn run_args(args: &[&str]) -> (i32, String) {
+    let mut argv = vec!["policy"];
+    argv.extend_from_slice(args);
+    let cli = TestCli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    let code = run(cli.command, &mut out);
+    (code, String::from_utf8(out).unwrap())
+}
+
+const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+#[test]
+fn flags_parse_as_documented() {
+    let cli = TestCli::try_parse_from([
+        "policy",
+        "explain",
+        "--key-policy",
+        "k.json",
+        "--identity-policy",
+        "a.json",
+        "--identity-policy",
+        "b.json",
+        "--principal",
+        "p",
+        "--action",
+        "kms:Decrypt",
+        "--key-arn",
+        KEY,
+        "--context",
+        "a=1",
+        "--context",
+        "b=2",
+        "--output",
+        "json",
+    ])
+    .unwrap();
+    match cli.command {
+        PolicyCommand::Explain {
+            identity_policies,
+            context,
+            output,
+            ..
+        } => {
+            assert_eq!(identity_policies.len(), 2);
+            assert_eq!(context, vec!["a=1", "b=2"]);
+            assert_eq!(output, OutputFormat::Json);
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    assert!(
+        TestCli::try_parse_from([
+            "policy",
+            "render",
+            "-f",
+            "x.yaml",
+            "--account-id",
+            "111122223333"
+        ])
+        .is_ok()
+    );
+    assert!(
+        TestCli::try_parse_from(["policy", "equal", "a.json", "b.json", "--output", "json"])
+            .is_ok()
+    );
+    assert!(TestCli::try_parse_from(["policy", "lint", "a.json"]).is_ok());
+    assert!(TestCli::try_parse_from(["policy", "lint", "a.json", "--output", "yaml"]).is_err());
+    assert!(TestCli::try_parse_from(["policy", "explain", "--key-policy", "k.json"]).is_err());
+}
+
+#[test]
+fn render_shared_key_text_with_placeholder_notes() {
+    let dir = scratch("render-text");
+    let manifest = file(
+        &dir,
+        "sk.yaml",
+        include_str!("../policy/testdata/sharedkey.yaml"),
+    );
+    let (code, out) = run_args(&["render", "-f", &manifest]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("note: no --account-id given: owner account 111122223333 inferred from spec.administrators"), "{out}");
+    assert!(out.contains("placeholder key ARN arn:aws:kms:ap-northeast-2:111122223333:key/00000000-0000-0000-0000-000000000000"), "{out}");
+    assert!(out.contains("# keyPolicy\n{"), "{out}");
+    assert!(out.contains("# consumerPolicy\n{"), "{out}");
+    assert!(out.contains("\"Sid\": \"OrganizationUse\""), "{out}");
+    let bare = file(
+        &dir,
+        "bare.yaml",
+        "shareWith: {accounts: ['444455556666']}\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &bare]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("using placeholder account 000000000000"),
+        "{out}"
+    );
+    assert!(out.contains("using placeholder Region us-east-1"), "{out}");
+    assert!(out.contains("arn:aws:iam::000000000000:root"), "{out}");
+}
+
+#[test]
+fn render_shared_key_json_is_an_object_of_documents() {
+    let dir = scratch("render-json");
+    let manifest = file(
+        &dir,
+        "sk.yaml",
+        include_str!("../policy/testdata/sharedkey.yaml"),
+    );
+    let (code, out) = run_args(&[
+        "render",
+        "-f",
+        &manifest,
+        "--account-id",
+        "111122223333",
+        "--key-arn",
+        "arn:aws:kms:ap-northeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let value: Value = serde_json::from_str(&out).unwrap();
+    let object = value.as_object().unwrap();
+    assert_eq!(
+        object.keys().collect::<Vec<_>>(),
+        vec!["consumerPolicy", "keyPolicy"]
+    );
+    let key_policy = PolicyDocument::from_value(&object["keyPolicy"]).unwrap();
+    assert_eq!(key_policy.statements()[0].sid.as_deref(), Some("OwnerRoot"));
+    assert_eq!(
+        key_policy.statements()[0]
+            .principal
+            .as_ref()
+            .unwrap()
+            .aws_values(),
+        vec!["arn:aws:iam::111122223333:root"]
+    );
+    let consumer = PolicyDocument::from_value(&object["consumerPolicy"]).unwrap();
+    assert_eq!(
+        consumer.statements()[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .as_slice(),
+        ["arn:aws:kms:ap-northeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    );
+    // Byte-identical on a second run.
+    let (_, again) = run_args(&[
+        "render",
+        "-f",
+        &manifest,
+        "--account-id",
+        "111122223333",
+        "--key-arn",
+        "arn:aws:kms:ap-northeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out, again);
+}
+
+#[test]
+fn render_vault() {
+    let dir = scratch("render-vault");
+    let manifest = file(
+        &dir,
+        "xav.yaml",
+        include_str!("../policy/testdata/crossaccountvault.yaml"),
+    );
+    let (code, out) = run_args(&[
+        "render",
+        "-f",
+        &manifest,
+        "--account-id",
+        "444455556666",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let value: Value = serde_json::from_str(&out).unwrap();
+    let access = PolicyDocument::from_value(&value["vaultAccessPolicy"]).unwrap();
+    assert_eq!(access.statements().len(), 2);
+    let consumer = PolicyDocument::from_value(&value["consumerPolicy"]).unwrap();
+    assert_eq!(consumer.statements().len(), 2);
+    let (code, out) = run_args(&["render", "-f", &manifest, "--account-id", "444455556666"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("note: no --vault-arn given: using arn:aws:backup:ap-northeast-2:444455556666:backup-vault:central-backups"), "{out}");
+}
+
+#[test]
+fn render_invalid_input_exits_2() {
+    let dir = scratch("render-invalid");
+    let bad_spec = file(
+        &dir,
+        "bad.yaml",
+        "kind: SharedKey\nspec:\n  shareWith:\n    accounts: ['123']\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &bad_spec]);
+    assert_eq!(code, 2);
+    assert!(out.contains("spec.shareWith.accounts[0]"), "{out}");
+    let wrong_kind = file(&dir, "kind.yaml", "kind: Pod\nspec: {}\n");
+    assert_eq!(run_args(&["render", "-f", &wrong_kind]).0, 2);
+    let alias_vault = file(
+        &dir,
+        "alias.yaml",
+        "kind: CrossAccountVault\nspec:\n  encryptionKey: {keyArn: 'arn:aws:kms:us-east-1:111122223333:alias/backup'}\n  grantKeyUseToRoles: [Backup]\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &alias_vault, "--output", "json"]);
+    assert_eq!(code, 2);
+    let error: Value = serde_json::from_str(&out).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("alias"), "{out}");
+    assert_eq!(run_args(&["render", "-f", "/nonexistent/x.yaml"]).0, 2);
+    assert_eq!(
+        run_args(&["render", "-f", &bad_spec, "--account-id", "12"]).0,
+        2
+    );
+}
+
+#[test]
+fn equal_exit_codes() {
+    let dir = scratch("equal");
+    let a = file(
+        &dir,
+        "a.json",
+        include_str!("../policy/testdata/07-iam-policy-external-account-full.json"),
+    );
+    let reordered = PolicyDocument::parse(include_str!(
+        "../policy/testdata/07-iam-policy-external-account-full.json"
+    ))
+    .unwrap();
+    let mut statements = reordered.statements().to_vec();
+    statements.reverse();
+    let b_text = serde_json::to_string(&PolicyDocument::new(statements))
+        .unwrap()
+        .replace("kms:Decrypt", "KMS:DECRYPT");
+    let b = file(&dir, "b.json", &b_text);
+    let c = file(&dir, "c.json", &b_text.replace("KMS:DECRYPT", "kms:Sign"));
+    let broken = file(
+        &dir,
+        "broken.json",
+        "{\"Statement\": [ {\"Effect\": \"Allow\", \"Principal\": 5} ]}",
+    );
+
+    let (code, out) = run_args(&["equal", &a, &b]);
+    assert_eq!((code, out.trim()), (0, "policies are semantically equal"));
+    let (code, out) = run_args(&["equal", &a, &c]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("changed statement \"AllowUseOfTheKey\" (Action +kms:sign -kms:decrypt)"),
+        "{out}"
+    );
+    let (code, out) = run_args(&["equal", &a, &broken]);
+    assert_eq!(code, 2);
+    assert!(out.contains("Statement[0].Principal"), "{out}");
+    let (code, out) = run_args(&["equal", &a, &c, "--output", "json"]);
+    assert_eq!(code, 1);
+    let value: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value["equal"], false);
+    assert_ne!(value["digests"][0], value["digests"][1]);
+}
+
+#[test]
+fn lint_exit_codes_and_json() {
+    let dir = scratch("lint");
+    let seed = file(
+        &dir,
+        "09.json",
+        include_str!("../policy/testdata/09-key-policy-organization-full.json"),
+    );
+    let (code, out) = run_args(&["lint", &seed]);
+    assert_eq!(code, 1);
+    assert!(out.contains("error CK006"), "{out}");
+    assert!(out.contains("warning CK012"), "{out}");
+    let (code, out) = run_args(&["lint", &seed, "--output", "json"]);
+    assert_eq!(code, 1);
+    let findings: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        findings.iter().all(|f| f["code"].is_string()
+            && f["severity"].is_string()
+            && f["message"].is_string())
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "CK012" && f["severity"] == "warning")
+    );
+
+    let good = file(
+        &dir,
+        "good.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OwnerRoot","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#,
+    );
+    let (code, out) = run_args(&["lint", &good]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("owner inferred as 111122223333"), "{out}");
+    assert!(out.contains("no findings"), "{out}");
+    // Warnings alone do not fail.
+    let warn = file(
+        &dir,
+        "warn.json",
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#,
+    );
+    let (code, out) = run_args(&["lint", &warn, "--account-id", "111122223333"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning CK019"), "{out}");
+    assert_eq!(run_args(&["lint", "/nonexistent.json"]).0, 2);
+}
+
+#[test]
+fn explain_exit_codes_and_json() {
+    let dir = scratch("explain");
+    let key_policy = file(
+        &dir,
+        "key.json",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OwnerRoot","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:root"}},"Action":"kms:*","Resource":"*"}},{},{}]}}"#,
+            include_str!("../policy/testdata/03-key-policy-statement-console-use.json"),
+            include_str!("../policy/testdata/04-key-policy-statement-persistent-resources.json"),
+        ),
+    );
+    let iam = file(
+        &dir,
+        "iam.json",
+        &include_str!("../policy/testdata/07-iam-policy-external-account-full.json").replace(
+            "arn:aws:kms:us-east-1:109876543210:key/1a345678-1234-1234-1234-12345678901c",
+            KEY,
+        ),
+    );
+    let principal = "arn:aws:sts::444455556666:assumed-role/Backup/s1";
+    let (code, out) = run_args(&[
+        "explain",
+        "--key-policy",
+        &key_policy,
+        "--identity-policy",
+        &iam,
+        "--principal",
+        principal,
+        "--action",
+        "kms:Decrypt",
+        "--key-arn",
+        KEY,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let value: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value["decision"], "Allow");
+    assert!(value["reasons"].as_array().unwrap().len() >= 3);
+
+    let (code, out) = run_args(&[
+        "explain",
+        "--key-policy",
+        &key_policy,
+        "--principal",
+        principal,
+        "--action",
+        "kms:Decrypt",
+        "--key-arn",
+        KEY,
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("Deny\n"), "{out}");
+    assert!(out.contains("no identity policy allows"), "{out}");
+
+    let (code, _) = run_args(&[
+        "explain",
+        "--key-policy",
+        &key_policy,
+        "--identity-policy",
+        &iam,
+        "--principal",
+        principal,
+        "--action",
+        "kms:CreateGrant",
+        "--key-arn",
+        KEY,
+        "--context",
+        "kms:GrantIsForAWSResource=true",
+    ]);
+    assert_eq!(code, 0);
+    let (code, _) = run_args(&[
+        "explain",
+        "--key-policy",
+        &key_policy,
+        "--principal",
+        principal,
+        "--action",
+        "kms:Decrypt",
+        "--key-arn",
+        KEY,
+        "--grant",
+        "arn:aws:iam::444455556666:role/Backup=Decrypt,Encrypt",
+    ]);
+    assert_eq!(code, 0);
+    let (code, out) = run_args(&[
+        "explain",
+        "--key-policy",
+        &key_policy,
+        "--principal",
+        principal,
+        "--action",
+        "kms:Decrypt",
+        "--key-arn",
+        KEY,
+        "--context",
+        "novalue",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        run_args(&[
+            "explain",
+            "--key-policy",
+            "/nonexistent",
+            "--principal",
+            principal,
+            "--action",
+            "kms:Decrypt",
+            "--key-arn",
+            KEY
+        ])
+        .0,
+        2
+    );
+}
+
+/// `render` reads the manifest as the operator's CRD types: every field must have the
+/// CRD's type, not only those that reach a policy.
+#[test]
+fn render_reads_manifests_as_crd_types() {
+    let dir = scratch("render-crd-types");
+    let bad_window = file(
+        &dir,
+        "window.yaml",
+        "shareWith: {accounts: ['444455556666']}\npendingWindowDays: soon\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &bad_window]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("window.yaml: spec: invalid type"), "{out}");
+    let bad_metadata = file(
+        &dir,
+        "metadata.yaml",
+        "kind: SharedKey\nmetadata: 5\nspec: {shareWith: {accounts: ['444455556666']}}\n",
+    );
+    let (code, out) = run_args(&["render", "-f", &bad_metadata]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("metadata.yaml: metadata: invalid type"),
+        "{out}"
+    );
+}
