@@ -13,6 +13,7 @@ use crate::api::SharedKey;
 use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
 use crate::aws::kms::{KeyInfo, Kms};
 use crate::aws::{AwsError, ErrorClass};
+use crate::controller::desired::DesiredKey;
 use crate::controller::drift::{Verdict, judge};
 use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
@@ -201,10 +202,10 @@ pub async fn converge_policy(
     pass: &mut Pass<'_, SharedKey>,
     kms: &Kms,
     info: &KeyInfo,
-    desired: &PolicyDocument,
-    desired_json: &str,
+    desired: &DesiredKey,
     fresh: bool,
 ) -> Result<(), Error> {
+    let desired_json = desired.policy_json.as_str();
     let observed = kms.get_key_policy(&info.key_id).await?;
     pass.status.orphaned_principals = PolicyDocument::parse(&observed)
         .map(|doc| policy::orphaned_principals(&doc))
@@ -212,7 +213,7 @@ pub async fn converge_policy(
     // A key created or adopted just now has no policy of ours on it yet.
     let last_applied = pass.status.policy_digest.clone().filter(|_| !fresh);
     let verdict = judge(
-        desired,
+        &desired.policy,
         Some(&observed),
         last_applied.as_deref(),
         pass.obj.spec.drift.policy,
@@ -238,7 +239,7 @@ pub async fn converge_policy(
             .await;
     }
     pass.no_drift_unless_reported();
-    pass.status.policy_digest = Some(policy::digest(desired));
+    pass.status.policy_digest = Some(policy::digest(&desired.policy));
     let synced = "the key policy matches the spec".to_string();
     pass.condition(POLICY_SYNCED, Status::True, "InSync", synced);
     Ok(())

@@ -18,7 +18,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::context::Context;
-use super::desired;
+use super::desired::DesiredKey;
 use super::error::Error;
 use super::resolve::resolve;
 use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
@@ -85,13 +85,10 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
         spec.region.as_deref(),
     )
     .await?;
-    let input = desired::key_policy_input(spec, &account.region);
-    let desired = desired::key_policy(&input, account.id())?;
-    let desired_json =
-        to_canonical_json(&desired).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let desired = DesiredKey::new(spec, &account.region, account.id())?;
     let kms = account.clients.kms();
 
-    let (info, fresh) = key::locate_or_create(pass, &account, &kms, &desired_json).await?;
+    let (info, fresh) = key::locate_or_create(pass, &account, &kms, &desired.policy_json).await?;
     pass.status.key_id = Some(info.key_id.clone());
     pass.status.key_arn = Some(info.arn.clone());
     pass.status.key_state = Some(info.state.clone());
@@ -99,7 +96,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
 
     let info = key::converge_state(pass, &kms, info).await?;
     pass.status.key_state = Some(info.state.clone());
-    key::converge_policy(pass, &kms, &info, &desired, &desired_json, fresh).await?;
+    key::converge_policy(pass, &kms, &info, &desired, fresh).await?;
     if fresh || pass.status.observed_generation != pass.generation {
         key::converge_settings(pass, &kms, &info).await?;
     }
@@ -109,7 +106,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     }
     let consumer = render_consumer_policy(
         &info.arn,
-        &input.effective_operations(),
+        &desired.input.effective_operations(),
         pass.obj.spec.allow_aws_service_grants,
     )
     .and_then(|doc| to_canonical_json(&doc))

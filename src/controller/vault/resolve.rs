@@ -11,6 +11,7 @@ use super::plan::{self, KeyRef};
 use crate::api::conditions::{KEY_ACCESSIBLE, Status};
 use crate::api::{CrossAccountVault, SharedKey};
 use crate::aws::{AwsError, ErrorClass};
+use crate::controller::desired::DesiredKey;
 use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
 use crate::controller::status::Pass;
@@ -106,15 +107,15 @@ fn denial_explanation(account: &ResolvedAccount, key: &KeyRef, err: &AwsError) -
         .and_then(|s| s.caller_arn.clone())
         .unwrap_or_else(|| format!("arn:{}:iam::{vault_account}:root", key.parsed.partition));
     let key_policy_allows = key.shared_key.as_ref().and_then(|shared_key| {
-        let input = crate::controller::desired::key_policy_input(&shared_key.spec, &key.parsed.region);
-        let key_policy = crate::controller::desired::key_policy(&input, &key.parsed.account).ok()?;
+        let desired =
+            DesiredKey::new(&shared_key.spec, &key.parsed.region, &key.parsed.account).ok()?;
         // Judge the key-policy side alone by pretending IAM allows everything.
         let permissive = PolicyDocument::parse(&format!(
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"kms:*","Resource":"{}"}}]}}"#,
             key.arn
         ));
         let decision = policy::explain(&ExplainRequest {
-            key_policy,
+            key_policy: desired.policy,
             identity_policies: permissive.into_iter().collect(),
             grants: vec![],
             principal_arn: caller.clone(),
