@@ -953,3 +953,90 @@ async fn steady_state_of_twenty_keys_makes_no_writes() {
         assert_eq!(&now, version, "{name} was written to in steady state");
     }
 }
+
+/// An alias that already names another team's key is never taken over; an alias the
+/// SharedKey set is deleted when `spec.alias` moves on.
+#[tokio::test]
+async fn an_alias_of_another_key_is_refused_and_a_replaced_alias_deleted() {
+    let fx = Fixture::new("alias").await;
+    let kms = fx.kms().await;
+    let foreign = kms
+        .create_key()
+        .description("another team's key")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    kms.create_alias()
+        .alias_name("alias/taken")
+        .target_key_id(&foreign.key_id)
+        .send()
+        .await
+        .unwrap();
+    let target_of = |alias: &'static str| {
+        let kms = kms.clone();
+        async move {
+            kms.list_aliases()
+                .send()
+                .await
+                .unwrap()
+                .aliases
+                .unwrap_or_default()
+                .into_iter()
+                .find(|a| a.alias_name.as_deref() == Some(alias))
+                .and_then(|a| a.target_key_id)
+        }
+    };
+
+    fx.create_key("k", json!({"alias": "alias/taken"})).await;
+    let key = fx
+        .wait_key("k", "Ready=False with AliasInUse", |k| {
+            condition(k, "Ready").1 == "AliasInUse"
+        })
+        .await;
+    let message = condition(&key, "Ready").2;
+    assert!(
+        message.contains(&foreign.key_id) && message.contains("choose another spec.alias"),
+        "{message}"
+    );
+    assert_eq!(
+        target_of("alias/taken").await.as_deref(),
+        Some(foreign.key_id.as_str()),
+        "the foreign alias still points at its key"
+    );
+    let moved = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["UpdateAlias"],
+        &fx.account,
+    );
+    assert_eq!(moved, 0, "no alias was moved");
+
+    fx.patch_spec("k", json!({"alias": "alias/first"})).await;
+    let key = fx.wait_ready("k").await;
+    let ours = key_id(&key);
+    assert_eq!(
+        target_of("alias/first").await.as_deref(),
+        Some(ours.as_str())
+    );
+    fx.patch_spec("k", json!({"alias": "alias/second"})).await;
+    fx.wait_key("k", "the new alias recorded", |k| {
+        condition(k, "Ready").0 == "True"
+            && k.status.as_ref().and_then(|s| s.alias.as_deref()) == Some("alias/second")
+    })
+    .await;
+    assert_eq!(
+        target_of("alias/second").await.as_deref(),
+        Some(ours.as_str())
+    );
+    assert_eq!(
+        target_of("alias/first").await,
+        None,
+        "the replaced alias is gone"
+    );
+    assert_eq!(
+        target_of("alias/taken").await.as_deref(),
+        Some(foreign.key_id.as_str())
+    );
+}

@@ -243,6 +243,10 @@ pub struct SharedKeyStatus {
     /// Drift detection bookkeeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
+    /// The alias the operator last pointed at the key; when `spec.alias` changes, this
+    /// one is deleted if it still points at the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     /// Set just before the operator asks KMS to create the key, cleared once the key is
     /// recorded in `keyId`. Found set without `keyId` (after a crash), it makes the
     /// operator look for the key by its ownership tag instead of creating a second one.

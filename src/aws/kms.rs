@@ -296,6 +296,27 @@ impl Kms {
         Ok(names)
     }
 
+    /// The key ID an alias points at, if the alias exists.
+    pub async fn alias_target(&self, alias: &str) -> Result<Option<String>, AwsError> {
+        let mut pages = self.client.list_aliases().into_paginator().send();
+        while let Some(page) = {
+            self.limiter.wait(SERVICE, "ListAliases").await;
+            pages.next().await
+        } {
+            let page = page.map_err(|e| classify(SERVICE, "ListAliases", e));
+            self.limiter.observe(page.as_ref().err());
+            let found = page?
+                .aliases
+                .unwrap_or_default()
+                .into_iter()
+                .find(|a| a.alias_name.as_deref() == Some(alias));
+            if let Some(found) = found {
+                return Ok(found.target_key_id);
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn create_alias(&self, alias: &str, key_id: &str) -> Result<(), AwsError> {
         self.limiter
             .call(

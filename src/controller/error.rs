@@ -76,6 +76,10 @@ pub enum Error {
         "IAM roles not found in the vault's account: {0}; create them or fix grantKeyUseToRoles"
     )]
     RoleNotFound(String),
+    #[error(
+        "alias {alias} points at key {target}, which this SharedKey does not manage: choose another spec.alias, or move or delete that alias yourself"
+    )]
+    AliasInUse { alias: String, target: String },
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -120,6 +124,7 @@ impl Error {
             Error::KeyMismatch { .. } => "KeyMismatch",
             Error::VaultNotEmpty { .. } => "VaultNotEmpty",
             Error::RoleNotFound(_) => "RoleNotFound",
+            Error::AliasInUse { .. } => "AliasInUse",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",

@@ -264,17 +264,47 @@ pub async fn converge_settings(
     kms.tag(&info.key_id, &to_set).await?;
     kms.untag(&info.key_id, &to_remove).await?;
 
+    converge_alias(pass, kms, info).await
+}
+
+/// Points `spec.alias` at the key, and deletes the alias it replaces when that one
+/// still points at the key. An alias that points at a key this object does not manage
+/// is never taken over.
+async fn converge_alias(
+    pass: &mut Pass<'_, SharedKey>,
+    kms: &Kms,
+    info: &KeyInfo,
+) -> Result<(), Error> {
+    let wanted = pass.obj.spec.alias.clone();
     let aliases = kms.aliases_of(&info.key_id).await?;
-    if let Some(alias) = &spec.alias
+    if let Some(alias) = &wanted
         && !aliases.contains(alias)
     {
         match kms.create_alias(alias, &info.key_id).await {
             Ok(()) => {}
-            // The alias exists and points elsewhere (for example at the key this one
-            // replaced): move it.
-            Err(err) if err.is_alias_taken() => kms.update_alias(alias, &info.key_id).await?,
+            Err(err) if err.is_alias_taken() => {
+                let target = kms.alias_target(alias).await?.unwrap_or_default();
+                let uid = pass.obj.uid().unwrap_or_default();
+                // Ours when it points at a key this object manages (e.g. the key this
+                // one replaced); anyone else's alias is left where it points.
+                let ours = !target.is_empty()
+                    && plan::ownership(&kms.list_tags(&target).await?, &uid) == Ownership::Ours;
+                if !ours {
+                    return Err(Error::AliasInUse {
+                        alias: alias.clone(),
+                        target,
+                    });
+                }
+                kms.update_alias(alias, &info.key_id).await?;
+            }
             Err(err) => return Err(err.into()),
         }
     }
+    if let Some(previous) =
+        plan::alias_to_delete(pass.status.alias.as_deref(), wanted.as_deref(), &aliases)
+    {
+        kms.delete_alias(&previous).await?;
+    }
+    pass.status.alias = wanted;
     Ok(())
 }

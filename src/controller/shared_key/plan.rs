@@ -181,6 +181,19 @@ pub fn tag_changes(
     (to_set, to_remove)
 }
 
+/// The alias to delete after `spec.alias` changed: the one the operator set before,
+/// when it still points at the key (`on_key`).
+pub fn alias_to_delete(
+    previous: Option<&str>,
+    wanted: Option<&str>,
+    on_key: &[String],
+) -> Option<String> {
+    previous
+        .filter(|previous| Some(*previous) != wanted)
+        .filter(|previous| on_key.iter().any(|alias| alias == previous))
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +317,27 @@ mod tests {
             candidate_principals(&document),
             ["arn:aws:iam::444455556666:role/Gone"]
         );
+    }
+
+    #[test]
+    fn a_replaced_alias_is_deleted_only_while_it_points_at_the_key() {
+        let on_key = ["alias/old".to_string(), "alias/someone-else".to_string()];
+        assert_eq!(
+            alias_to_delete(Some("alias/old"), Some("alias/new"), &on_key),
+            Some("alias/old".to_string())
+        );
+        assert_eq!(
+            alias_to_delete(Some("alias/old"), None, &on_key),
+            Some("alias/old".to_string())
+        );
+        assert_eq!(
+            alias_to_delete(Some("alias/old"), Some("alias/old"), &on_key),
+            None
+        );
+        assert_eq!(
+            alias_to_delete(Some("alias/moved"), Some("alias/new"), &on_key),
+            None
+        );
+        assert_eq!(alias_to_delete(None, Some("alias/new"), &on_key), None);
     }
 }
