@@ -1053,3 +1053,83 @@ async fn observe_reports_changed_notifications_and_a_deleted_vault_and_writes_no
         "no vault"
     );
 }
+
+#[tokio::test]
+async fn an_adopted_vault_is_managed_and_deleted_only_under_an_explicit_delete() {
+    let w = World::new("adopt").await;
+    let key = w
+        .create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    let key_arn = key.status.unwrap().key_arn.unwrap();
+    // Two vaults made in B by hand, with the shared key, before any CrossAccountVault.
+    let backup = w.backup_b().await;
+    for name in ["kept", "deleted"] {
+        backup
+            .create_backup_vault()
+            .backup_vault_name(name)
+            .encryption_key_arn(&key_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+    let creates = |counters: &Value| calls(counters, "backup", &["CreateBackupVault"], &w.b);
+    let before = creates(&env().aws_counters().await);
+    w.create_vault(
+        "kept",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "adopt": true}),
+    )
+    .await;
+    w.create_vault(
+        "deleted",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "adopt": true, "deletionPolicy": "Delete"}),
+    )
+    .await;
+    for name in ["kept", "deleted"] {
+        let vault = wait_converged(&w, name).await;
+        assert_eq!(
+            vault.status.unwrap().origin,
+            Some(crosskey::api::VaultOrigin::Adopted),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        creates(&env().aws_counters().await),
+        before,
+        "adopted, not created"
+    );
+
+    for name in ["kept", "deleted"] {
+        w.vaults()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let vaults = w.vaults();
+    wait_until("both objects gone", WAIT, || {
+        let vaults = vaults.clone();
+        async move {
+            let kept = vaults.get_opt("kept").await.unwrap();
+            let deleted = vaults.get_opt("deleted").await.unwrap();
+            (kept.is_none() && deleted.is_none()).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        backup
+            .describe_backup_vault()
+            .backup_vault_name("kept")
+            .send()
+            .await
+            .is_ok(),
+        "an adopted vault is retained by default"
+    );
+    assert!(
+        backup
+            .describe_backup_vault()
+            .backup_vault_name("deleted")
+            .send()
+            .await
+            .is_err(),
+        "an adopted vault is deleted under an explicit deletionPolicy: Delete"
+    );
+}
