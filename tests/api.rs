@@ -148,6 +148,9 @@ rejected!(role_arn_must_be_in_the_account, "AwsAccount", {"roleArn": "arn:aws:ia
 rejected!(external_id_charset, "AwsAccount", {"externalId": "has spaces in it"}, "externalId must be 2-1224 characters");
 rejected!(session_name_length, "AwsAccount", {"sessionName": "x"}, "sessionName must be 2-64 characters");
 rejected!(default_region_format, "AwsAccount", {"defaultRegion": "Frankfurt"}, "defaultRegion must be an AWS Region name");
+rejected!(grantable_roles_are_names, "AwsAccount", {"grantableRoles": ["arn:aws:iam::111111111111:role/Admin"]}, "grantableRoles entries must be IAM role names");
+rejected!(allowed_external_keys_are_key_arns, "AwsAccount", {"allowedExternalKeys": ["alias/backup"]}, "allowedExternalKeys entries must be key ARN patterns");
+rejected!(allowed_external_keys_not_aliases, "AwsAccount", {"allowedExternalKeys": ["arn:aws:kms:eu-central-1:111111111111:alias/*"]}, "allowedExternalKeys entries must be key ARN patterns");
 rejected!(allowed_namespaces_names, "AwsAccount", {"allowedNamespaces": ["Team_A"]}, "allowedNamespaces entries must be namespace names or '*'");
 
 // SharedKey
@@ -213,8 +216,13 @@ rejected!(copy_from_paths_under_org, "CrossAccountVault",
 rejected!(notifications_topic_arn, "CrossAccountVault",
     {"notifications": {"snsTopicArn": "backup-events", "events": ["BACKUP_JOB_COMPLETED"]}}, "snsTopicArn must be an SNS topic ARN");
 rejected!(notifications_events, "CrossAccountVault",
-    {"notifications": {"snsTopicArn": "arn:aws:sns:eu-central-1:222222222222:backup-events", "events": []}},
-    "notifications.events must be a non-empty list");
+    {"notifications": {"snsTopicArn": "arn:aws:sns:eu-central-1:222222222222:backup-events", "events": ["backup_job_completed"]}},
+    "notifications.events must be Backup event names");
+rejected!(notifications_events_need_a_topic, "CrossAccountVault",
+    {"notifications": {"events": ["BACKUP_JOB_COMPLETED"]}},
+    "notifications.snsTopicArn is required when events are listed");
+rejected!(lock_changeable_needs_retention, "CrossAccountVault",
+    {"lock": {"changeableForDays": 3}}, "lock.changeableForDays needs minRetentionDays or maxRetentionDays");
 rejected!(grant_roles_are_names, "CrossAccountVault",
     {"grantKeyUseToRoles": ["arn:aws:iam::222222222222:role/AWSBackupDefaultServiceRole"]}, "role names (not ARNs)");
 immutable!(encryption_key_immutable, "CrossAccountVault", {},
@@ -222,6 +230,34 @@ immutable!(encryption_key_immutable, "CrossAccountVault", {},
 immutable!(vault_name_immutable, "CrossAccountVault", {"vaultName": "vault-a"}, {"vaultName": "vault-b"}, "vaultName is immutable");
 immutable!(vault_name_cannot_be_added, "CrossAccountVault", {}, {"vaultName": "vault-b"}, "vaultName is immutable");
 immutable!(vault_account_ref_immutable, "CrossAccountVault", {}, {"accountRef": {"name": "other"}}, "accountRef is immutable");
+
+#[tokio::test]
+async fn explicit_removal_forms_and_tenancy_lists_are_accepted() {
+    let client = env().client().await;
+    let ns = support::namespace(&client, "cel").await;
+    let vaults = dynamic_api(&client, "CrossAccountVault", &ns);
+    let removal =
+        json!({"accessPolicy": {}, "lock": {}, "notifications": {"events": []}, "adopt": true});
+    vaults
+        .create(
+            &PostParams::default(),
+            &object("CrossAccountVault", &unique("rm"), &removal),
+        )
+        .await
+        .expect("accessPolicy: {}, lock: {}, notifications: {events: []} and adopt accepted");
+    let accounts = dynamic_api(&client, "AwsAccount", &ns);
+    let lists = json!({
+        "allowedExternalKeys": ["arn:aws:kms:eu-central-1:111111111111:key/*", "*"],
+        "grantableRoles": ["AWSBackupDefaultServiceRole", "backup-*"],
+    });
+    accounts
+        .create(
+            &PostParams::default(),
+            &object("AwsAccount", &unique("lists"), &lists),
+        )
+        .await
+        .expect("allowedExternalKeys and grantableRoles patterns accepted");
+}
 
 #[tokio::test]
 async fn metadata_name_must_be_a_vault_name_without_vault_name() {

@@ -40,6 +40,12 @@ struct World {
 
 impl World {
     async fn new(test: &str) -> World {
+        World::with(test, json!({}), None).await
+    }
+
+    /// A world whose account B's spec has `b_spec` merged in, with the operator also
+    /// watching `also_watch` (a namespace usable on A and B).
+    async fn with(test: &str, b_spec: Value, also_watch: Option<&str>) -> World {
         let client = env().client().await;
         let namespace = support::namespace(&client, test).await;
         let (a, b) = (
@@ -47,9 +53,11 @@ impl World {
             account_id(&format!("{test}-b")),
         );
         let (a_name, b_name) = (format!("{namespace}-a"), format!("{namespace}-b"));
-        support::create_account(&client, &a_name, &a, &[&namespace]).await;
-        support::create_account(&client, &b_name, &b, &[&namespace]).await;
-        let operator = Operator::start(&namespace, &[]);
+        let mut namespaces = vec![namespace.as_str()];
+        namespaces.extend(also_watch);
+        support::create_account(&client, &a_name, &a, &namespaces).await;
+        support::create_account_with(&client, &b_name, &b, &namespaces, b_spec).await;
+        let operator = Operator::start(&namespaces.join(","), &[]);
         World {
             client,
             namespace,
@@ -362,7 +370,8 @@ async fn existing_vault_with_another_key_is_key_mismatch_and_left_alone() {
     let w = World::new("mismatch").await;
     w.create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
         .await;
-    // Someone already made vault "taken" in B with B's own key.
+    // Someone already made vault "taken" in B with B's own key; adopt lets the vault
+    // past the ownership check, to the key check.
     let kms_b = aws_sdk_kms::Client::new(&env().aws_config_in(&w.b).await);
     let other_key = kms_b
         .create_key()
@@ -385,7 +394,7 @@ async fn existing_vault_with_another_key_is_key_mismatch_and_left_alone() {
 
     w.create_vault(
         "taken",
-        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}}),
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "adopt": true}),
     )
     .await;
     let (_, message) = w.wait_vault("taken", "Ready", "KeyMismatch").await;
@@ -597,4 +606,530 @@ async fn non_empty_vault_is_not_deleted_until_retained() {
         .await
         .unwrap();
     assert_eq!(described.number_of_recovery_points(), 2);
+}
+
+/// Waits until vault `name` is Ready for its current generation.
+async fn wait_converged(w: &World, name: &str) -> CrossAccountVault {
+    let vaults = w.vaults();
+    wait_until(&format!("vault {name} converged"), WAIT, || {
+        let vaults = vaults.clone();
+        async move {
+            let vault = vaults.get(name).await.unwrap();
+            let status = vault.status.as_ref()?;
+            let ready = condition_of(&status.conditions, "Ready").1 == "Converged";
+            (ready && status.observed_generation == vault.metadata.generation).then_some(vault)
+        }
+    })
+    .await
+}
+
+async fn patch_vault(w: &World, name: &str, spec: Value) {
+    w.vaults()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+fn put_role_policy_calls_in(counters: &Value, account: &str) -> u64 {
+    calls(counters, "iam", &["PutRolePolicy"], account)
+}
+
+#[tokio::test]
+async fn raw_key_arns_are_judged_like_references_and_external_keys_need_the_account() {
+    let client = env().client().await;
+    let keys_namespace = support::namespace(&client, "rawkeys").await;
+    let w = World::with("rawarn", json!({}), Some(&keys_namespace)).await;
+    // A SharedKey of another namespace, shared with B but not referable from w's
+    // namespace.
+    let key: SharedKey = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": "theirs"},
+        "spec": {"accountRef": {"name": w.a_name}, "region": "us-east-1", "shareWith": {"accounts": [w.b]}},
+    }))
+    .unwrap();
+    let their_keys = Api::<SharedKey>::namespaced(w.client.clone(), &keys_namespace);
+    their_keys
+        .create(&PostParams::default(), &key)
+        .await
+        .unwrap();
+    let managed_arn = wait_until("their key Ready", WAIT, || {
+        let keys = their_keys.clone();
+        async move {
+            let key = keys.get("theirs").await.unwrap();
+            let status = key.status?;
+            (condition_of(&status.conditions, "Ready").0 == "True")
+                .then_some(status.key_arn)
+                .flatten()
+        }
+    })
+    .await;
+    // A key in A that no SharedKey manages.
+    let kms_a = aws_sdk_kms::Client::new(&env().aws_config_in(&w.a).await);
+    let external_arn = kms_a
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    let before = w.backup_writes_in_b().await;
+
+    w.create_vault(
+        "raw-managed",
+        json!({"encryptionKey": {"keyArn": managed_arn}}),
+    )
+    .await;
+    w.create_vault(
+        "raw-external",
+        json!({"encryptionKey": {"keyArn": external_arn}}),
+    )
+    .await;
+    let (_, message) = w
+        .wait_vault("raw-managed", "Ready", "ReferenceNotAllowed")
+        .await;
+    assert!(
+        message.contains("allowReferencesFrom")
+            && message.contains(&w.namespace)
+            && message.contains(&keys_namespace),
+        "{message}"
+    );
+    let (_, message) = w
+        .wait_vault("raw-external", "Ready", "ExternalKeyNotAllowed")
+        .await;
+    assert!(
+        message.contains("spec.allowedExternalKeys") && message.contains(&external_arn),
+        "{message}"
+    );
+    assert_eq!(w.backup_writes_in_b().await, before, "no vault was created");
+    let backup = w.backup_b().await;
+    for name in ["raw-managed", "raw-external"] {
+        let described = backup
+            .describe_backup_vault()
+            .backup_vault_name(name)
+            .send()
+            .await;
+        assert!(described.is_err(), "no vault {name} in B: {described:?}");
+    }
+
+    // Listing the key on B's AwsAccount lets the vault past the allow-list: the
+    // preflight then finds that A's key policy does not share it with B.
+    let pattern = format!("arn:aws:kms:us-east-1:{}:key/*", w.a);
+    Api::<crosskey::api::AwsAccount>::all(w.client.clone())
+        .patch(
+            &w.b_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"allowedExternalKeys": [pattern]}})),
+        )
+        .await
+        .unwrap();
+    let (_, message) = w
+        .wait_vault("raw-external", "KeyAccessible", "AccessDenied")
+        .await;
+    assert!(message.contains(&external_arn), "{message}");
+    // The managed key stays refused: the allow-list is for keys no SharedKey manages.
+    w.poke("raw-managed").await;
+    let (_, reason, _) = w
+        .vaults()
+        .get("raw-managed")
+        .await
+        .unwrap()
+        .status
+        .map(|s| condition_of(&s.conditions, "Ready"))
+        .unwrap();
+    assert_eq!(reason, "ReferenceNotAllowed");
+}
+
+#[tokio::test]
+async fn a_role_that_is_not_grantable_is_refused_before_any_write() {
+    let w = World::with("grantable", json!({"grantableRoles": ["Backup*"]}), None).await;
+    let iam = w.iam_b().await;
+    create_role(&iam, "BackupRole").await;
+    create_role(&iam, "Admin").await;
+    w.create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    let before = w.backup_writes_in_b().await;
+    w.create_vault(
+        "roles",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "grantKeyUseToRoles": ["BackupRole", "Admin"]}),
+    )
+    .await;
+    let (vault, message) = w.wait_vault("roles", "Ready", "RoleNotAllowed").await;
+    assert!(
+        message.contains("Admin") && message.contains("spec.grantableRoles"),
+        "{message}"
+    );
+    let grants = condition_of(&vault.status.unwrap().conditions, "RoleGrantsSynced");
+    assert_eq!(
+        (grants.0.as_str(), grants.1.as_str()),
+        ("False", "RoleNotAllowed")
+    );
+    let counters = env().aws_counters().await;
+    assert_eq!(
+        put_role_policy_calls_in(&counters, &w.b),
+        0,
+        "no PutRolePolicy"
+    );
+    assert_eq!(w.backup_writes_in_b().await, before, "no vault was created");
+    for role in ["BackupRole", "Admin"] {
+        let listed = iam
+            .list_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            listed.policy_names().is_empty(),
+            "{role}: {:?}",
+            listed.policy_names()
+        );
+    }
+
+    // A grantable role alone is granted (the counter does count these calls).
+    patch_vault(&w, "roles", json!({"grantKeyUseToRoles": ["BackupRole"]})).await;
+    wait_converged(&w, "roles").await;
+    let counters = env().aws_counters().await;
+    assert_eq!(put_role_policy_calls_in(&counters, &w.b), 1);
+    let admin = iam
+        .list_role_policies()
+        .role_name("Admin")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        admin.policy_names().is_empty(),
+        "{:?}",
+        admin.policy_names()
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_vault_is_neither_adopted_nor_deleted() {
+    let w = World::new("foreign").await;
+    w.create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    // Another team's vault "theirs" in B, without our ownership tag.
+    let kms_b = aws_sdk_kms::Client::new(&env().aws_config_in(&w.b).await);
+    let their_key = kms_b
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    let backup = w.backup_b().await;
+    backup
+        .create_backup_vault()
+        .backup_vault_name("theirs")
+        .encryption_key_arn(&their_key)
+        .send()
+        .await
+        .unwrap();
+    let before = w.backup_writes_in_b().await;
+
+    w.create_vault(
+        "theirs",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "deletionPolicy": "Delete", "accessPolicy": {}}),
+    )
+    .await;
+    let (vault, message) = w.wait_vault("theirs", "Ready", "VaultExists").await;
+    assert!(
+        message.contains("spec.adopt") && message.contains("crosskey.dev/owner-uid"),
+        "{message}"
+    );
+    let status = vault.status.unwrap();
+    assert_eq!(status.vault_arn, None);
+    assert_eq!(status.origin, None);
+    assert_eq!(
+        w.backup_writes_in_b().await,
+        before,
+        "the vault was not touched"
+    );
+
+    // Deleting the object, even under deletionPolicy: Delete, leaves their vault.
+    w.vaults()
+        .delete("theirs", &DeleteParams::default())
+        .await
+        .unwrap();
+    let vaults = w.vaults();
+    wait_until("the object gone", WAIT, || {
+        let vaults = vaults.clone();
+        async move {
+            vaults
+                .get_opt("theirs")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    let described = backup
+        .describe_backup_vault()
+        .backup_vault_name("theirs")
+        .send()
+        .await
+        .expect("their vault still exists");
+    assert_eq!(described.encryption_key_arn(), Some(their_key.as_str()));
+    assert_eq!(
+        w.backup_writes_in_b().await,
+        before,
+        "no write, no deletion"
+    );
+}
+
+#[tokio::test]
+async fn absent_vault_fields_leave_existing_settings_alone() {
+    let w = World::new("unmanaged").await;
+    w.create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    let topic = format!("arn:aws:sns:us-east-1:{}:backup-events", w.b);
+    w.create_vault(
+        "settings",
+        json!({
+            "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+            "accessPolicy": {"allowCopyFrom": {"accounts": [w.a]}},
+            "notifications": {"snsTopicArn": topic, "events": ["BACKUP_JOB_COMPLETED"]},
+        }),
+    )
+    .await;
+    let vault = wait_converged(&w, "settings").await;
+    assert_eq!(
+        vault.status.unwrap().origin,
+        Some(crosskey::api::VaultOrigin::Created)
+    );
+    let backup = w.backup_b().await;
+    let deletes = |counters: &Value| {
+        calls(
+            counters,
+            "backup",
+            &[
+                "DeleteBackupVaultAccessPolicy",
+                "DeleteBackupVaultNotifications",
+            ],
+            &w.b,
+        )
+    };
+    let before = deletes(&env().aws_counters().await);
+
+    // Left out of the spec: the operator leaves both as they are.
+    patch_vault(
+        &w,
+        "settings",
+        json!({"accessPolicy": null, "notifications": null}),
+    )
+    .await;
+    let vault = wait_converged(&w, "settings").await;
+    let synced = condition_of(&vault.status.unwrap().conditions, "AccessPolicySynced");
+    assert_eq!(synced.1, "Unmanaged", "{synced:?}");
+    assert_eq!(deletes(&env().aws_counters().await), before);
+    let policy = backup
+        .get_backup_vault_access_policy()
+        .backup_vault_name("settings")
+        .send()
+        .await
+        .expect("the access policy is still there");
+    assert!(policy.policy().unwrap().contains(&w.a));
+    let notifications = backup
+        .get_backup_vault_notifications()
+        .backup_vault_name("settings")
+        .send()
+        .await
+        .expect("the notifications are still there");
+    assert_eq!(notifications.sns_topic_arn(), Some(topic.as_str()));
+
+    // Said explicitly: both are removed.
+    patch_vault(
+        &w,
+        "settings",
+        json!({"accessPolicy": {}, "notifications": {"events": []}}),
+    )
+    .await;
+    let vault = wait_converged(&w, "settings").await;
+    let synced = condition_of(&vault.status.unwrap().conditions, "AccessPolicySynced");
+    assert_eq!(synced.1, "NoPolicy", "{synced:?}");
+    assert_eq!(deletes(&env().aws_counters().await), before + 2);
+    assert!(
+        backup
+            .get_backup_vault_access_policy()
+            .backup_vault_name("settings")
+            .send()
+            .await
+            .is_err(),
+        "the access policy is removed"
+    );
+    let notifications = backup
+        .get_backup_vault_notifications()
+        .backup_vault_name("settings")
+        .send()
+        .await;
+    assert!(
+        notifications
+            .as_ref()
+            .map_or(true, |n| n.sns_topic_arn().is_none()),
+        "the notifications are removed: {notifications:?}"
+    );
+}
+
+#[tokio::test]
+async fn observe_reports_changed_notifications_and_a_deleted_vault_and_writes_nothing() {
+    let w = World::new("observe").await;
+    w.create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    let topic = format!("arn:aws:sns:us-east-1:{}:backup-events", w.b);
+    w.create_vault(
+        "observed",
+        json!({
+            "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+            "notifications": {"snsTopicArn": topic, "events": ["BACKUP_JOB_COMPLETED"]},
+            "drift": {"policy": "Observe"},
+        }),
+    )
+    .await;
+    wait_converged(&w, "observed").await;
+    let backup = w.backup_b().await;
+
+    // Notifications changed outside the operator: reported, not repaired.
+    backup
+        .put_backup_vault_notifications()
+        .backup_vault_name("observed")
+        .sns_topic_arn(&topic)
+        .backup_vault_events(aws_sdk_backup::types::BackupVaultEvent::CopyJobFailed)
+        .send()
+        .await
+        .unwrap();
+    let before = w.backup_writes_in_b().await;
+    w.poke("observed").await;
+    let (vault, message) = w.wait_vault("observed", "SettingsSynced", "Drifted").await;
+    assert!(message.contains("notifications"), "{message}");
+    let status = vault.status.unwrap();
+    assert_eq!(condition_of(&status.conditions, "Drifted").0, "True");
+    assert_eq!(w.backup_writes_in_b().await, before, "nothing repaired");
+    let events = backup
+        .get_backup_vault_notifications()
+        .backup_vault_name("observed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        events.backup_vault_events(),
+        [aws_sdk_backup::types::BackupVaultEvent::CopyJobFailed]
+    );
+
+    // The vault deleted outside the operator: reported, not recreated.
+    backup
+        .delete_backup_vault()
+        .backup_vault_name("observed")
+        .send()
+        .await
+        .unwrap();
+    let before = w.backup_writes_in_b().await;
+    w.poke("observed").await;
+    let (vault, message) = w.wait_vault("observed", "Ready", "VaultMissing").await;
+    assert!(message.contains("drift.policy: Enforce"), "{message}");
+    let status = vault.status.unwrap();
+    let drifted = condition_of(&status.conditions, "Drifted");
+    assert_eq!(drifted.0, "True", "{drifted:?}");
+    assert!(drifted.2.contains("deleted outside"), "{drifted:?}");
+    assert!(status.drift.unwrap().detected_count >= 2);
+    assert_eq!(
+        w.backup_writes_in_b().await,
+        before,
+        "the vault was not recreated"
+    );
+    assert!(
+        backup
+            .describe_backup_vault()
+            .backup_vault_name("observed")
+            .send()
+            .await
+            .is_err(),
+        "no vault"
+    );
+}
+
+#[tokio::test]
+async fn an_adopted_vault_is_managed_and_deleted_only_under_an_explicit_delete() {
+    let w = World::new("adopt").await;
+    let key = w
+        .create_key("k", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    let key_arn = key.status.unwrap().key_arn.unwrap();
+    // Two vaults made in B by hand, with the shared key, before any CrossAccountVault.
+    let backup = w.backup_b().await;
+    for name in ["kept", "deleted"] {
+        backup
+            .create_backup_vault()
+            .backup_vault_name(name)
+            .encryption_key_arn(&key_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+    let creates = |counters: &Value| calls(counters, "backup", &["CreateBackupVault"], &w.b);
+    let before = creates(&env().aws_counters().await);
+    w.create_vault(
+        "kept",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "adopt": true}),
+    )
+    .await;
+    w.create_vault(
+        "deleted",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "k"}}, "adopt": true, "deletionPolicy": "Delete"}),
+    )
+    .await;
+    for name in ["kept", "deleted"] {
+        let vault = wait_converged(&w, name).await;
+        assert_eq!(
+            vault.status.unwrap().origin,
+            Some(crosskey::api::VaultOrigin::Adopted),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        creates(&env().aws_counters().await),
+        before,
+        "adopted, not created"
+    );
+
+    for name in ["kept", "deleted"] {
+        w.vaults()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let vaults = w.vaults();
+    wait_until("both objects gone", WAIT, || {
+        let vaults = vaults.clone();
+        async move {
+            let kept = vaults.get_opt("kept").await.unwrap();
+            let deleted = vaults.get_opt("deleted").await.unwrap();
+            (kept.is_none() && deleted.is_none()).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        backup
+            .describe_backup_vault()
+            .backup_vault_name("kept")
+            .send()
+            .await
+            .is_ok(),
+        "an adopted vault is retained by default"
+    );
+    assert!(
+        backup
+            .describe_backup_vault()
+            .backup_vault_name("deleted")
+            .send()
+            .await
+            .is_err(),
+        "an adopted vault is deleted under an explicit deletionPolicy: Delete"
+    );
 }

@@ -88,6 +88,27 @@ pub struct AwsAccountSpec {
         .message("allowedNamespaces entries must be namespace names or '*'"))]
     #[schemars(length(max = 256), inner(length(max = 63)))]
     pub allowed_namespaces: Vec<String>,
+
+    /// KMS keys that no SharedKey manages and that CrossAccountVaults on this account may
+    /// name in `encryptionKey.keyArn`: key ARN patterns where `*` matches any run of
+    /// characters, e.g. `arn:aws:kms:eu-central-1:111122223333:key/*`. An empty list (the
+    /// default) allows none. A key that a SharedKey manages needs no entry: its
+    /// `allowReferencesFrom` decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(p, p.matches('^(\\\\*|arn:[a-z*-]+:kms:[a-z0-9*-]*:[0-9*]*:key/[A-Za-z0-9*-]+)$'))")
+        .message("allowedExternalKeys entries must be key ARN patterns such as arn:aws:kms:eu-central-1:111122223333:key/* ('*' matches anything), or '*'"))]
+    #[schemars(length(max = 256), inner(length(max = 2048)))]
+    pub allowed_external_keys: Vec<String>,
+
+    /// IAM role names in this account that a CrossAccountVault's `grantKeyUseToRoles`
+    /// may name, as patterns where `*` matches any run of characters, e.g.
+    /// `["BackupRole", "backup-*"]`. An empty list (the default) allows none: the
+    /// operator writes an inline policy onto no role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(p, p.matches('^[A-Za-z0-9+=,.@_*-]{1,64}$'))")
+        .message("grantableRoles entries must be IAM role names (not ARNs) of 1-64 characters, with '*' as a wildcard"))]
+    #[schemars(length(max = 256), inner(length(max = 64)))]
+    pub grantable_roles: Vec<String>,
 }
 
 /// Observed state of an `AwsAccount`.
@@ -118,6 +139,44 @@ impl AwsAccountSpec {
             .iter()
             .any(|n| n == "*" || n == namespace)
     }
+
+    /// Whether `key_arn`, a key that no SharedKey manages, matches `allowedExternalKeys`.
+    pub fn allows_external_key(&self, key_arn: &str) -> bool {
+        self.allowed_external_keys
+            .iter()
+            .any(|pattern| wildcard_match(pattern, key_arn))
+    }
+
+    /// Whether `grantKeyUseToRoles` may name `role` (matches `grantableRoles`).
+    pub fn allows_role(&self, role: &str) -> bool {
+        self.grantable_roles
+            .iter()
+            .any(|pattern| wildcard_match(pattern, role))
+    }
+}
+
+/// Whether `text` matches `pattern`, in which `*` stands for any run of characters
+/// (also none) and every other character for itself.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let middle: Vec<&str> = parts.collect();
+    let Some((last, inner)) = middle.split_last() else {
+        // No '*': the whole text must have matched.
+        return rest.is_empty();
+    };
+    for part in inner {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[cfg(test)]
@@ -132,7 +191,42 @@ mod tests {
             session_name: None,
             default_region: None,
             allowed_namespaces: allowed.iter().map(|s| s.to_string()).collect(),
+            allowed_external_keys: vec![],
+            grantable_roles: vec![],
         }
+    }
+
+    #[test]
+    fn wildcards_match_any_run_of_characters() {
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("*", "anything"));
+        assert!(wildcard_match("BackupRole", "BackupRole"));
+        assert!(!wildcard_match("BackupRole", "BackupRole2"));
+        assert!(!wildcard_match("BackupRole", "XBackupRole"));
+        assert!(wildcard_match("backup-*", "backup-"));
+        assert!(wildcard_match("backup-*", "backup-prod"));
+        assert!(!wildcard_match("backup-*", "admin"));
+        assert!(wildcard_match("*-backup", "team-backup"));
+        assert!(!wildcard_match("*-backup", "team-backup-admin"));
+        assert!(wildcard_match("a*b*c", "a-b-c"));
+        assert!(wildcard_match("a*b*c", "abc"));
+        assert!(!wildcard_match("a*b*c", "acb"));
+        // The last fixed part may not overlap an earlier one.
+        assert!(!wildcard_match("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn empty_lists_allow_no_external_key_and_no_role() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let mut spec = spec(&["*"]);
+        assert!(!spec.allows_external_key(arn));
+        assert!(!spec.allows_role("BackupRole"));
+        spec.allowed_external_keys = vec!["arn:aws:kms:eu-west-1:111122223333:key/*".into()];
+        spec.grantable_roles = vec!["Backup*".into()];
+        assert!(spec.allows_external_key(arn));
+        assert!(!spec.allows_external_key(&arn.replace("111122223333", "444455556666")));
+        assert!(spec.allows_role("BackupRole"));
+        assert!(!spec.allows_role("Admin"));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const KEY_ACCESSIBLE: &str = "KeyAccessible";
 pub const ACCESS_POLICY_SYNCED: &str = "AccessPolicySynced";
 /// CrossAccountVault: the inline policies on `grantKeyUseToRoles` match the spec.
 pub const ROLE_GRANTS_SYNCED: &str = "RoleGrantsSynced";
+/// CrossAccountVault: the vault lock and notifications match the spec (where it sets
+/// them).
+pub const SETTINGS_SYNCED: &str = "SettingsSynced";
 
 /// Condition status values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

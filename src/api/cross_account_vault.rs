@@ -59,14 +59,18 @@ pub struct CrossAccountVaultSpec {
     pub encryption_key: EncryptionKey,
 
     /// The vault access policy that lets other accounts copy backups into this vault.
+    /// Absent: the operator leaves the vault's access policy alone. `accessPolicy: {}`
+    /// removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_policy: Option<VaultAccessPolicy>,
 
-    /// AWS Backup Vault Lock settings.
+    /// AWS Backup Vault Lock settings. Absent: the operator leaves the lock alone.
+    /// `lock: {}` (no retention set) removes a lock that can still be removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<VaultLock>,
 
-    /// SNS notifications for vault events.
+    /// SNS notifications for vault events. Absent: the operator leaves them alone.
+    /// `notifications: {events: []}` removes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<VaultNotifications>,
 
@@ -83,9 +87,17 @@ pub struct CrossAccountVaultSpec {
     pub drift: DriftSpec,
 
     /// `Retain` (default) leaves the vault when the object is deleted; `Delete` deletes
-    /// it if it holds no recovery points. Recovery points are never deleted.
+    /// it if it holds no recovery points. Recovery points are never deleted. A vault that
+    /// the operator did not create (adopted with `adopt: true`) is deleted only when
+    /// `Delete` is set explicitly; one that is neither created nor adopted never is.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Take over a vault of the same name that already exists without this object's
+    /// ownership tag (`crosskey.dev/owner-uid`). Default `false`: such a vault is refused
+    /// with reason `VaultExists` and left alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 
     /// AWS tags on the vault.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -168,9 +180,11 @@ pub struct AllowCopyFrom {
 
 /// AWS Backup Vault Lock. Without `changeableForDays` the lock is in governance mode
 /// and can be removed; with it, compliance mode, which becomes immutable for good once
-/// that many days have passed.
+/// that many days have passed. `{}` (no retention set) asks for no lock: an existing
+/// lock is removed while it still can be.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("!has(self.minRetentionDays) || !has(self.maxRetentionDays) || self.minRetentionDays <= self.maxRetentionDays").message("lock.minRetentionDays must not exceed lock.maxRetentionDays"))]
+#[x_kube(validation = Rule::new("!has(self.changeableForDays) || has(self.minRetentionDays) || has(self.maxRetentionDays)").message("lock.changeableForDays needs minRetentionDays or maxRetentionDays; lock: {} removes the lock"))]
 #[serde(rename_all = "camelCase")]
 pub struct VaultLock {
     /// Shortest retention, in days, that recovery points in the vault may have
@@ -191,17 +205,22 @@ pub struct VaultLock {
     pub changeable_for_days: Option<i64>,
 }
 
-/// SNS notifications for vault events.
+/// SNS notifications for vault events. `{events: []}` asks for none: existing
+/// notifications are removed.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.events.size() == 0 || has(self.snsTopicArn)").message("notifications.snsTopicArn is required when events are listed; notifications: {events: []} removes the notifications"))]
 #[serde(rename_all = "camelCase")]
 pub struct VaultNotifications {
     /// ARN of the SNS topic, e.g. `arn:aws:sns:eu-central-1:444455556666:backup-events`.
+    /// Required when `events` is not empty.
     #[x_kube(validation = Rule::new("self.matches('^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f)?:sns:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\\\.fifo)?$')")
         .message("snsTopicArn must be an SNS topic ARN such as arn:aws:sns:eu-central-1:444455556666:backup-events"))]
     #[schemars(length(max = 1024))]
-    pub sns_topic_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns_topic_arn: Option<String>,
     /// Backup vault events to publish, e.g. `BACKUP_JOB_COMPLETED`, `COPY_JOB_FAILED`.
-    #[x_kube(validation = Rule::new("self.size() > 0 && self.all(e, e.matches('^[A-Z][A-Z0-9_]+$'))").message("notifications.events must be a non-empty list of Backup event names such as BACKUP_JOB_COMPLETED"))]
+    /// An empty list removes the notifications.
+    #[x_kube(validation = Rule::new("self.all(e, e.matches('^[A-Z][A-Z0-9_]+$'))").message("notifications.events must be Backup event names such as BACKUP_JOB_COMPLETED"))]
     #[schemars(length(max = 30), inner(length(max = 64)))]
     pub events: Vec<String>,
 }
@@ -223,6 +242,10 @@ pub struct CrossAccountVaultStatus {
     /// Number of recovery points in the vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_points: Option<i64>,
+    /// `Created` when the operator created the vault (it carries this object's
+    /// ownership tag), `Adopted` when it existed before and `spec.adopt` took it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<VaultOrigin>,
     /// Whether Vault Lock is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
@@ -242,4 +265,13 @@ pub struct CrossAccountVaultStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// How the operator came to manage a vault.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultOrigin {
+    /// The operator created it; it carries the object's `crosskey.dev/owner-uid` tag.
+    Created,
+    /// It existed before, without that tag, and `spec.adopt: true` took it over.
+    Adopted,
 }

@@ -15,7 +15,7 @@ pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
 pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, parse_duration};
 pub use cross_account_vault::{
     AllowCopyFrom, CrossAccountVault, CrossAccountVaultSpec, CrossAccountVaultStatus,
-    EncryptionKey, SharedKeyRef, VaultAccessPolicy, VaultLock, VaultNotifications,
+    EncryptionKey, SharedKeyRef, VaultAccessPolicy, VaultLock, VaultNotifications, VaultOrigin,
 };
 pub use object::{Interval, Object};
 pub use shared_key::{

@@ -101,6 +101,19 @@ impl Backup {
         Ok(())
     }
 
+    /// The tags of the vault with ARN `arn`.
+    pub async fn vault_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let out = self
+            .limiter
+            .call(
+                SERVICE,
+                "ListTags",
+                self.client.list_tags().resource_arn(arn).send(),
+            )
+            .await?;
+        Ok(out.tags.unwrap_or_default().into_iter().collect())
+    }
+
     pub async fn delete_vault(&self, name: &str) -> Result<(), AwsError> {
         self.limiter
             .call(

@@ -80,6 +80,26 @@ pub enum Error {
         "alias {alias} points at key {target}, which this SharedKey does not manage: choose another spec.alias, or move or delete that alias yourself"
     )]
     AliasInUse { alias: String, target: String },
+    #[error(
+        "key {key} is not managed by any SharedKey in the namespaces the operator watches, and AwsAccount {account:?} does not allow it: add it (or a pattern such as {pattern}) to the AwsAccount's spec.allowedExternalKeys, or use a SharedKey through encryptionKey.sharedKeyRef"
+    )]
+    ExternalKeyNotAllowed {
+        key: String,
+        account: String,
+        pattern: String,
+    },
+    #[error(
+        "AwsAccount {account:?} does not allow granting key use to role(s) {roles}: add them (or a pattern such as Backup*) to the AwsAccount's spec.grantableRoles, or remove them from grantKeyUseToRoles"
+    )]
+    RoleNotAllowed { account: String, roles: String },
+    #[error(
+        "vault {vault} already exists and was not created by this CrossAccountVault (it lacks the tag crosskey.dev/owner-uid={uid}): nothing was changed. Set spec.adopt: true to take it over, or use another spec.vaultName"
+    )]
+    VaultExists { vault: String, uid: String },
+    #[error(
+        "vault {0} was deleted outside the operator; drift.policy is Observe, so it is not recreated: set drift.policy: Enforce to recreate it, or delete this CrossAccountVault"
+    )]
+    VaultMissing(String),
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -125,6 +145,10 @@ impl Error {
             Error::VaultNotEmpty { .. } => "VaultNotEmpty",
             Error::RoleNotFound(_) => "RoleNotFound",
             Error::AliasInUse { .. } => "AliasInUse",
+            Error::ExternalKeyNotAllowed { .. } => "ExternalKeyNotAllowed",
+            Error::RoleNotAllowed { .. } => "RoleNotAllowed",
+            Error::VaultExists { .. } => "VaultExists",
+            Error::VaultMissing(_) => "VaultMissing",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -152,7 +176,10 @@ impl Error {
             | Error::KeyNotReady(_)
             | Error::KeyNotShared { .. }
             | Error::KeyRegionMismatch { .. }
-            | Error::KeyMismatch { .. } => true,
+            | Error::KeyMismatch { .. }
+            | Error::ExternalKeyNotAllowed { .. }
+            | Error::RoleNotAllowed { .. }
+            | Error::VaultExists { .. } => true,
             Error::Aws(e) => e.class == ErrorClass::InvalidInput,
             _ => false,
         }

@@ -25,6 +25,8 @@ impl From<&AwsAccountSpec> for AccountTarget {
             // Where resources live and who may use the account: not how to reach it.
             default_region: _,
             allowed_namespaces: _,
+            allowed_external_keys: _,
+            grantable_roles: _,
         } = spec;
         Self {
             account_id: account_id.clone(),

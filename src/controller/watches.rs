@@ -105,16 +105,7 @@ pub fn vaults_of_key<M: ResourceExt>(
 pub async fn vault_using_key(ctx: &Context, key: &SharedKey) -> Result<Option<String>, Error> {
     let key_namespace = key.namespace().unwrap_or_default();
     let key_arn = key.status.as_ref().and_then(|s| s.key_arn.clone());
-    let apis: Vec<Api<CrossAccountVault>> = if ctx.settings.watch_namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
-    } else {
-        ctx.settings
-            .watch_namespaces
-            .iter()
-            .map(|namespace| Api::namespaced(ctx.client.clone(), namespace))
-            .collect()
-    };
-    for api in apis {
+    for api in watched::<CrossAccountVault>(ctx) {
         for vault in api.list(&ListParams::default()).await?.items {
             let by_ref = references_key(&vault, &key.name_any(), &key_namespace);
             let by_arn = key_arn.is_some() && vault.spec.encryption_key.key_arn == key_arn;
@@ -125,6 +116,23 @@ pub async fn vault_using_key(ctx: &Context, key: &SharedKey) -> Result<Option<St
         }
     }
     Ok(None)
+}
+
+/// An Api per namespace the operator watches (one cluster-wide Api when it watches
+/// all), so that listings stay inside what namespace-scoped RBAC allows.
+pub fn watched<K>(ctx: &Context) -> Vec<Api<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    if ctx.settings.watch_namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.settings
+            .watch_namespaces
+            .iter()
+            .map(|namespace| Api::namespaced(ctx.client.clone(), namespace))
+            .collect()
+    }
 }
 
 /// Key events from every namespace the operator watches, merged.

@@ -526,19 +526,35 @@ fn unique_suffix() -> String {
 // Objects.
 
 /// Creates an AwsAccount reached by AssumeRole of `role/crosskey` in `account`, usable
-/// from `namespaces`.
+/// from `namespaces`, whose role `BackupRole` (the tests' consumer role) may be named in
+/// `grantKeyUseToRoles`.
 pub async fn create_account(client: &Client, name: &str, account: &str, namespaces: &[&str]) {
+    create_account_with(client, name, account, namespaces, serde_json::json!({})).await;
+}
+
+/// [`create_account`] with `spec` merged into the AwsAccount's spec (e.g.
+/// `{"grantableRoles": []}` or `{"allowedExternalKeys": [...]}`).
+pub async fn create_account_with(
+    client: &Client,
+    name: &str,
+    account: &str,
+    namespaces: &[&str],
+    spec: serde_json::Value,
+) {
+    let mut full = serde_json::json!({
+        "accountId": account,
+        "roleArn": format!("arn:aws:iam::{account}:role/crosskey"),
+        "externalId": "crosskey-tests",
+        "defaultRegion": "us-east-1",
+        "allowedNamespaces": namespaces,
+        "grantableRoles": ["BackupRole"],
+    });
+    merge(&mut full, &spec);
     let object: crosskey::api::AwsAccount = serde_json::from_value(serde_json::json!({
         "apiVersion": "crosskey.dev/v1alpha1",
         "kind": "AwsAccount",
         "metadata": {"name": name},
-        "spec": {
-            "accountId": account,
-            "roleArn": format!("arn:aws:iam::{account}:role/crosskey"),
-            "externalId": "crosskey-tests",
-            "defaultRegion": "us-east-1",
-            "allowedNamespaces": namespaces,
-        },
+        "spec": full,
     }))
     .expect("AwsAccount");
     Api::<crosskey::api::AwsAccount>::all(client.clone())

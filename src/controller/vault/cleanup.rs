@@ -1,10 +1,12 @@
 //! Deletion of a CrossAccountVault: role grants are always removed. Retain leaves the
-//! vault; Delete deletes it only when it holds no recovery points, which the operator
-//! never deletes.
+//! vault; Delete deletes it only when it is ours (it carries this object's ownership
+//! tag, or `spec.adopt` took it over) and holds no recovery points, which the operator
+//! never deletes. A vault that is not ours is never deleted.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
@@ -61,6 +63,22 @@ pub async fn cleanup(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result
     let Some(info) = backup.describe_vault(&name).await? else {
         return Ok(Action::await_change());
     };
+    let tags = backup.vault_tags(&info.arn).await?;
+    let origin = plan::vault_origin(&tags, &vault.uid().unwrap_or_default(), spec.adopt);
+    if !plan::deletes_vault(origin, spec.deletion_policy) {
+        let note = format!(
+            "vault {name} was not created by this CrossAccountVault and not adopted (spec.adopt); it is left in AWS"
+        );
+        ctx.event(
+            vault.as_ref(),
+            EventType::Normal,
+            "Retained",
+            "Delete",
+            note,
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     if info.recovery_points > 0 {
         let err = Error::VaultNotEmpty {
             vault: name,

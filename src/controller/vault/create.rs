@@ -1,5 +1,6 @@
 //! The vault itself: found, or created with its key and ownership tags (again, with a
-//! Warning, when it was deleted out of band), and checked to use the declared key.
+//! Warning, when it was deleted out of band, unless `drift.policy` is Observe), and
+//! checked to be ours (our ownership tag, or `spec.adopt`) and to use the declared key.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -7,7 +8,8 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::plan::{self, KeyRef};
-use crate::api::CrossAccountVault;
+use crate::api::conditions::{DRIFTED, Status};
+use crate::api::{CrossAccountVault, DriftPolicy, VaultOrigin};
 use crate::aws::backup::{Backup, VaultInfo};
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
@@ -27,8 +29,25 @@ pub async fn converge_vault(
         Err(err) => return Err(err.into()),
     };
     let info = match existing {
-        Some(info) => info,
-        None => create(pass, backup, key, &name).await?,
+        Some(info) => {
+            let origin = origin_of(pass, backup, &info.arn).await?;
+            pass.status.origin = Some(origin);
+            info
+        }
+        None if pass.status.vault_arn.is_some()
+            && pass.obj.spec.drift.policy == DriftPolicy::Observe =>
+        {
+            let message = format!("vault {name} was deleted outside the operator");
+            pass.record_drift(message.clone()).await;
+            let not_repaired = format!("{message} (drift.policy is Observe: not recreated)");
+            pass.condition(DRIFTED, Status::True, "DriftDetected", not_repaired);
+            return Err(Error::VaultMissing(name));
+        }
+        None => {
+            let info = create(pass, backup, key, &name).await?;
+            pass.status.origin = Some(VaultOrigin::Created);
+            info
+        }
     };
     if info.encryption_key_arn != key.arn {
         return Err(Error::KeyMismatch {
@@ -45,6 +64,33 @@ pub async fn converge_vault(
         .and_then(|s| Timestamp::from_second(s).ok())
         .map(Time);
     Ok(info)
+}
+
+/// Whether the existing vault `arn` is ours: created by this object (its ownership
+/// tag; trusted from the status once recorded for this ARN) or adopted by `spec.adopt`.
+/// A vault that is neither is refused with `VaultExists`, before any write.
+async fn origin_of(
+    pass: &Pass<'_, CrossAccountVault>,
+    backup: &Backup,
+    arn: &str,
+) -> Result<VaultOrigin, Error> {
+    let recorded = pass.status.origin;
+    let adopt = pass.obj.spec.adopt;
+    match recorded {
+        Some(VaultOrigin::Created) if pass.status.vault_arn.as_deref() == Some(arn) => {
+            return Ok(VaultOrigin::Created);
+        }
+        Some(VaultOrigin::Adopted) if adopt && pass.status.vault_arn.as_deref() == Some(arn) => {
+            return Ok(VaultOrigin::Adopted);
+        }
+        _ => {}
+    }
+    let uid = pass.obj.uid().unwrap_or_default();
+    let tags = backup.vault_tags(arn).await?;
+    plan::vault_origin(&tags, &uid, adopt).ok_or_else(|| Error::VaultExists {
+        vault: plan::vault_name(pass.obj),
+        uid,
+    })
 }
 
 async fn create(

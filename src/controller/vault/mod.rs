@@ -3,9 +3,13 @@
 //! converges its access policy, lock, notifications and the inline IAM policies that
 //! delegate use of the key to the account's roles.
 //!
-//! Pipeline: resolve account and key → preflight (kms:DescribeKey as the vault's
-//! account) ([`resolve`]) → vault ([`create`]) → access policy, lock, notifications
-//! ([`settings`]) → role grants ([`grants`]) → status. The decisions are in [`plan`].
+//! Pipeline: resolve account and key (a raw key ARN is judged like a reference to the
+//! SharedKey that manages it, or against the account's `allowedExternalKeys`), check
+//! `grantKeyUseToRoles` against the account's `grantableRoles` → preflight
+//! (kms:DescribeKey as the vault's account) ([`resolve`]) → vault, ours or adopted
+//! ([`create`]) → access policy, lock, notifications, each left alone when absent from
+//! the spec ([`settings`]) → role grants ([`grants`]) → status. Every refusal comes
+//! before the first AWS write. The decisions are in [`plan`].
 
 mod cleanup;
 mod create;
@@ -26,7 +30,7 @@ use super::resolve::resolve;
 use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
 use super::status::{Pass, jittered};
 use super::watches::{account_changes, key_changes_in, on_account, vaults_of_key};
-use crate::api::conditions::{KEY_ACCESSIBLE, Status};
+use crate::api::conditions::{KEY_ACCESSIBLE, ROLE_GRANTS_SYNCED, Status};
 use crate::api::{CrossAccountVault, Object};
 use crate::failpoint;
 
@@ -60,6 +64,12 @@ async fn apply(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<Actio
     let mut pass = Pass::new(vault.as_ref(), &ctx, vault.api(ctx.client.clone()));
     let outcome = converge(&mut pass).await;
     pass.conclude(&outcome, "the vault exists and matches the spec");
+    // A vault deleted under Observe is reported (Ready=False, Drifted=True) and looked
+    // at again after the drift interval, not retried with backoff.
+    let outcome = match outcome {
+        Err(Error::VaultMissing(_)) => Ok(()),
+        other => other,
+    };
     pass.no_drift_unless_reported();
     // A converged pass has made its AWS writes; crash tests stop it before the record.
     if outcome.is_ok() && pass.changed() {
@@ -89,12 +99,28 @@ async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
             return Err(err);
         }
     };
+    if let Err(err) = plan::check_grantable_roles(
+        &spec.grant_key_use_to_roles,
+        &spec.account_ref.name,
+        &account.account.spec,
+    ) {
+        pass.condition(
+            ROLE_GRANTS_SYNCED,
+            Status::False,
+            err.reason(),
+            err.to_string(),
+        );
+        return Err(err);
+    }
     resolve::preflight(pass, &account, &key).await?;
     let backup = account.clients.backup();
     let info = create::converge_vault(pass, &backup, &key).await?;
     settings::converge_access_policy(pass, &backup, &info).await?;
-    settings::converge_lock(pass, &backup, &info).await?;
-    settings::converge_notifications(pass, &backup).await?;
+    let lock_in_sync = settings::converge_lock(pass, &backup, &info).await?;
+    let notifications_in_sync = settings::converge_notifications(pass, &backup).await?;
+    if lock_in_sync && notifications_in_sync {
+        settings::settings_synced(pass);
+    }
     grants::converge_role_grants(pass, &account, &key).await?;
     Ok(())
 }

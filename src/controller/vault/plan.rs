@@ -1,15 +1,21 @@
 //! The CrossAccountVault pipeline's decisions, pure: names and tags, whether a
-//! referenced SharedKey may be used (namespace, readiness, sharing, Region), what to
-//! do about the vault lock and notifications, which roles to grant and revoke, and how
-//! to explain a denied preflight. Policy drift is judged by
-//! [`crate::controller::drift`].
+//! referenced SharedKey or a raw key ARN may be used (namespace, readiness, sharing,
+//! Region, the account's allowed external keys), which roles may be granted, whether an
+//! existing vault is ours, what to do about the vault lock and notifications (absent
+//! means unmanaged), which roles to grant and revoke, and how to explain a denied
+//! preflight. Policy drift is judged by [`crate::controller::drift`]; the lock and
+//! notifications, which have no digest, by [`setting_verdict`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
 
 use crate::api::conditions::{self, READY};
-use crate::api::{CrossAccountVault, SharedKey, VaultLock, VaultNotifications};
+use crate::api::{
+    AwsAccountSpec, CrossAccountVault, DeletionPolicy, DriftPolicy, SharedKey, VaultLock,
+    VaultNotifications, VaultOrigin,
+};
+use crate::controller::drift::Verdict;
 use crate::controller::error::Error;
 use crate::policy::arn::{KeyArn, account_of, validate_key_arn};
 
@@ -118,6 +124,108 @@ pub fn usable_shared_key(
     Ok(arn)
 }
 
+/// Which SharedKey (of `managers`, each with its namespace: those whose `status.keyArn`
+/// is `arn`) a raw `keyArn` of a vault in `vault_namespace` on `account` stands for.
+/// A managed key is treated like a `sharedKeyRef` to it: the first usable one is
+/// returned, else the first one's refusal. A key that no SharedKey manages must match
+/// the account's `allowedExternalKeys` (`Ok(None)`).
+pub fn raw_key_manager<'a>(
+    arn: &str,
+    managers: &'a [(String, SharedKey)],
+    vault_namespace: &str,
+    account_name: &str,
+    account: &AwsAccountSpec,
+) -> Result<Option<&'a (String, SharedKey)>, Error> {
+    let mut refusal = None;
+    for manager in managers {
+        let (key_namespace, key) = manager;
+        match usable_shared_key(key, key_namespace, vault_namespace, &account.account_id) {
+            Ok(_) => return Ok(Some(manager)),
+            Err(err) => {
+                refusal.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = refusal {
+        return Err(err);
+    }
+    if account.allows_external_key(arn) {
+        return Ok(None);
+    }
+    let pattern = match arn.rsplit_once('/') {
+        Some((prefix, _)) => format!("{prefix}/*"),
+        None => arn.to_string(),
+    };
+    Err(Error::ExternalKeyNotAllowed {
+        key: arn.to_string(),
+        account: account_name.to_string(),
+        pattern,
+    })
+}
+
+/// Refuses `grantKeyUseToRoles` entries that the account's `grantableRoles` do not
+/// match; `Ok` when every role may be granted (or none is named).
+pub fn check_grantable_roles(
+    roles: &[String],
+    account_name: &str,
+    account: &AwsAccountSpec,
+) -> Result<(), Error> {
+    let refused: Vec<&str> = roles
+        .iter()
+        .filter(|role| !account.allows_role(role))
+        .map(String::as_str)
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::RoleNotAllowed {
+            account: account_name.to_string(),
+            roles: refused.join(", "),
+        })
+    }
+}
+
+/// Whether an existing vault with `tags` may be managed by the CrossAccountVault with
+/// `uid`: it carries that UID in its ownership tag (we created it), or `adopt` is set.
+pub fn vault_origin(
+    tags: &BTreeMap<String, String>,
+    uid: &str,
+    adopt: bool,
+) -> Option<VaultOrigin> {
+    if !uid.is_empty() && tags.get(OWNER_UID_TAG).map(String::as_str) == Some(uid) {
+        Some(VaultOrigin::Created)
+    } else if adopt {
+        Some(VaultOrigin::Adopted)
+    } else {
+        None
+    }
+}
+
+/// Whether deleting the CrossAccountVault deletes the vault (when it is empty): only
+/// under `deletionPolicy: Delete` (never the default) and only for a vault that is ours,
+/// created or explicitly adopted.
+pub fn deletes_vault(origin: Option<VaultOrigin>, policy: DeletionPolicy) -> bool {
+    policy == DeletionPolicy::Delete && origin.is_some()
+}
+
+/// The verdict on a setting without a digest (the lock, notifications) that differs
+/// (`differs`) from the spec in AWS: a declared change when the spec changed since the
+/// last converged pass (`spec_unchanged` false), otherwise a change made outside the
+/// operator, repaired or only reported by `policy`.
+pub fn setting_verdict(
+    differs: bool,
+    spec_unchanged: bool,
+    policy: DriftPolicy,
+    change: String,
+) -> Verdict {
+    match (differs, spec_unchanged, policy) {
+        (false, _, _) => Verdict::InSync,
+        (true, false, _) => Verdict::Apply { change },
+        (true, true, DriftPolicy::Enforce) => Verdict::Repair { change },
+        (true, true, DriftPolicy::Observe) => Verdict::Report { change },
+    }
+}
+
 /// Whether the SharedKey's spec shares with `account`: by account, by a principal of
 /// that account, or through an organization (whose membership only AWS can check; the
 /// preflight does).
@@ -161,6 +269,8 @@ pub enum LockStep {
     Delete,
 }
 
+/// What to do about the vault lock. An absent `lock` leaves it alone; `lock: {}` (no
+/// retention) removes it while it can still be removed.
 pub fn lock_step(
     wanted: Option<&VaultLock>,
     observed: ObservedLock,
@@ -169,6 +279,14 @@ pub fn lock_step(
 ) -> Result<LockStep, Error> {
     let immutable = observed.lock_date.is_some_and(|date| date <= now_seconds);
     match wanted {
+        None => Ok(LockStep::Keep),
+        Some(lock) if removes_lock(lock) => match (observed.locked, immutable) {
+            (false, _) => Ok(LockStep::Keep),
+            (true, false) => Ok(LockStep::Delete),
+            (true, true) => Err(Error::InvalidSpec(format!(
+                "vault {vault} has a compliance-mode lock that became immutable; it cannot be removed: drop lock: {{}} from the spec"
+            ))),
+        },
         Some(lock) => {
             let same = observed.locked
                 && observed.min_retention_days == lock.min_retention_days
@@ -183,8 +301,49 @@ pub fn lock_step(
                 Ok(LockStep::Put)
             }
         }
-        None if observed.locked && !immutable => Ok(LockStep::Delete),
-        None => Ok(LockStep::Keep),
+    }
+}
+
+/// Whether `lock` is the explicit "no lock" form, `lock: {}`.
+pub fn removes_lock(lock: &VaultLock) -> bool {
+    lock.min_retention_days.is_none() && lock.max_retention_days.is_none()
+}
+
+/// What to do about the vault's notifications.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotificationStep {
+    Keep,
+    /// Put this topic and these events.
+    Put {
+        topic: String,
+        events: Vec<String>,
+    },
+    Delete,
+}
+
+/// An absent `notifications` leaves them alone; `{events: []}` removes them.
+/// `observed` is the topic and events in AWS, if any.
+pub fn notification_step(
+    wanted: Option<&VaultNotifications>,
+    observed: Option<(&str, &[String])>,
+) -> NotificationStep {
+    let Some(wanted) = wanted else {
+        return NotificationStep::Keep;
+    };
+    match (&wanted.sns_topic_arn, wanted.events.is_empty(), observed) {
+        (_, true, Some(_)) => NotificationStep::Delete,
+        (_, true, None) => NotificationStep::Keep,
+        (Some(topic), false, Some((observed_topic, events)))
+            if same_notifications(observed_topic, events, topic, &wanted.events) =>
+        {
+            NotificationStep::Keep
+        }
+        (Some(topic), false, _) => NotificationStep::Put {
+            topic: topic.clone(),
+            events: wanted.events.clone(),
+        },
+        // Events without a topic: the CEL rule refuses this spec.
+        (None, false, _) => NotificationStep::Keep,
     }
 }
 
@@ -192,11 +351,12 @@ pub fn lock_step(
 pub fn same_notifications(
     observed_topic: &str,
     observed_events: &[String],
-    wanted: &VaultNotifications,
+    wanted_topic: &str,
+    wanted_events: &[String],
 ) -> bool {
-    observed_topic == wanted.sns_topic_arn
+    observed_topic == wanted_topic
         && observed_events.iter().collect::<BTreeSet<_>>()
-            == wanted.events.iter().collect::<BTreeSet<_>>()
+            == wanted_events.iter().collect::<BTreeSet<_>>()
 }
 
 /// Roles whose inline policy is to be removed: granted before, no longer wanted.
@@ -326,7 +486,21 @@ mod tests {
             lock_step(Some(&lock(8)), observed, 0, "v").unwrap(),
             LockStep::Put
         );
-        assert_eq!(lock_step(None, observed, 0, "v").unwrap(), LockStep::Delete);
+        // Absent: left alone. `lock: {}`: removed.
+        assert_eq!(lock_step(None, observed, 0, "v").unwrap(), LockStep::Keep);
+        let none = VaultLock::default();
+        assert_eq!(
+            lock_step(Some(&none), observed, 0, "v").unwrap(),
+            LockStep::Delete
+        );
+        let unlocked = ObservedLock {
+            locked: false,
+            ..observed
+        };
+        assert_eq!(
+            lock_step(Some(&none), unlocked, 0, "v").unwrap(),
+            LockStep::Keep
+        );
     }
 
     #[test]
@@ -339,6 +513,8 @@ mod tests {
         };
         assert!(lock_step(Some(&lock(8)), observed, 200, "v").is_err());
         assert_eq!(lock_step(None, observed, 200, "v").unwrap(), LockStep::Keep);
+        let err = lock_step(Some(&VaultLock::default()), observed, 200, "v").unwrap_err();
+        assert!(err.to_string().contains("cannot be removed"), "{err}");
         // Before its lock date it can still change.
         assert_eq!(
             lock_step(Some(&lock(8)), observed, 50, "v").unwrap(),
@@ -357,21 +533,143 @@ mod tests {
             "RESTORE_JOB_COMPLETED".to_string(),
             "BACKUP_JOB_COMPLETED".to_string(),
         ];
-        assert!(same_notifications(
-            "arn:aws:sns:eu-west-1:444455556666:t",
-            &events,
-            &wanted
+        let topic = "arn:aws:sns:eu-west-1:444455556666:t";
+        assert_eq!(
+            notification_step(Some(&wanted), Some((topic, &events))),
+            NotificationStep::Keep
+        );
+        assert!(matches!(
+            notification_step(
+                Some(&wanted),
+                Some(("arn:aws:sns:eu-west-1:444455556666:u", &events))
+            ),
+            NotificationStep::Put { .. }
         ));
-        assert!(!same_notifications(
-            "arn:aws:sns:eu-west-1:444455556666:u",
-            &events,
-            &wanted
+        assert!(matches!(
+            notification_step(Some(&wanted), Some((topic, &events[..1]))),
+            NotificationStep::Put { .. }
         ));
-        assert!(!same_notifications(
-            "arn:aws:sns:eu-west-1:444455556666:t",
-            &events[..1],
-            &wanted
+        assert!(matches!(
+            notification_step(Some(&wanted), None),
+            NotificationStep::Put { .. }
         ));
+    }
+
+    #[test]
+    fn absent_notifications_are_left_alone_and_no_events_remove_them() {
+        let events = ["BACKUP_JOB_COMPLETED".to_string()];
+        let observed = Some(("arn:aws:sns:eu-west-1:444455556666:t", &events[..]));
+        assert_eq!(notification_step(None, observed), NotificationStep::Keep);
+        let none: VaultNotifications =
+            serde_json::from_value(serde_json::json!({"events": []})).unwrap();
+        assert_eq!(
+            notification_step(Some(&none), observed),
+            NotificationStep::Delete
+        );
+        assert_eq!(notification_step(Some(&none), None), NotificationStep::Keep);
+    }
+
+    fn account(external: &[&str], roles: &[&str]) -> AwsAccountSpec {
+        serde_json::from_value(serde_json::json!({
+            "accountId": "444455556666", "allowedNamespaces": ["*"],
+            "allowedExternalKeys": external, "grantableRoles": roles,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_raw_arn_of_a_managed_key_is_judged_like_a_reference() {
+        let mut allowed = shared(&["444455556666"]);
+        allowed["allowReferencesFrom"] = serde_json::json!(["team"]);
+        let managers = vec![(
+            "keys".to_string(),
+            key("keys", shared(&["444455556666"]), true),
+        )];
+        // Another namespace's key without allowReferencesFrom: refused, even if the
+        // account would allow the ARN as an external key.
+        let err = raw_key_manager(ARN, &managers, "team", "b", &account(&["*"], &[])).unwrap_err();
+        assert!(matches!(err, Error::ReferenceNotAllowed { .. }), "{err}");
+        let managers = vec![("keys".to_string(), key("keys", allowed, true))];
+        let found = raw_key_manager(ARN, &managers, "team", "b", &account(&[], &[])).unwrap();
+        assert_eq!(found.map(|(ns, _)| ns.as_str()), Some("keys"));
+        // Managed but not shared with the account: the SharedKey's refusal.
+        let private = vec![(
+            "team".to_string(),
+            key("team", shared(&["777788889999"]), true),
+        )];
+        let err = raw_key_manager(ARN, &private, "team", "b", &account(&["*"], &[])).unwrap_err();
+        assert!(matches!(err, Error::KeyNotShared { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unmanaged_key_needs_allowed_external_keys() {
+        let err = raw_key_manager(ARN, &[], "team", "b", &account(&[], &[])).unwrap_err();
+        assert_eq!(err.reason(), "ExternalKeyNotAllowed");
+        let message = err.to_string();
+        assert!(
+            message.contains("spec.allowedExternalKeys")
+                && message.contains("arn:aws:kms:eu-west-1:111122223333:key/*"),
+            "{message}"
+        );
+        let pattern = ["arn:aws:kms:eu-west-1:111122223333:key/*"];
+        assert!(
+            raw_key_manager(ARN, &[], "team", "b", &account(&pattern, &[]))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn only_grantable_roles_may_be_named() {
+        let roles = vec!["BackupRole".to_string(), "Admin".to_string()];
+        let err = check_grantable_roles(&roles, "b", &account(&[], &["Backup*"])).unwrap_err();
+        assert_eq!(err.reason(), "RoleNotAllowed");
+        assert!(err.to_string().contains("Admin") && !err.to_string().contains("BackupRole,"));
+        assert!(check_grantable_roles(&roles[..1], "b", &account(&[], &["Backup*"])).is_ok());
+        assert!(check_grantable_roles(&roles[..1], "b", &account(&[], &[])).is_err());
+        assert!(check_grantable_roles(&[], "b", &account(&[], &[])).is_ok());
+    }
+
+    #[test]
+    fn a_vault_is_ours_by_its_tag_or_by_adopt() {
+        let tagged = BTreeMap::from([(OWNER_UID_TAG.to_string(), "uid-1".to_string())]);
+        assert_eq!(
+            vault_origin(&tagged, "uid-1", false),
+            Some(VaultOrigin::Created)
+        );
+        assert_eq!(vault_origin(&tagged, "uid-2", false), None);
+        assert_eq!(vault_origin(&BTreeMap::new(), "uid-1", false), None);
+        assert_eq!(vault_origin(&BTreeMap::new(), "", false), None);
+        assert_eq!(
+            vault_origin(&BTreeMap::new(), "uid-1", true),
+            Some(VaultOrigin::Adopted)
+        );
+        assert!(!deletes_vault(None, DeletionPolicy::Delete));
+        assert!(!deletes_vault(
+            Some(VaultOrigin::Adopted),
+            DeletionPolicy::Retain
+        ));
+        assert!(deletes_vault(
+            Some(VaultOrigin::Adopted),
+            DeletionPolicy::Delete
+        ));
+        assert!(deletes_vault(
+            Some(VaultOrigin::Created),
+            DeletionPolicy::Delete
+        ));
+    }
+
+    #[test]
+    fn a_setting_changed_outside_is_drift_and_observe_only_reports_it() {
+        let change = || "c".to_string();
+        assert_eq!(
+            setting_verdict(false, true, DriftPolicy::Observe, change()),
+            Verdict::InSync
+        );
+        assert!(setting_verdict(true, false, DriftPolicy::Observe, change()).writes());
+        assert!(setting_verdict(true, true, DriftPolicy::Enforce, change()).writes());
+        let report = setting_verdict(true, true, DriftPolicy::Observe, change());
+        assert!(!report.writes() && report.drift().is_some());
     }
 
     #[test]

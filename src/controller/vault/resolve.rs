@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use super::plan::{self, KeyRef};
@@ -15,10 +16,14 @@ use crate::controller::desired::DesiredKey;
 use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
 use crate::controller::status::Pass;
+use crate::controller::watches::watched;
 use crate::policy::{self, ExplainRequest, PolicyDocument};
 
 /// Resolves `encryptionKey` to a key, enforcing cross-namespace permission,
-/// readiness, sharing with this account, and the Region.
+/// readiness, sharing with this account, and the Region. A raw `keyArn` is judged
+/// like a `sharedKeyRef` to the SharedKey that manages it (found among the SharedKeys
+/// of the namespaces the operator watches); a key that none manages must be listed in
+/// the account's `allowedExternalKeys`.
 pub async fn resolve_key(
     pass: &Pass<'_, CrossAccountVault>,
     account: &ResolvedAccount,
@@ -40,7 +45,19 @@ pub async fn resolve_key(
                 plan::usable_shared_key(&key, &key_namespace, &vault_namespace, account.id())?;
             KeyRef::new(&arn, Some(Arc::new(key)))?
         }
-        (None, Some(arn)) => KeyRef::new(arn, None)?,
+        (None, Some(arn)) => {
+            let key = KeyRef::new(arn, None)?;
+            plan::check_region(&key, &account.region)?;
+            let managers = shared_keys_with_arn(pass, arn).await?;
+            let manager = plan::raw_key_manager(
+                arn,
+                &managers,
+                &vault_namespace,
+                &pass.obj.spec.account_ref.name,
+                &account.account.spec,
+            )?;
+            KeyRef::new(arn, manager.map(|(_, key)| Arc::new(key.clone())))?
+        }
         (None, None) => {
             return Err(Error::InvalidSpec(
                 "encryptionKey needs sharedKeyRef or keyArn".into(),
@@ -49,6 +66,23 @@ pub async fn resolve_key(
     };
     plan::check_region(&key, &account.region)?;
     Ok(key)
+}
+
+/// The SharedKeys, with their namespaces, in the namespaces the operator watches whose
+/// `status.keyArn` is `arn`.
+async fn shared_keys_with_arn(
+    pass: &Pass<'_, CrossAccountVault>,
+    arn: &str,
+) -> Result<Vec<(String, SharedKey)>, Error> {
+    let mut found = vec![];
+    for api in watched::<SharedKey>(pass.ctx) {
+        for key in api.list(&ListParams::default()).await?.items {
+            if key.status.as_ref().and_then(|s| s.key_arn.as_deref()) == Some(arn) {
+                found.push((key.namespace().unwrap_or_default(), key));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// kms:DescribeKey on the key ARN as the vault's account. No vault is created before

@@ -1,13 +1,16 @@
 //! The vault's settings: its access policy (judged by [`crate::controller::drift`]),
-//! its lock and its notifications.
+//! its lock and its notifications (judged by [`plan::setting_verdict`]). A setting that
+//! the spec leaves out is not managed: it is neither read nor changed. Under
+//! `drift.policy: Observe` a change made outside the operator is reported, never
+//! written back.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 
-use super::plan::{self, LockStep, ObservedLock};
+use super::plan::{self, LockStep, NotificationStep, ObservedLock};
 use crate::api::CrossAccountVault;
-use crate::api::conditions::{ACCESS_POLICY_SYNCED, Status};
+use crate::api::conditions::{ACCESS_POLICY_SYNCED, SETTINGS_SYNCED, Status};
 use crate::aws::backup::{Backup, Notifications, VaultInfo};
 use crate::controller::desired;
 use crate::controller::drift::judge;
@@ -21,16 +24,32 @@ pub async fn converge_access_policy(
     info: &VaultInfo,
 ) -> Result<(), Error> {
     let name = plan::vault_name(pass.obj);
-    let input = desired::vault_policy_input(pass.obj.spec.access_policy.as_ref());
+    let Some(access_policy) = pass.obj.spec.access_policy.as_ref() else {
+        pass.status.access_policy_digest = None;
+        let message = "spec.accessPolicy is not set: the vault access policy is left as it is (accessPolicy: {} removes it)".to_string();
+        pass.condition(ACCESS_POLICY_SYNCED, Status::True, "Unmanaged", message);
+        return Ok(());
+    };
+    let input = desired::vault_policy_input(Some(access_policy));
     let desired = render_vault_access_policy(&input, &info.arn)
         .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let observed = backup.access_policy(&name).await?;
     if desired.statements().is_empty() {
-        if observed.is_some() {
+        let verdict = plan::setting_verdict(
+            observed.is_some(),
+            spec_unchanged(pass),
+            pass.obj.spec.drift.policy,
+            "a vault access policy was added".to_string(),
+        );
+        let what = "the vault access policy";
+        if !pass.judged(&verdict, what, ACCESS_POLICY_SYNCED).await {
+            return Ok(());
+        }
+        if verdict.writes() {
             backup.delete_access_policy(&name).await?;
         }
         pass.status.access_policy_digest = None;
-        let message = "no access policy is needed".to_string();
+        let message = "the spec asks for no access policy, and the vault has none".to_string();
         pass.condition(ACCESS_POLICY_SYNCED, Status::True, "NoPolicy", message);
         return Ok(());
     }
@@ -59,7 +78,7 @@ pub async fn converge_lock(
     pass: &mut Pass<'_, CrossAccountVault>,
     backup: &Backup,
     info: &VaultInfo,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let name = plan::vault_name(pass.obj);
     let observed = ObservedLock {
         locked: info.locked,
@@ -68,11 +87,29 @@ pub async fn converge_lock(
         lock_date: info.lock_date,
     };
     let wanted = pass.obj.spec.lock.as_ref();
-    match plan::lock_step(wanted, observed, pass.now.as_second(), &name)? {
+    let step = plan::lock_step(wanted, observed, pass.now.as_second(), &name)?;
+    let change = match step {
+        LockStep::Keep => String::new(),
+        LockStep::Put => "the vault lock differs from the spec".to_string(),
+        LockStep::Delete => "a vault lock was added".to_string(),
+    };
+    let verdict = plan::setting_verdict(
+        step != LockStep::Keep,
+        spec_unchanged(pass),
+        pass.obj.spec.drift.policy,
+        change,
+    );
+    if !pass
+        .judged(&verdict, "the vault lock", SETTINGS_SYNCED)
+        .await
+    {
+        return Ok(false);
+    }
+    match step {
         LockStep::Keep => {}
         LockStep::Put => {
             let Some(lock) = wanted else {
-                return Ok(());
+                return Ok(true);
             };
             backup
                 .put_lock(
@@ -104,30 +141,62 @@ pub async fn converge_lock(
             pass.status.lock_date = None;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 pub async fn converge_notifications(
     pass: &mut Pass<'_, CrossAccountVault>,
     backup: &Backup,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let name = plan::vault_name(pass.obj);
+    let Some(wanted) = pass.obj.spec.notifications.as_ref() else {
+        return Ok(true);
+    };
     let observed = backup.notifications(&name).await?;
-    match &pass.obj.spec.notifications {
-        Some(spec) => {
-            let same = observed
-                .as_ref()
-                .is_some_and(|o| plan::same_notifications(&o.topic_arn, &o.events, spec));
-            if !same {
-                let wanted = Notifications {
-                    topic_arn: spec.sns_topic_arn.clone(),
-                    events: spec.events.clone(),
-                };
-                backup.put_notifications(&name, &wanted).await?;
-            }
-        }
-        None if observed.is_some() => backup.delete_notifications(&name).await?,
-        None => {}
+    let observed = observed
+        .as_ref()
+        .map(|o| (o.topic_arn.as_str(), o.events.as_slice()));
+    let step = plan::notification_step(Some(wanted), observed);
+    let change = match &step {
+        NotificationStep::Keep => String::new(),
+        NotificationStep::Put { .. } => "the vault notifications differ from the spec".into(),
+        NotificationStep::Delete => "vault notifications were added".into(),
+    };
+    let verdict = plan::setting_verdict(
+        step != NotificationStep::Keep,
+        spec_unchanged(pass),
+        pass.obj.spec.drift.policy,
+        change,
+    );
+    if !pass
+        .judged(&verdict, "the vault notifications", SETTINGS_SYNCED)
+        .await
+    {
+        return Ok(false);
     }
-    Ok(())
+    match step {
+        NotificationStep::Keep => {}
+        NotificationStep::Put { topic, events } => {
+            let wanted = Notifications {
+                topic_arn: topic,
+                events,
+            };
+            backup.put_notifications(&name, &wanted).await?;
+        }
+        NotificationStep::Delete => backup.delete_notifications(&name).await?,
+    }
+    Ok(true)
+}
+
+/// Sets `SettingsSynced=True`: call it when neither the lock nor the notifications
+/// reported an unrepaired drift in this pass.
+pub fn settings_synced(pass: &mut Pass<'_, CrossAccountVault>) {
+    let message = "the vault lock and notifications match the spec where it sets them";
+    pass.condition(SETTINGS_SYNCED, Status::True, "InSync", message.to_string());
+}
+
+/// Whether the spec is unchanged since the last converged pass: a difference in AWS
+/// is then a change made outside the operator.
+fn spec_unchanged(pass: &Pass<'_, CrossAccountVault>) -> bool {
+    pass.status.observed_generation.is_some() && pass.status.observed_generation == pass.generation
 }

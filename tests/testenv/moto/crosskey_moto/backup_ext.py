@@ -314,6 +314,14 @@ def clear_recovery_points(account: str, region: str, vault_name: str) -> int:
 # --- registration -------------------------------------------------------------------------
 
 
+def list_tags(self):
+    # moto reads the ARN as the second-to-last path segment, as if every client sent
+    # `/tags/{arn}/`; the AWS SDK for Rust sends `/tags/{arn}` without the slash, and
+    # moto then answered with no tags at all.
+    resource_arn = unquote(self.path.rstrip("/").split("/")[-1])
+    return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=resource_arn)})
+
+
 def install() -> None:
     if getattr(backup_responses.BackupResponse, "_crosskey_installed", False):
         return
@@ -331,7 +339,7 @@ def install() -> None:
         put_backup_vault_access_policy, get_backup_vault_access_policy,
         delete_backup_vault_access_policy, put_backup_vault_notifications,
         get_backup_vault_notifications, delete_backup_vault_notifications,
-        list_recovery_points_by_backup_vault,
+        list_recovery_points_by_backup_vault, list_tags,
     ):
         setattr(cls, fn.__name__, fn)
     backup_models.BackupBackend.delete_backup_vault = delete_backup_vault
