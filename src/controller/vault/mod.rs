@@ -6,6 +6,8 @@
 //! Pipeline: resolve account and key → preflight (kms:DescribeKey as the vault's
 //! account) ([`resolve`]) → vault ([`create`]) → access policy, lock, notifications
 //! ([`settings`]) → role grants ([`grants`]) → status. The decisions are in [`plan`].
+//! A key that no longer shares with the vault's account takes the role grants away
+//! (the vault and its recovery points stay).
 
 mod cleanup;
 mod create;
@@ -85,6 +87,9 @@ async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
         Err(err) => {
             if !matches!(&err, Error::Aws(e) if pass.ctx.quiet_transient(pass.obj, e)) {
                 pass.condition(KEY_ACCESSIBLE, Status::False, err.reason(), err.to_string());
+            }
+            if matches!(err, Error::KeyNotShared { .. }) {
+                grants::withdraw_role_grants(pass, &account, &err).await?;
             }
             return Err(err);
         }
