@@ -15,7 +15,7 @@ use crosskey::api::{CrossAccountVault, SharedKey};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::{Operator, account_id, condition_of, env, merge, metric_sample, wait_until};
+use support::{Operator, account_id, calls, condition_of, env, merge, metric_sample, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -308,6 +308,11 @@ async fn unsharing_revokes_the_grants_of_the_account_and_keeps_the_owners() {
     assert!(status.last_grant_audit_time.is_some());
     let message = w.wait_event("GrantsRevoked").await;
     assert!(message.contains(&w.b), "names account B: {message}");
+    // One ListGrants, for the shrink: none at creation, none in the passes since.
+    assert_eq!(
+        calls(&env().aws_counters().await, "kms", &["ListGrants"], &w.a),
+        1
+    );
 
     // After: B can use the key neither directly nor through the grant.
     let direct = try_use(&consumer, &key_arn, &direct_blob, None).await;
