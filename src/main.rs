@@ -337,6 +337,7 @@ mod tests {
             "--lease-name=crosskey",
             "--lease-namespace=crosskey",
             "--default-drift-interval=5m",
+            "--grant-audit-interval=24h",
             "--concurrency=4",
             "--log-format=json",
         ]);
