@@ -75,6 +75,11 @@ struct RunArgs {
     /// Drift check interval of objects whose spec.drift.interval cannot be parsed.
     #[arg(long, env = "CROSSKEY_DEFAULT_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_interval)]
     default_drift_interval: Duration,
+    /// How often each SharedKey's grants are listed to revoke those of accounts it is no
+    /// longer shared with, when its spec.drift.grantAuditInterval is unset, e.g. 24h.
+    /// Grants are also checked right after the shared set shrinks.
+    #[arg(long, env = "CROSSKEY_GRANT_AUDIT_INTERVAL", default_value = "24h", value_parser = parse_interval)]
+    grant_audit_interval: Duration,
     /// Address of the HTTP server with /metrics, /livez and /readyz.
     #[arg(long, env = "CROSSKEY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -155,6 +160,7 @@ impl RunArgs {
             transient_error_grace: self.transient_error_grace,
             create_settle: self.aws_attempt_timeout + crosskey::controller::CREATE_SETTLE_MARGIN,
             recheck_promotion: self.recheck_promotion,
+            grant_audit_interval: self.grant_audit_interval,
             ..Default::default()
         }
     }
@@ -331,6 +337,7 @@ mod tests {
             "--lease-name=crosskey",
             "--lease-namespace=crosskey",
             "--default-drift-interval=5m",
+            "--grant-audit-interval=24h",
             "--concurrency=4",
             "--log-format=json",
         ]);
@@ -342,6 +349,15 @@ mod tests {
         );
         assert_eq!(args.concurrency, 4);
         assert!(matches!(args.log_format, LogFormat::Json));
+        assert_eq!(
+            args.settings().grant_audit_interval,
+            Duration::from_secs(24 * 3600)
+        );
+        let args = run_args(&["--grant-audit-interval=6h"]);
+        assert_eq!(
+            args.settings().grant_audit_interval,
+            Duration::from_secs(6 * 3600)
+        );
     }
 
     #[test]

@@ -257,6 +257,7 @@ fn default_values_render_a_restricted_two_replica_deployment() {
         "--lease-name=crosskey",
         "--lease-namespace=ops",
         "--default-drift-interval=5m",
+        "--grant-audit-interval=24h",
         "--concurrency=4",
         "--log-format=json",
     ] {

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::conditions::{READY, find};
 use super::{
     AwsAccount, AwsAccountStatus, CrossAccountVault, CrossAccountVaultStatus, DriftSpec,
-    DriftStatus, SharedKey, SharedKeyStatus, parse_duration,
+    DriftStatus, KeyDriftSpec, SharedKey, SharedKeyStatus, parse_duration,
 };
 
 /// A drift interval, parsed from `spec.drift.interval`.
@@ -22,6 +22,20 @@ impl DriftSpec {
     /// The parsed interval; `None` only for text the CRD's CEL rule would refuse.
     pub fn parsed_interval(&self) -> Option<Interval> {
         parse_duration(&self.interval).map(Interval)
+    }
+}
+
+impl KeyDriftSpec {
+    /// The parsed interval; `None` only for text the CRD's CEL rule would refuse.
+    pub fn parsed_interval(&self) -> Option<Interval> {
+        parse_duration(&self.interval).map(Interval)
+    }
+
+    /// The parsed grant audit interval; `None` when unset (or refused by the CEL rule).
+    pub fn parsed_grant_audit_interval(&self) -> Option<Duration> {
+        self.grant_audit_interval
+            .as_deref()
+            .and_then(parse_duration)
     }
 }
 

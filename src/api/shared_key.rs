@@ -8,7 +8,8 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    AccountRef, DeletionPolicy, DriftSpec, conditions_schema, raw_statements_schema, tags_schema,
+    AccountRef, DeletionPolicy, DriftPolicy, conditions_schema, default_drift_interval,
+    raw_statements_schema, tags_schema,
 };
 
 /// A KMS customer-managed key in an owner account, shared with other accounts.
@@ -144,9 +145,10 @@ pub struct SharedKeySpec {
     #[schemars(length(max = 256), inner(length(max = 63)))]
     pub allow_references_from: Vec<String>,
 
-    /// How out-of-band changes to the key policy are detected and handled.
+    /// How out-of-band changes to the key policy are detected and handled, and how
+    /// often the key's grants are audited.
     #[serde(default)]
-    pub drift: DriftSpec,
+    pub drift: KeyDriftSpec,
 
     /// `Retain` (default) leaves the key when the SharedKey is deleted; `Delete`
     /// schedules it for deletion after `pendingWindowDays`, unless vaults still use it.
@@ -158,6 +160,44 @@ pub struct SharedKeySpec {
     #[serde(default = "default_pending_window_days")]
     #[x_kube(validation = Rule::new("self >= 7 && self <= 30").message("pendingWindowDays must be between 7 and 30 days (the range AWS KMS accepts)"))]
     pub pending_window_days: i32,
+}
+
+/// How drift is detected and handled on a key, and how often its grants are audited.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyDriftSpec {
+    /// `Enforce` (default) repairs out-of-band changes; `Observe` only reports them.
+    #[serde(default)]
+    pub policy: DriftPolicy,
+    /// How often AWS is re-read to look for out-of-band changes, as a duration such as
+    /// `30s`, `5m` or `1h`. Default `5m`; at least `30s`.
+    #[serde(default = "default_drift_interval")]
+    #[x_kube(
+        validation = Rule::new(r"self.matches('^([0-9]+(s|m|h))+$') && duration(self) >= duration('30s')")
+            .message("interval must be a duration of whole seconds, minutes or hours such as 30s, 5m or 1h30m, and at least 30s")
+    )]
+    #[schemars(length(max = 32))]
+    pub interval: String,
+    /// How often the key's grants are listed to revoke those of accounts the key is no
+    /// longer shared with (besides right after the shared set shrinks), e.g. `24h`.
+    /// Default: the operator's `--grant-audit-interval` (24h); at least `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new(r"self.matches('^([0-9]+(s|m|h))+$') && duration(self) >= duration('5m')")
+            .message("grantAuditInterval must be a duration of whole seconds, minutes or hours such as 30m or 24h, and at least 5m")
+    )]
+    #[schemars(length(max = 32))]
+    pub grant_audit_interval: Option<String>,
+}
+
+impl Default for KeyDriftSpec {
+    fn default() -> Self {
+        Self {
+            policy: DriftPolicy::default(),
+            interval: default_drift_interval(),
+            grant_audit_interval: None,
+        }
+    }
 }
 
 /// The accounts, principals and organization a key is shared with.
@@ -252,9 +292,21 @@ pub struct SharedKeyStatus {
     /// operator look for the key by its ownership tag instead of creating a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_started_time: Option<Time>,
+    /// How many grants on the key the operator has revoked, in total, because their
+    /// grantee or retiring principal is in an account the key is no longer shared with.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revoked_grants: i64,
+    /// When the key's grants were last listed (after the shared set shrank, or by the
+    /// periodic grant audit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_grant_audit_time: Option<Time>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// When drift was last checked for and found.

@@ -42,6 +42,15 @@ impl KeyInfo {
     }
 }
 
+/// One grant on a key, as ListGrants tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantInfo {
+    pub grant_id: String,
+    pub grantee_principal: Option<String>,
+    pub retiring_principal: Option<String>,
+    pub issuing_account: Option<String>,
+}
+
 /// KMS operations on one account and Region.
 #[derive(Clone, Debug)]
 pub struct Kms {
@@ -372,6 +381,50 @@ impl Kms {
                     .schedule_key_deletion()
                     .key_id(key_id)
                     .pending_window_in_days(pending_window_days)
+                    .send(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Every grant on the key, all pages.
+    pub async fn list_grants(&self, key_id: &str) -> Result<Vec<GrantInfo>, AwsError> {
+        let mut grants = vec![];
+        let mut pages = self
+            .client
+            .list_grants()
+            .key_id(key_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = {
+            self.limiter.wait(SERVICE, "ListGrants").await;
+            pages.next().await
+        } {
+            let page = page.map_err(|e| classify(SERVICE, "ListGrants", e));
+            self.limiter.observe(page.as_ref().err());
+            let page = page?;
+            grants.extend(page.grants.unwrap_or_default().into_iter().filter_map(|g| {
+                Some(GrantInfo {
+                    grant_id: g.grant_id?,
+                    grantee_principal: g.grantee_principal,
+                    retiring_principal: g.retiring_principal,
+                    issuing_account: g.issuing_account,
+                })
+            }));
+        }
+        Ok(grants)
+    }
+
+    /// Revokes a grant (the key owner's way; retiring is the grantee's).
+    pub async fn revoke_grant(&self, key_id: &str, grant_id: &str) -> Result<(), AwsError> {
+        self.limiter
+            .call(
+                SERVICE,
+                "RevokeGrant",
+                self.client
+                    .revoke_grant()
+                    .key_id(key_id)
+                    .grant_id(grant_id)
                     .send(),
             )
             .await?;

@@ -34,6 +34,7 @@ const DEFAULT_QUOTAS: &[(&str, u32)] = &[
     ("kms:UntagResource", 10),
     ("kms:CreateGrant", 50),
     ("kms:ListGrants", 100),
+    ("kms:RevokeGrant", 30),
     ("kms:ListKeys", 500),
     ("kms:ListAliases", 500),
     ("kms:GetKeyPolicy", 1000),

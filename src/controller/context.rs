@@ -45,7 +45,13 @@ pub struct Settings {
     pub create_settle: Duration,
     /// How long a drift check waits behind changes before it is served in turn.
     pub recheck_promotion: Duration,
+    /// How often a key's grants are audited when its `spec.drift.grantAuditInterval`
+    /// is unset.
+    pub grant_audit_interval: Duration,
 }
+
+/// Default of `--grant-audit-interval`.
+pub const DEFAULT_GRANT_AUDIT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Added to the AWS attempt timeout to get [`Settings::create_settle`].
 pub const CREATE_SETTLE_MARGIN: Duration = Duration::from_secs(10);
@@ -62,6 +68,7 @@ impl Default for Settings {
             transient_error_grace: Duration::from_secs(60),
             create_settle: crate::aws::clients::DEFAULT_ATTEMPT_TIMEOUT + CREATE_SETTLE_MARGIN,
             recheck_promotion: admission::RECHECK_PROMOTION,
+            grant_audit_interval: DEFAULT_GRANT_AUDIT_INTERVAL,
         }
     }
 }

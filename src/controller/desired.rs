@@ -156,7 +156,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec};
+    use crate::api::{AccountRef, DeletionPolicy, DriftPolicy, KeyDriftSpec};
     use crate::policy::render::{render_key_policy, render_vault_access_policy};
 
     /// A spec with every field set to something other than its default.
@@ -191,9 +191,10 @@ mod tests {
                 "Resource": "*",
             })],
             allow_references_from: vec!["team-backup".into()],
-            drift: DriftSpec {
+            drift: KeyDriftSpec {
                 policy: DriftPolicy::Observe,
                 interval: "1h".into(),
+                grant_audit_interval: Some("12h".into()),
             },
             deletion_policy: DeletionPolicy::Delete,
             pending_window_days: 7,
@@ -276,7 +277,7 @@ mod tests {
         other.tags.clear();
         other.enable_key_rotation = true;
         other.allow_references_from.clear();
-        other.drift = DriftSpec::default();
+        other.drift = KeyDriftSpec::default();
         other.deletion_policy = DeletionPolicy::Retain;
         other.pending_window_days = 30;
         // Only the Region given alongside the spec decides the partition.

@@ -12,6 +12,7 @@
 //! | `crosskey_aws_requests_total` | counter | `service`, `operation`, `outcome` |
 //! | `crosskey_aws_throttles_total` | counter | `service`, `operation` |
 //! | `crosskey_drift_detected_total` | counter | `kind` |
+//! | `crosskey_grants_revoked_total` | counter | |
 //! | `crosskey_objects` | gauge | `kind`, `ready` |
 //! | `crosskey_leader` | gauge | |
 
@@ -101,6 +102,7 @@ pub struct Metrics {
     aws_requests: Family<AwsLabels, Counter>,
     aws_throttles: Family<OperationLabels, Counter>,
     drift: Family<KindLabels, Counter>,
+    grants_revoked: Counter,
     leader: Gauge,
     objects: Arc<ObjectsCollector>,
 }
@@ -160,6 +162,12 @@ impl Metrics {
             "Changes made outside the operator that a reconcile found, by kind",
             drift.clone(),
         );
+        let grants_revoked = Counter::default();
+        registry.register(
+            "grants_revoked",
+            "KMS grants revoked because their grantee or retiring principal is in an account a key is no longer shared with",
+            grants_revoked.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -178,6 +186,7 @@ impl Metrics {
             aws_requests,
             aws_throttles,
             drift,
+            grants_revoked,
             leader,
             objects,
         }
@@ -259,6 +268,11 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// Records `count` KMS grants revoked.
+    pub fn grants_revoked(&self, count: u64) {
+        self.grants_revoked.inc_by(count);
     }
 
     /// Sets whether this replica is the one that reconciles.
@@ -398,6 +412,7 @@ mod tests {
         metrics.aws_request("kms", "GetKeyPolicy", "success");
         metrics.aws_throttle("kms", "GetKeyPolicy");
         metrics.drift_detected("SharedKey");
+        metrics.grants_revoked(2);
         metrics.admitted("SharedKey", "change", [("change", 3), ("recheck", 0)]);
         metrics.admitted("SharedKey", "change", [("change", 0), ("recheck", 0)]);
         metrics.set_leader(true);
@@ -413,6 +428,8 @@ mod tests {
             "crosskey_aws_requests_total{service=\"kms\",operation=\"GetKeyPolicy\",outcome=\"success\"} 1",
             "crosskey_aws_throttles_total{service=\"kms\",operation=\"GetKeyPolicy\"} 1",
             "crosskey_drift_detected_total{kind=\"SharedKey\"} 1",
+            "# TYPE crosskey_grants_revoked_total counter",
+            "crosskey_grants_revoked_total 2",
             "crosskey_leader 1",
             "crosskey_admission_overtaken_bucket{kind=\"SharedKey\",lane=\"change\",by=\"change\",le=\"0\"} 1",
             "crosskey_admission_overtaken_bucket{kind=\"SharedKey\",lane=\"change\",by=\"recheck\",le=\"0\"} 2",

@@ -4,10 +4,12 @@
 //!
 //! Pipeline: resolve account → render and lint the desired policy ([`plan`]) → find or
 //! create the key ([`key`]) → state → policy (judged by [`crate::controller::drift`]) →
-//! settings → status. In steady state one reconcile costs DescribeKey + GetKeyPolicy
-//! and writes nothing.
+//! revocation of the grants of accounts no longer shared ([`grants`]) → settings →
+//! status. In steady state one reconcile costs DescribeKey + GetKeyPolicy and writes
+//! nothing; ListGrants is paid only when the shared set shrinks and by the grant audit.
 
 mod cleanup;
+mod grants;
 mod key;
 pub mod plan;
 
@@ -27,7 +29,7 @@ use super::watches::{account_changes, on_account};
 use crate::api::conditions::{POLICY_SYNCED, Status};
 use crate::api::{DriftStatus, Object, SharedKey};
 use crate::failpoint;
-use crate::policy::{render_consumer_policy, to_canonical_json};
+use crate::policy::{self, render_consumer_policy, to_canonical_json};
 
 pub use plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
 
@@ -97,6 +99,13 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     let info = key::converge_state(pass, &kms, info).await?;
     pass.status.key_state = Some(info.state.clone());
     key::converge_policy(pass, &kms, &info, &desired, fresh).await?;
+    // Only once the policy of this spec is on the key (not when Observe left a drifted
+    // policy in place): then revoke, and only then record the new shared set.
+    let applied =
+        pass.status.policy_digest.as_deref() == Some(policy::digest(&desired.policy).as_str());
+    if applied {
+        grants::revoke_unshared(pass, &kms, &info, account.id()).await?;
+    }
     if fresh || pass.status.observed_generation != pass.generation {
         key::converge_settings(pass, &kms, &info).await?;
     }
@@ -112,6 +121,8 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     .and_then(|doc| to_canonical_json(&doc))
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     pass.status.consumer_policy = Some(consumer);
-    pass.status.shared_with = plan::shared_with(&pass.obj.spec);
+    if applied {
+        pass.status.shared_with = plan::shared_with(&pass.obj.spec);
+    }
     Ok(())
 }

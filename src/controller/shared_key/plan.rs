@@ -1,6 +1,7 @@
 //! The SharedKey pipeline's decisions, pure: the key policy the spec asks for (rendered
 //! and linted), which key this object manages, whose key it is, what to do about a key
-//! disabled out of band, and which tags to change. The key policy's drift is judged by
+//! disabled out of band, which tags to change, and when to list the key's grants and
+//! which of them to revoke. The key policy's drift is judged by
 //! [`crate::controller::drift`]; the AWS side acts on what is decided here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{DriftPolicy, SharedKey, SharedKeySpec};
+use crate::aws::kms::GrantInfo;
 use crate::policy::PolicyDocument;
 use crate::policy::arn::{account_of, parse_arn};
 
@@ -194,9 +196,218 @@ pub fn alias_to_delete(
         .map(str::to_string)
 }
 
+/// Accounts in `recorded` (the last applied shared set) that `now` no longer has.
+pub fn unshared_accounts(recorded: &[String], now: &[String]) -> Vec<String> {
+    recorded
+        .iter()
+        .filter(|account| !now.contains(account))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// What to do about the key's grants in this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantStep {
+    /// Nothing: the shared set did not shrink and no audit is due.
+    Skip,
+    /// No audit was ever recorded: start the audit clock now, list nothing.
+    StartAuditClock,
+    /// List the grants: the shared set lost these accounts.
+    ListShrank(Vec<String>),
+    /// List the grants: the periodic audit is due.
+    ListAudit,
+}
+
+/// Whether the key's grants are to be listed: when the shared set shrank since the
+/// last applied one (`recorded`), or when the last audit is `interval` old. Neither
+/// happens in steady state, which stays at DescribeKey + GetKeyPolicy.
+pub fn grant_step(
+    recorded: &[String],
+    now: &[String],
+    last_audit: Option<Timestamp>,
+    at: Timestamp,
+    interval: std::time::Duration,
+) -> GrantStep {
+    let gone = unshared_accounts(recorded, now);
+    if !gone.is_empty() {
+        return GrantStep::ListShrank(gone);
+    }
+    let Some(last) = last_audit else {
+        return GrantStep::StartAuditClock;
+    };
+    match last.checked_add(interval) {
+        Ok(due) if at < due => GrantStep::Skip,
+        _ => GrantStep::ListAudit,
+    }
+}
+
+/// A grant to revoke, with the account that makes it revocable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    pub grant_id: String,
+    pub account: String,
+}
+
+/// The grants to revoke: those whose grantee or retiring principal is in an account
+/// that is neither the key's owner nor shared now. A grant whose grantee is in the
+/// owner's account is never touched. With an organization share nothing is revoked:
+/// which accounts belong to the organization is not known here, and any of them may be
+/// shared through it.
+pub fn grants_to_revoke(
+    grants: &[GrantInfo],
+    shared_now: &[String],
+    owner: &str,
+    organization_shared: bool,
+) -> Vec<Revocation> {
+    if organization_shared {
+        return vec![];
+    }
+    let unshared = |principal: &Option<String>| {
+        principal
+            .as_deref()
+            .and_then(account_of)
+            .filter(|account| *account != owner && !shared_now.iter().any(|s| s == account))
+            .map(str::to_string)
+    };
+    grants
+        .iter()
+        .filter(|grant| grant.grantee_principal.as_deref().and_then(account_of) != Some(owner))
+        .filter_map(|grant| {
+            let account = unshared(&grant.grantee_principal)
+                .or_else(|| unshared(&grant.retiring_principal))?;
+            Some(Revocation {
+                grant_id: grant.grant_id.clone(),
+                account,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn grant(id: &str, grantee: Option<&str>, retiring: Option<&str>) -> GrantInfo {
+        GrantInfo {
+            grant_id: id.to_string(),
+            grantee_principal: grantee.map(str::to_string),
+            retiring_principal: retiring.map(str::to_string),
+            issuing_account: None,
+        }
+    }
+
+    const OWNER: &str = "111122223333";
+
+    #[test]
+    fn only_grants_of_accounts_no_longer_shared_are_revoked() {
+        let grants = [
+            grant(
+                "b-role",
+                Some("arn:aws:iam::444455556666:role/Backup"),
+                None,
+            ),
+            grant("b-root", Some("444455556666"), None),
+            grant(
+                "c-role",
+                Some("arn:aws:iam::777788889999:role/Backup"),
+                None,
+            ),
+            grant(
+                "service-retired-by-b",
+                Some("backup.amazonaws.com"),
+                Some("arn:aws:iam::444455556666:role/Backup"),
+            ),
+            grant("service", Some("backup.amazonaws.com"), None),
+            grant("no-grantee", None, None),
+        ];
+        let revoked = grants_to_revoke(&grants, &["777788889999".to_string()], OWNER, false);
+        assert_eq!(
+            revoked,
+            [
+                Revocation {
+                    grant_id: "b-role".into(),
+                    account: "444455556666".into()
+                },
+                Revocation {
+                    grant_id: "b-root".into(),
+                    account: "444455556666".into()
+                },
+                Revocation {
+                    grant_id: "service-retired-by-b".into(),
+                    account: "444455556666".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn grants_of_the_owner_account_are_never_revoked() {
+        let grants = [
+            grant("own", Some("arn:aws:iam::111122223333:role/App"), None),
+            grant(
+                "own-retired-by-b",
+                Some("arn:aws:iam::111122223333:role/App"),
+                Some("arn:aws:iam::444455556666:role/Ops"),
+            ),
+            grant(
+                "b-retired-by-owner",
+                Some("arn:aws:iam::444455556666:role/Ops"),
+                Some("arn:aws:iam::111122223333:role/App"),
+            ),
+        ];
+        let revoked = grants_to_revoke(&grants, &[], OWNER, false);
+        assert_eq!(
+            revoked,
+            [Revocation {
+                grant_id: "b-retired-by-owner".into(),
+                account: "444455556666".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn nothing_is_revoked_while_an_organization_shares_the_key() {
+        let grants = [grant("b", Some("arn:aws:iam::444455556666:role/X"), None)];
+        assert!(grants_to_revoke(&grants, &[], OWNER, true).is_empty());
+        assert_eq!(grants_to_revoke(&grants, &[], OWNER, false).len(), 1);
+    }
+
+    #[test]
+    fn grants_are_listed_when_the_shared_set_shrinks_or_the_audit_is_due() {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let at = Timestamp::from_second(100_000).unwrap();
+        let recent = Some(Timestamp::from_second(99_000).unwrap());
+        let old = Some(Timestamp::from_second(100_000 - 86_400).unwrap());
+        let only_b = vec!["444455556666".to_string()];
+        let only_c = vec!["777788889999".to_string()];
+        let b_and_c = vec!["444455556666".to_string(), "777788889999".to_string()];
+        // Steady state: nothing.
+        assert_eq!(
+            grant_step(&only_b, &only_b, recent, at, day),
+            GrantStep::Skip
+        );
+        // Growing is not shrinking.
+        assert_eq!(
+            grant_step(&only_b, &b_and_c, recent, at, day),
+            GrantStep::Skip
+        );
+        assert_eq!(
+            grant_step(&b_and_c, &only_c, recent, at, day),
+            GrantStep::ListShrank(only_b.clone())
+        );
+        assert_eq!(
+            grant_step(&only_b, &only_b, old, at, day),
+            GrantStep::ListAudit
+        );
+        assert_eq!(
+            grant_step(&only_b, &only_b, None, at, day),
+            GrantStep::StartAuditClock
+        );
+        let twice = [b_and_c.clone(), only_b].concat();
+        assert_eq!(unshared_accounts(&twice, &[]), b_and_c);
+    }
 
     fn spec(value: serde_json::Value) -> SharedKeySpec {
         serde_json::from_value(value).unwrap()

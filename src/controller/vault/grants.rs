@@ -1,10 +1,13 @@
 //! Role grants: the consumer policy (use of the key, grants for AWS resources) inline
 //! on each role of `grantKeyUseToRoles`, judged for drift like every policy document,
-//! and removed from roles no longer listed.
+//! and removed from roles no longer listed, or from every role once the key is no
+//! longer shared with the vault's account.
 
 use std::collections::BTreeSet;
 
 use super::plan::{self, KeyRef};
+use kube::runtime::events::EventType;
+
 use crate::api::CrossAccountVault;
 use crate::api::conditions::{ROLE_GRANTS_SYNCED, Status};
 use crate::aws::ErrorClass;
@@ -99,5 +102,44 @@ pub async fn converge_role_grants(
         };
         pass.condition(ROLE_GRANTS_SYNCED, Status::True, "InSync", message);
     }
+    Ok(())
+}
+
+/// The Event reason of role grants removed because the key stopped sharing.
+pub const ROLE_GRANTS_REMOVED: &str = "RoleGrantsRemoved";
+
+/// The key no longer shares with the vault's account: removes the inline policy the
+/// operator wrote from every role it recorded in `status.grantedRoles`, so that the
+/// account's IAM no longer names a key it may not use, and clears the record. The vault
+/// and its recovery points stay. Costs nothing once the record is empty.
+pub async fn withdraw_role_grants(
+    pass: &mut Pass<'_, CrossAccountVault>,
+    account: &ResolvedAccount,
+    why: &Error,
+) -> Result<(), Error> {
+    if pass.status.granted_roles.is_empty() {
+        return Ok(());
+    }
+    let iam = account.clients.iam();
+    let policy_name = plan::role_policy_name(pass.obj);
+    let roles = pass.status.granted_roles.clone();
+    for role in &roles {
+        iam.delete_role_policy(role, &policy_name).await?;
+        pass.status.granted_roles.retain(|r| r != role);
+    }
+    let note = format!(
+        "removed the inline policy {policy_name} from role(s) {}: {why}",
+        roles.join(", ")
+    );
+    pass.ctx
+        .event(
+            pass.obj,
+            EventType::Normal,
+            ROLE_GRANTS_REMOVED,
+            "DeleteRolePolicy",
+            note.clone(),
+        )
+        .await;
+    pass.condition(ROLE_GRANTS_SYNCED, Status::False, why.reason(), note);
     Ok(())
 }

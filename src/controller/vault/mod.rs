@@ -10,6 +10,8 @@
 //! ([`create`]) → access policy, lock, notifications, each left alone when absent from
 //! the spec ([`settings`]) → role grants ([`grants`]) → status. Every refusal comes
 //! before the first AWS write. The decisions are in [`plan`].
+//! A key that no longer shares with the vault's account takes the role grants away
+//! (the vault and its recovery points stay).
 
 mod cleanup;
 mod create;
@@ -95,6 +97,9 @@ async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
         Err(err) => {
             if !matches!(&err, Error::Aws(e) if pass.ctx.quiet_transient(pass.obj, e)) {
                 pass.condition(KEY_ACCESSIBLE, Status::False, err.reason(), err.to_string());
+            }
+            if matches!(err, Error::KeyNotShared { .. }) {
+                grants::withdraw_role_grants(pass, &account, &err).await?;
             }
             return Err(err);
         }

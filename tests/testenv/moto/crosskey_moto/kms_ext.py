@@ -339,8 +339,22 @@ def _state_words(state: str) -> str:
 # --- the request handler ---------------------------------------------------------------
 
 
-def handle(op: str, params: dict, caller: Caller, region: str) -> Outcome:
-    """Raise KmsError to answer with an error; return an Outcome to forward to moto."""
+VIA_SERVICE_RE = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+
+
+def handle(op: str, params: dict, caller: Caller, region: str, via_service: str | None = None) -> Outcome:
+    """Raise KmsError to answer with an error; return an Outcome to forward to moto.
+
+    `via_service` (from the `x-crosskey-via-service` header) makes the request one that
+    an integrated AWS service such as AWS Backup sends on the caller's behalf, as with
+    forward access sessions: `kms:ViaService` is that endpoint and, for CreateGrant,
+    ListGrants and RevokeGrant, `kms:GrantIsForAWSResource` is true."""
+    if via_service is not None and not VIA_SERVICE_RE.match(via_service):
+        raise KmsError(
+            "ValidationException",
+            f"crosskey-moto: x-crosskey-via-service must be a service endpoint such as "
+            f"backup.{region}.amazonaws.com, not {via_service!r}",
+        )
     # Parameter validation comes before authorization, as in AWS.
     if op == "ScheduleKeyDeletion" and params.get("PendingWindowInDays") is not None:
         days = params["PendingWindowInDays"]
@@ -418,7 +432,9 @@ def handle(op: str, params: dict, caller: Caller, region: str) -> Outcome:
 
     extra = {}
     if op in GRANT_OPS:
-        extra["kms:grantisforawsresource"] = False
+        extra["kms:grantisforawsresource"] = via_service is not None
+    if via_service is not None:
+        extra["kms:viaservice"] = via_service
     if op == "CreateGrant":
         extra["kms:granteeprincipal"] = params.get("GranteePrincipal")
         extra["kms:grantoperations"] = list(params.get("Operations") or [])

@@ -213,7 +213,10 @@ class CrosskeyMiddleware:
             if isinstance(params, dict):
                 caller = resolve_caller(call.access_key, environ.get("HTTP_X_MOTO_ACCOUNT_ID"))
                 try:
-                    outcome = kms_ext.handle(call.operation, params, caller, call.region)
+                    outcome = kms_ext.handle(
+                        call.operation, params, caller, call.region,
+                        environ.get("HTTP_X_CROSSKEY_VIA_SERVICE"),
+                    )
                 except kms_ext.KmsError as err:
                     return reply_error(err.status, err.code, err.message)
                 except Exception as exc:  # a bug in the extension: make it visible

@@ -1,0 +1,97 @@
+//! Revocation on unshare: after the key policy that no longer names an account is
+//! applied, the key's grants are listed and every grant of an account the key is no
+//! longer shared with is revoked (never retired), so that the account loses the use it
+//! had through grants too. [`super::plan`] decides when to list and what to revoke;
+//! this module makes the calls and reports them (status, Event, metric).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+
+use super::plan::{self, GrantStep};
+use crate::api::SharedKey;
+use crate::aws::ErrorClass;
+use crate::aws::kms::{KeyInfo, Kms};
+use crate::controller::error::Error;
+use crate::controller::status::Pass;
+
+/// The Event reason of a revocation.
+pub const GRANTS_REVOKED: &str = "GrantsRevoked";
+
+/// Lists the key's grants when the shared set shrank or the grant audit is due, and
+/// revokes those of accounts no longer shared. `owner` is the key's account. Call it
+/// only once the key policy for the current spec is applied.
+pub async fn revoke_unshared(
+    pass: &mut Pass<'_, SharedKey>,
+    kms: &Kms,
+    info: &KeyInfo,
+    owner: &str,
+) -> Result<(), Error> {
+    let spec = &pass.obj.spec;
+    let shared_now = plan::shared_with(spec);
+    let interval = spec
+        .drift
+        .parsed_grant_audit_interval()
+        .unwrap_or(pass.ctx.settings.grant_audit_interval);
+    let step = plan::grant_step(
+        &pass.status.shared_with,
+        &shared_now,
+        pass.status.last_grant_audit_time.as_ref().map(|t| t.0),
+        pass.now,
+        interval,
+    );
+    let why = match step {
+        GrantStep::Skip => return Ok(()),
+        GrantStep::StartAuditClock => {
+            pass.status.last_grant_audit_time = Some(Time(pass.now));
+            return Ok(());
+        }
+        GrantStep::ListShrank(gone) => format!("no longer shared with {}", gone.join(", ")),
+        GrantStep::ListAudit => "grant audit".to_string(),
+    };
+    let grants = kms.list_grants(&info.key_id).await?;
+    let organization = spec.share_with.organization.is_some();
+    let revocations = plan::grants_to_revoke(&grants, &shared_now, owner, organization);
+    let mut revoked = 0_i64;
+    let mut accounts = BTreeSet::new();
+    let result = async {
+        for revocation in &revocations {
+            match kms.revoke_grant(&info.key_id, &revocation.grant_id).await {
+                Ok(()) => {}
+                // Retired or revoked by someone else meanwhile: gone all the same.
+                Err(err) if err.is(ErrorClass::NotFound) => continue,
+                Err(err) => return Err(Error::from(err)),
+            }
+            tracing::info!(key = %info.arn, grant = %revocation.grant_id, account = %revocation.account, "revoked grant");
+            revoked += 1;
+            accounts.insert(revocation.account.clone());
+        }
+        Ok(())
+    }
+    .await;
+    if revoked > 0 {
+        pass.status.revoked_grants += revoked;
+        pass.ctx
+            .runtime
+            .metrics
+            .grants_revoked(u64::try_from(revoked).unwrap_or_default());
+        let accounts = accounts.into_iter().collect::<Vec<_>>().join(", ");
+        let note = format!(
+            "revoked {revoked} grant(s) on key {} of account(s) {accounts} ({why})",
+            info.arn
+        );
+        pass.ctx
+            .event(
+                pass.obj,
+                EventType::Normal,
+                GRANTS_REVOKED,
+                "RevokeGrant",
+                note,
+            )
+            .await;
+    }
+    result?;
+    pass.status.last_grant_audit_time = Some(Time(pass.now));
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! Revocation on unshare, end to end and measured with the consumer's own credentials:
+//! a key in account A shared with account B; B uses it directly and through a grant that
+//! it created the way AWS Backup does; once B leaves `shareWith`, the operator revokes
+//! B's grants, so B can use the key neither way, while A's own grant survives. And a
+//! vault in B loses its role grants when the key stops sharing with B.
+#![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{DataKeySpec, GrantOperation};
+use crosskey::api::{CrossAccountVault, SharedKey};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::{Operator, account_id, calls, condition_of, env, merge, metric_sample, wait_until};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Account A owns the key, account B consumes it; both reachable from `namespace`.
+struct World {
+    client: Client,
+    namespace: String,
+    a: String,
+    b: String,
+    a_name: String,
+    b_name: String,
+    operator: Operator,
+}
+
+impl World {
+    async fn new(test: &str) -> World {
+        let client = env().client().await;
+        let namespace = support::namespace(&client, test).await;
+        let (a, b) = (
+            account_id(&format!("{test}-a")),
+            account_id(&format!("{test}-b")),
+        );
+        let (a_name, b_name) = (format!("{namespace}-a"), format!("{namespace}-b"));
+        support::create_account(&client, &a_name, &a, &[&namespace]).await;
+        support::create_account(&client, &b_name, &b, &[&namespace]).await;
+        let operator = Operator::start(&namespace, &[]);
+        World {
+            client,
+            namespace,
+            a,
+            b,
+            a_name,
+            b_name,
+            operator,
+        }
+    }
+
+    fn keys(&self) -> Api<SharedKey> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn vaults(&self) -> Api<CrossAccountVault> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn create(&self, kind: &str, name: &str, account: &str, spec: Value) {
+        let mut full = json!({"accountRef": {"name": account}, "region": "us-east-1"});
+        merge(&mut full, &spec);
+        let object = json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": full,
+        });
+        match kind {
+            "SharedKey" => {
+                let key: SharedKey = serde_json::from_value(object).unwrap();
+                self.keys()
+                    .create(&PostParams::default(), &key)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                let vault: CrossAccountVault = serde_json::from_value(object).unwrap();
+                self.vaults()
+                    .create(&PostParams::default(), &vault)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn wait_key(&self, what: &str, check: impl Fn(&SharedKey) -> bool) -> SharedKey {
+        let keys = self.keys();
+        wait_until(what, WAIT, || {
+            let keys = keys.clone();
+            let check = &check;
+            async move { keys.get_opt("k").await.unwrap().filter(|k| check(k)) }
+        })
+        .await
+    }
+
+    async fn unshare(&self) {
+        self.keys()
+            .patch(
+                "k",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"shareWith": {"accounts": []}}})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits for an Event with `reason` in the namespace; returns its message.
+    async fn wait_event(&self, reason: &str) -> String {
+        let namespace = self.namespace.clone();
+        wait_until(&format!("a {reason} Event"), WAIT, || {
+            let namespace = namespace.clone();
+            async move {
+                let jsonpath = format!("jsonpath={{.items[?(@.reason==\"{reason}\")].message}}");
+                let out = env()
+                    .kubectl()
+                    .args(["get", "events", "-n", &namespace, "-o", &jsonpath])
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                (!text.is_empty()).then_some(text)
+            }
+        })
+        .await
+    }
+
+    /// Creates role `name` in `account` with an inline policy allowing `actions` on
+    /// `resource` (none when empty), and returns a KMS client acting as it.
+    async fn role(
+        &self,
+        account: &str,
+        name: &str,
+        actions: &[&str],
+        resource: &str,
+    ) -> aws_sdk_kms::Client {
+        let iam = aws_sdk_iam::Client::new(&env().aws_config_in(account).await);
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]});
+        iam.create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap();
+        if !actions.is_empty() {
+            let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]});
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name("use")
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .unwrap();
+        }
+        let arn = format!("arn:aws:iam::{account}:role/{name}");
+        aws_sdk_kms::Client::new(&env().aws_config_as(&arn).await)
+    }
+}
+
+/// Encrypt, Decrypt and GenerateDataKey as `kms` (with `token` when given): the errors,
+/// one per call that failed.
+async fn try_use(
+    kms: &aws_sdk_kms::Client,
+    key_arn: &str,
+    blob: &Blob,
+    token: Option<&str>,
+) -> Vec<String> {
+    let tokens: Option<Vec<String>> = token.map(|t| vec![t.to_string()]);
+    let mut errors = vec![];
+    if let Err(err) = kms
+        .encrypt()
+        .key_id(key_arn)
+        .plaintext(Blob::new("x"))
+        .set_grant_tokens(tokens.clone())
+        .send()
+        .await
+    {
+        errors.push(format!("Encrypt: {err:?}"));
+    }
+    if let Err(err) = kms
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .set_grant_tokens(tokens.clone())
+        .send()
+        .await
+    {
+        errors.push(format!("Decrypt: {err:?}"));
+    }
+    if let Err(err) = kms
+        .generate_data_key()
+        .key_id(key_arn)
+        .key_spec(DataKeySpec::Aes256)
+        .set_grant_tokens(tokens)
+        .send()
+        .await
+    {
+        errors.push(format!("GenerateDataKey: {err:?}"));
+    }
+    errors
+}
+
+async fn encrypted(kms: &aws_sdk_kms::Client, key_arn: &str, token: Option<&str>) -> Blob {
+    kms.encrypt()
+        .key_id(key_arn)
+        .plaintext(Blob::new("secret"))
+        .set_grant_tokens(token.map(|t| vec![t.to_string()]))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap()
+}
+
+fn revoked(key: &SharedKey) -> i64 {
+    key.status.as_ref().map_or(0, |s| s.revoked_grants)
+}
+
+#[tokio::test]
+async fn unsharing_revokes_the_grants_of_the_account_and_keeps_the_owners() {
+    let w = World::new("revoke").await;
+    w.create(
+        "SharedKey",
+        "k",
+        &w.a_name,
+        json!({"shareWith": {"accounts": [w.b]}}),
+    )
+    .await;
+    let key = w
+        .wait_key("SharedKey k Ready", |k| {
+            k.status
+                .as_ref()
+                .is_some_and(|s| condition_of(&s.conditions, "Ready").0 == "True")
+        })
+        .await;
+    let key_arn = key.status.unwrap().key_arn.unwrap();
+
+    // B: a role that uses the key directly (and may create grants), and a worker that
+    // has no IAM policy at all, only the grant.
+    let consumer = w
+        .role(
+            &w.b,
+            "consumer",
+            &[
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+                "kms:CreateGrant",
+            ],
+            &key_arn,
+        )
+        .await;
+    let worker = w.role(&w.b, "worker", &[], "*").await;
+    // B's grant, created as AWS Backup creates it: through the service, so that
+    // kms:GrantIsForAWSResource is true, as the key policy's grant statement requires.
+    let grant = consumer
+        .create_grant()
+        .key_id(&key_arn)
+        .grantee_principal(format!("arn:aws:iam::{}:role/worker", w.b))
+        .retiring_principal(format!("arn:aws:iam::{}:role/consumer", w.b))
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::GenerateDataKey)
+        .customize()
+        .mutate_request(|request| {
+            request
+                .headers_mut()
+                .insert("x-crosskey-via-service", "backup.us-east-1.amazonaws.com");
+        })
+        .send()
+        .await
+        .expect("B creates a grant through AWS Backup");
+    let token = grant.grant_token.unwrap();
+    // A's own grant, for a principal of A.
+    let app = w.role(&w.a, "app", &[], "*").await;
+    let owner_kms = aws_sdk_kms::Client::new(&env().aws_config_in(&w.a).await);
+    let own_grant = owner_kms
+        .create_grant()
+        .key_id(&key_arn)
+        .grantee_principal(format!("arn:aws:iam::{}:role/app", w.a))
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::GenerateDataKey)
+        .send()
+        .await
+        .unwrap()
+        .grant_id
+        .unwrap();
+
+    // Before: B uses the key directly and through the grant, with its own credentials.
+    let direct_blob = encrypted(&consumer, &key_arn, None).await;
+    let granted_blob = encrypted(&worker, &key_arn, Some(&token)).await;
+    assert_eq!(
+        try_use(&consumer, &key_arn, &direct_blob, None).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        try_use(&worker, &key_arn, &granted_blob, Some(&token)).await,
+        Vec::<String>::new()
+    );
+
+    w.unshare().await;
+    let key = w
+        .wait_key("status.revokedGrants >= 1", |k| revoked(k) >= 1)
+        .await;
+    let status = key.status.unwrap();
+    assert_eq!(status.revoked_grants, 1, "only B's grant");
+    assert!(status.shared_with.is_empty(), "{:?}", status.shared_with);
+    assert!(status.last_grant_audit_time.is_some());
+    let message = w.wait_event("GrantsRevoked").await;
+    assert!(message.contains(&w.b), "names account B: {message}");
+    // One ListGrants, for the shrink: none at creation, none in the passes since.
+    assert_eq!(
+        calls(&env().aws_counters().await, "kms", &["ListGrants"], &w.a),
+        1
+    );
+
+    // After: B can use the key neither directly nor through the grant.
+    let direct = try_use(&consumer, &key_arn, &direct_blob, None).await;
+    assert_eq!(direct.len(), 3, "direct use still works: {direct:?}");
+    let granted = try_use(&worker, &key_arn, &granted_blob, Some(&token)).await;
+    assert_eq!(
+        granted.len(),
+        3,
+        "use through the grant still works: {granted:?}"
+    );
+    for error in direct.iter().chain(&granted) {
+        assert!(error.contains("AccessDenied"), "{error}");
+    }
+    // A's grant survives, and still works.
+    let grants = owner_kms
+        .list_grants()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap()
+        .grants
+        .unwrap_or_default();
+    let ids: Vec<_> = grants.iter().filter_map(|g| g.grant_id.clone()).collect();
+    assert_eq!(ids, [own_grant], "only A's own grant is left");
+    let own_blob = encrypted(&app, &key_arn, None).await;
+    assert_eq!(
+        try_use(&app, &key_arn, &own_blob, None).await,
+        Vec::<String>::new()
+    );
+
+    let metrics = w.operator.metrics_text().await.unwrap_or_default();
+    assert_eq!(
+        metric_sample(&metrics, "crosskey_grants_revoked_total", &[]),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_vault_whose_key_stops_sharing_loses_its_role_grants_and_keeps_the_vault() {
+    let w = World::new("revoke-vault").await;
+    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&w.b).await);
+    support::create_role(&iam_b, "BackupRole").await;
+    w.create(
+        "SharedKey",
+        "k",
+        &w.a_name,
+        json!({"shareWith": {"accounts": [w.b]}}),
+    )
+    .await;
+    w.create(
+        "CrossAccountVault",
+        "central",
+        &w.b_name,
+        json!({
+            "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+            "grantKeyUseToRoles": ["BackupRole"],
+        }),
+    )
+    .await;
+    let policy_name = format!("crosskey-{}-central", w.namespace);
+    let vaults = w.vaults();
+    let wait_vault = |what: &'static str, check: fn(&CrossAccountVault) -> bool| {
+        let vaults = vaults.clone();
+        async move {
+            wait_until(what, WAIT, || {
+                let vaults = vaults.clone();
+                async move { vaults.get("central").await.ok().filter(check) }
+            })
+            .await
+        }
+    };
+    wait_vault("vault Ready", |v| {
+        v.status
+            .as_ref()
+            .is_some_and(|s| condition_of(&s.conditions, "Ready").0 == "True")
+    })
+    .await;
+    let on_role = iam_b
+        .get_role_policy()
+        .role_name("BackupRole")
+        .policy_name(&policy_name)
+        .send()
+        .await;
+    assert!(on_role.is_ok(), "the role grant is there: {on_role:?}");
+
+    w.unshare().await;
+    let vault = wait_vault("KeyNotShared and no granted roles", |v| {
+        v.status.as_ref().is_some_and(|s| {
+            condition_of(&s.conditions, "KeyAccessible").1 == "KeyNotShared"
+                && s.granted_roles.is_empty()
+        })
+    })
+    .await;
+    let status = vault.status.unwrap();
+    assert_eq!(condition_of(&status.conditions, "KeyAccessible").0, "False");
+    let message = w.wait_event("RoleGrantsRemoved").await;
+    assert!(message.contains("BackupRole"), "{message}");
+    let gone = iam_b
+        .get_role_policy()
+        .role_name("BackupRole")
+        .policy_name(&policy_name)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the role grant is removed: {gone:?}");
+    // The vault stays.
+    let backup = aws_sdk_backup::Client::new(&env().aws_config_in(&w.b).await);
+    backup
+        .describe_backup_vault()
+        .backup_vault_name("central")
+        .send()
+        .await
+        .expect("the vault is kept");
+}
