@@ -50,7 +50,16 @@ pub async fn revoke_unshared(
         GrantStep::ListShrank(gone) => format!("no longer shared with {}", gone.join(", ")),
         GrantStep::ListAudit => "grant audit".to_string(),
     };
-    let grants = kms.list_grants(&info.key_id).await?;
+    let grants: Vec<plan::KeyGrant> = kms
+        .list_grants(&info.key_id)
+        .await?
+        .into_iter()
+        .map(|grant| plan::KeyGrant {
+            grant_id: grant.grant_id,
+            grantee_principal: grant.grantee_principal,
+            retiring_principal: grant.retiring_principal,
+        })
+        .collect();
     let organization = spec.share_with.organization.is_some();
     let revocations = plan::grants_to_revoke(&grants, &shared_now, owner, organization);
     let mut revoked = 0_i64;

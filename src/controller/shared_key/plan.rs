@@ -10,7 +10,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{DriftPolicy, SharedKey, SharedKeySpec};
-use crate::aws::kms::GrantInfo;
 use crate::policy::PolicyDocument;
 use crate::policy::arn::{account_of, parse_arn};
 
@@ -250,13 +249,21 @@ pub struct Revocation {
     pub account: String,
 }
 
+/// A grant on the key, as the revocation decision reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub grant_id: String,
+    pub grantee_principal: Option<String>,
+    pub retiring_principal: Option<String>,
+}
+
 /// The grants to revoke: those whose grantee or retiring principal is in an account
 /// that is neither the key's owner nor shared now. A grant whose grantee is in the
 /// owner's account is never touched. With an organization share nothing is revoked:
 /// which accounts belong to the organization is not known here, and any of them may be
 /// shared through it.
 pub fn grants_to_revoke(
-    grants: &[GrantInfo],
+    grants: &[KeyGrant],
     shared_now: &[String],
     owner: &str,
     organization_shared: bool,
@@ -289,12 +296,11 @@ pub fn grants_to_revoke(
 mod tests {
     use super::*;
 
-    fn grant(id: &str, grantee: Option<&str>, retiring: Option<&str>) -> GrantInfo {
-        GrantInfo {
+    fn grant(id: &str, grantee: Option<&str>, retiring: Option<&str>) -> KeyGrant {
+        KeyGrant {
             grant_id: id.to_string(),
             grantee_principal: grantee.map(str::to_string),
             retiring_principal: retiring.map(str::to_string),
-            issuing_account: None,
         }
     }
 
