@@ -1040,3 +1040,81 @@ async fn an_alias_of_another_key_is_refused_and_a_replaced_alias_deleted() {
         Some(foreign.key_id.as_str())
     );
 }
+
+/// A deletion that cannot complete (here: a vault still uses the key) is released by
+/// `crosskey.dev/abandon: "true"` without touching AWS.
+#[tokio::test]
+async fn the_abandon_annotation_releases_a_blocked_deletion_and_leaves_aws_alone() {
+    let fx = Fixture::new("abandon").await;
+    fx.create_key("k", json!({"deletionPolicy": "Delete"}))
+        .await;
+    let key_id = key_id(&fx.wait_ready("k").await);
+    let vaults: Api<crosskey::api::CrossAccountVault> =
+        Api::namespaced(fx.client.clone(), &fx.namespace);
+    let vault: crosskey::api::CrossAccountVault = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "CrossAccountVault", "metadata": {"name": "vault"},
+        "spec": {"accountRef": {"name": fx.account_name}, "encryptionKey": {"sharedKeyRef": {"name": "k"}}},
+    }))
+    .unwrap();
+    vaults.create(&PostParams::default(), &vault).await.unwrap();
+    fx.keys()
+        .delete("k", &DeleteParams::default())
+        .await
+        .unwrap();
+    fx.wait_key("k", "the deletion blocked by KeyInUse", |k| {
+        condition(k, "Ready").1 == "KeyInUse"
+    })
+    .await;
+
+    let patch = json!({"metadata": {"annotations": {"crosskey.dev/abandon": "true"}}});
+    fx.keys()
+        .patch("k", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let keys = fx.keys();
+    wait_until("k removed once abandoned", WAIT, || {
+        let keys = keys.clone();
+        async move { keys.get_opt("k").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(fx.client.clone(), &fx.namespace);
+    let abandoned = wait_until("the Abandoned Event", WAIT, || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("Abandoned"))
+        }
+    })
+    .await;
+    assert!(
+        abandoned.note.unwrap_or_default().contains("left as it is"),
+        "the Event says AWS was not touched"
+    );
+    let state = fx
+        .kms()
+        .await
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_state
+        .unwrap();
+    assert_eq!(
+        state,
+        aws_sdk_kms::types::KeyState::Enabled,
+        "the key was not scheduled for deletion"
+    );
+    let deletions = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["ScheduleKeyDeletion", "UntagResource"],
+        &fx.account,
+    );
+    assert_eq!(deletions, 0, "nothing was deleted or released in AWS");
+}

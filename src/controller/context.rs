@@ -21,6 +21,9 @@ use crate::runtime::Runtime;
 pub const FIELD_MANAGER: &str = "crosskey";
 /// The finalizer that guards AWS cleanup.
 pub const FINALIZER: &str = "crosskey.dev/cleanup";
+/// Set to `"true"` on an object being deleted, releases its finalizer without touching
+/// AWS: the way out when cleanup cannot succeed (an account gone for good).
+pub const ABANDON_ANNOTATION: &str = "crosskey.dev/abandon";
 
 /// Settings of the controllers, from the command line.
 #[derive(Clone, Debug)]

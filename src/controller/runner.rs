@@ -12,6 +12,7 @@ use futures::StreamExt;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::wait::{await_condition, conditions};
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, warn};
 
 use super::admission::{Admission, FirstSight, Lane};
-use super::context::{Context, FINALIZER, retry_key};
+use super::context::{ABANDON_ANNOTATION, Context, FINALIZER, retry_key};
 use super::error::{Error, StartError};
 use crate::api::{AwsAccount, CrossAccountVault, Object, SharedKey};
 
@@ -44,11 +45,26 @@ where
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(obj, ctx.clone()).await,
+            FinalizerEvent::Cleanup(obj) if abandoned(obj.as_ref()) => {
+                let note = format!(
+                    "{ABANDON_ANNOTATION} is \"true\": the finalizer is released and whatever exists in AWS is left as it is"
+                );
+                ctx.event(obj.as_ref(), EventType::Warning, "Abandoned", "Delete", note)
+                    .await;
+                Ok(Action::await_change())
+            }
             FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
         }
     })
     .await
     .map_err(Error::from)
+}
+
+/// Whether the object carries `crosskey.dev/abandon: "true"`.
+fn abandoned<K: Object>(obj: &K) -> bool {
+    obj.annotations()
+        .get(ABANDON_ANNOTATION)
+        .is_some_and(|value| value == "true")
 }
 
 /// The drift interval of `obj`, or the default.
