@@ -204,3 +204,58 @@ async fn a_timed_out_create_key_that_completes_later_is_found_not_repeated() {
         "the status records the late key"
     );
 }
+
+/// A SharedKey deleted while its CreateKey is unanswered finds the key once it lands and
+/// cleans it up under its deletion policy before it lets go: no key leaks.
+#[tokio::test]
+async fn a_key_deleted_during_an_unanswered_create_key_does_not_leak() {
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "leak-create").await;
+    let account = account_id("leak-create-a");
+    let account_name = format!("{namespace}-a");
+    support::create_account(&client, &account_name, &account, &[&namespace]).await;
+    let late = env()
+        .aws_fault(json!({"service": "kms", "operation": "CreateKey", "account": account, "mode": "delay", "delayMs": 6000, "count": 1}))
+        .await;
+    let _operator = Operator::start_with(&namespace, &[], &["--aws-attempt-timeout", "1s"]);
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let key: SharedKey = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": "key"},
+        "spec": {"accountRef": {"name": account_name}, "region": "us-east-1", "deletionPolicy": "Delete"},
+    }))
+    .unwrap();
+    keys.create(&PostParams::default(), &key).await.unwrap();
+    wait_until("the CreateKey under way", WAIT, || {
+        let keys = keys.clone();
+        async move {
+            let status = keys.get("key").await.ok()?.status?;
+            status.creation_started_time.is_some().then_some(())
+        }
+    })
+    .await;
+    keys.delete("key", &Default::default()).await.unwrap();
+    wait_until("the SharedKey gone", WAIT, || {
+        let keys = keys.clone();
+        async move { keys.get_opt("key").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    env().aws_clear_fault(&late).await;
+    let listed = env().key_ids_in(&account).await;
+    assert_eq!(listed.len(), 1, "the late key, created once: {listed:?}");
+    let kms = aws_sdk_kms::Client::new(&env().aws_config_in(&account).await);
+    let state = kms
+        .describe_key()
+        .key_id(&listed[0])
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_state
+        .unwrap();
+    assert_eq!(
+        state,
+        aws_sdk_kms::types::KeyState::PendingDeletion,
+        "the late key was cleaned up under deletionPolicy: Delete"
+    );
+}

@@ -1,12 +1,16 @@
 //! Deletion of a SharedKey: Retain releases the key (removes the ownership tags);
-//! Delete schedules it for deletion, unless a CrossAccountVault still uses it.
+//! Delete schedules it for deletion, unless a CrossAccountVault still uses it. A
+//! SharedKey deleted while its CreateKey is unanswered first finds that key by its
+//! ownership tag, so that no key leaks.
 
 use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
+use super::plan::{self, OWNER_NAME_TAG, OWNER_UID_TAG};
 use crate::api::{DeletionPolicy, SharedKey};
 use crate::aws::ErrorClass;
 use crate::controller::context::Context;
@@ -16,10 +20,15 @@ use crate::controller::status::report_cleanup_block;
 use crate::controller::watches::vault_using_key;
 
 pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let Some(key_id) = key.status.as_ref().and_then(|s| s.key_id.clone()) else {
+    let status = key.status.clone().unwrap_or_default();
+    let unanswered = status.creation_started_time.as_ref().map(|t| t.0);
+    if status.key_id.is_none() && unanswered.is_none() {
         return Ok(Action::await_change());
+    }
+    let left_behind = match &status.key_id {
+        Some(key_id) => format!("key {key_id} left in AWS with its ownership tags"),
+        None => "the key of an unanswered CreateKey, if it was created, left in AWS".into(),
     };
-    let left_behind = format!("key {key_id} left in AWS with its ownership tags");
     let spec = &key.spec;
     let account = resolve_for_cleanup(
         &ctx,
@@ -34,6 +43,25 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
         return Ok(Action::await_change());
     };
     let kms = account.clients.kms();
+    let key_id = match (status.key_id, unanswered) {
+        (Some(key_id), _) => key_id,
+        (None, started) => {
+            let uid = key.uid().unwrap_or_default();
+            match kms.find_key_by_tag(OWNER_UID_TAG, &uid).await? {
+                Some(key_id) => key_id,
+                None => match started
+                    .and_then(|s| plan::settling(s, ctx.settings.create_settle, Timestamp::now()))
+                {
+                    // The CreateKey may still complete at AWS: look again before letting go.
+                    Some(settled) => {
+                        let err = Error::CreateUnconfirmed(settled.to_string());
+                        return Err(report_cleanup_block(key.as_ref(), &ctx, err).await);
+                    }
+                    None => return Ok(Action::await_change()),
+                },
+            }
+        }
+    };
     let (reason, note) = match spec.deletion_policy {
         DeletionPolicy::Retain => {
             let ours = [OWNER_UID_TAG.to_string(), OWNER_NAME_TAG.to_string()];

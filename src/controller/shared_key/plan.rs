@@ -86,6 +86,17 @@ pub fn locate(
     }
 }
 
+/// When a CreateKey sent at `started` and not answered can no longer complete at AWS
+/// (`started + settle`), if that is still ahead of `now`.
+pub fn settling(
+    started: Timestamp,
+    settle: std::time::Duration,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let settled = started.checked_add(settle).unwrap_or(started);
+    (now < settled).then_some(settled)
+}
+
 /// The account of `spec.keyId` when it is an ARN of another account than `account`.
 pub fn foreign_key_account<'a>(wanted: &'a str, account: &str) -> Option<&'a str> {
     parse_arn(wanted)
@@ -556,5 +567,14 @@ mod tests {
             None
         );
         assert_eq!(alias_to_delete(None, Some("alias/new"), &on_key), None);
+    }
+
+    #[test]
+    fn an_unanswered_create_settles_after_its_window() {
+        let started = Timestamp::from_second(1_000).unwrap();
+        let settle = std::time::Duration::from_secs(11);
+        let at = |second| Timestamp::from_second(second).unwrap();
+        assert_eq!(settling(started, settle, at(1_005)), Some(at(1_011)));
+        assert_eq!(settling(started, settle, at(1_011)), None);
     }
 }
