@@ -623,6 +623,36 @@ async fn existing_key_is_adopted_and_an_owned_one_refused() {
         json!({"keyId": free.arn.clone().unwrap(), "description": "made by hand"}),
     )
     .await;
+    // A key without our tag is adopted only when the account lists it.
+    let refused = fx
+        .wait_key("adopted", "KeyAdoptionNotAllowed", |k| {
+            condition(k, "Ready").1 == "KeyAdoptionNotAllowed"
+        })
+        .await;
+    assert!(
+        condition(&refused, "Ready")
+            .2
+            .contains("allowedExternalKeys"),
+        "{:?}",
+        condition(&refused, "Ready")
+    );
+    let writes = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["PutKeyPolicy", "TagResource"],
+        &fx.account,
+    );
+    assert_eq!(writes, 0, "a refused adoption writes nothing");
+    let accounts: Api<AwsAccount> = Api::all(fx.client.clone());
+    let allow = json!({"spec": {"allowedExternalKeys": [free.arn.clone().unwrap()]}});
+    accounts
+        .patch(
+            &fx.account_name,
+            &PatchParams::default(),
+            &Patch::Merge(&allow),
+        )
+        .await
+        .unwrap();
     let key = fx.wait_ready("adopted").await;
     assert_eq!(key_id(&key), free.key_id);
     let tags = kms

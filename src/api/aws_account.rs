@@ -93,7 +93,8 @@ pub struct AwsAccountSpec {
     /// name in `encryptionKey.keyArn`: key ARN patterns where `*` matches any run of
     /// characters, e.g. `arn:aws:kms:eu-central-1:111122223333:key/*`. An empty list (the
     /// default) allows none. A key that a SharedKey manages needs no entry: its
-    /// `allowReferencesFrom` decides.
+    /// `allowReferencesFrom` decides. A SharedKey on this account may adopt (`keyId`)
+    /// a key without crosskey's ownership tag only when it is listed here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("self.all(p, p.matches('^(\\\\*|arn:[a-z*-]+:kms:[a-z0-9*-]*:[0-9*]*:key/[A-Za-z0-9*-]+)$'))")
         .message("allowedExternalKeys entries must be key ARN patterns such as arn:aws:kms:eu-central-1:111122223333:key/* ('*' matches anything), or '*'"))]

@@ -81,6 +81,10 @@ pub enum Error {
     )]
     AliasInUse { alias: String, target: String },
     #[error(
+        "key {key} carries no crosskey ownership tag and AwsAccount {account:?} does not list it in spec.allowedExternalKeys: add it there to let this SharedKey adopt (and rewrite the policy of) that key, or remove spec.keyId; nothing was changed"
+    )]
+    KeyAdoptionNotAllowed { key: String, account: String },
+    #[error(
         "key {key} is not managed by any SharedKey in the namespaces the operator watches, and AwsAccount {account:?} does not allow it: add it (or a pattern such as {pattern}) to the AwsAccount's spec.allowedExternalKeys, or use a SharedKey through encryptionKey.sharedKeyRef"
     )]
     ExternalKeyNotAllowed {
@@ -145,6 +149,7 @@ impl Error {
             Error::VaultNotEmpty { .. } => "VaultNotEmpty",
             Error::RoleNotFound(_) => "RoleNotFound",
             Error::AliasInUse { .. } => "AliasInUse",
+            Error::KeyAdoptionNotAllowed { .. } => "KeyAdoptionNotAllowed",
             Error::ExternalKeyNotAllowed { .. } => "ExternalKeyNotAllowed",
             Error::RoleNotAllowed { .. } => "RoleNotAllowed",
             Error::VaultExists { .. } => "VaultExists",

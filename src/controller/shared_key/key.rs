@@ -100,6 +100,12 @@ async fn adopt(
                 owner,
             });
         }
+        Ownership::Unclaimed if !account.account.spec.allows_external_key(&info.arn) => {
+            return Err(Error::KeyAdoptionNotAllowed {
+                key: info.arn.clone(),
+                account: pass.obj.spec.account_ref.name.clone(),
+            });
+        }
         Ownership::Unclaimed => {
             kms.tag(&info.key_id, &plan::owner_tags(pass.obj)).await?;
             let note = format!("adopted existing key {}", info.arn);
