@@ -103,39 +103,30 @@ macro_rules! conditions_and_generation {
     };
 }
 
-impl Object for SharedKey {
-    type Status = SharedKeyStatus;
-    conditions_and_generation!();
-    fn api(&self, client: kube::Client) -> kube::Api<Self> {
-        kube::Api::namespaced(
-            client,
-            self.metadata.namespace.as_deref().unwrap_or_default(),
-        )
-    }
-    fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus> {
-        Some(status.drift.get_or_insert_with(DriftStatus::default))
-    }
-    fn drift_interval(&self) -> Option<Interval> {
-        self.spec.drift.parsed_interval()
-    }
+/// The two namespaced kinds with drift detection share everything but their types.
+macro_rules! namespaced_with_drift {
+    ($kind:ty, $status:ty) => {
+        impl Object for $kind {
+            type Status = $status;
+            conditions_and_generation!();
+            fn api(&self, client: kube::Client) -> kube::Api<Self> {
+                kube::Api::namespaced(
+                    client,
+                    self.metadata.namespace.as_deref().unwrap_or_default(),
+                )
+            }
+            fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus> {
+                Some(status.drift.get_or_insert_with(DriftStatus::default))
+            }
+            fn drift_interval(&self) -> Option<Interval> {
+                self.spec.drift.parsed_interval()
+            }
+        }
+    };
 }
 
-impl Object for CrossAccountVault {
-    type Status = CrossAccountVaultStatus;
-    conditions_and_generation!();
-    fn api(&self, client: kube::Client) -> kube::Api<Self> {
-        kube::Api::namespaced(
-            client,
-            self.metadata.namespace.as_deref().unwrap_or_default(),
-        )
-    }
-    fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus> {
-        Some(status.drift.get_or_insert_with(DriftStatus::default))
-    }
-    fn drift_interval(&self) -> Option<Interval> {
-        self.spec.drift.parsed_interval()
-    }
-}
+namespaced_with_drift!(SharedKey, SharedKeyStatus);
+namespaced_with_drift!(CrossAccountVault, CrossAccountVaultStatus);
 
 impl Object for AwsAccount {
     type Status = AwsAccountStatus;

@@ -29,14 +29,18 @@ impl ResolvedAccount {
     }
 }
 
-/// Looks up the AwsAccount `name` for an object in `namespace`, enforcing
-/// `allowedNamespaces` and readiness before any AWS client is handed out.
-pub async fn resolve(
+/// Looks up the AwsAccount `account_ref` names for `obj`, enforcing
+/// `allowedNamespaces` for the object's namespace and readiness before any AWS client
+/// is handed out; `region` is the object's own, else the account's default.
+pub async fn resolve<K: Object>(
     ctx: &Context,
-    name: &str,
-    namespace: &str,
+    obj: &K,
+    account_ref: &AccountRef,
     region: Option<&str>,
 ) -> Result<ResolvedAccount, Error> {
+    let name = account_ref.name.as_str();
+    let namespace = obj.namespace().unwrap_or_default();
+    let namespace = namespace.as_str();
     let account = match ctx.accounts.get(&ObjectRef::new(name)) {
         Some(account) => account,
         None => return Err(Error::AccountNotFound(name.to_string())),
@@ -95,8 +99,7 @@ pub async fn resolve_for_cleanup<K: Object>(
     deletion_policy: DeletionPolicy,
     left_behind: &str,
 ) -> Result<Option<ResolvedAccount>, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    match resolve(ctx, &account_ref.name, &namespace, region).await {
+    match resolve(ctx, obj, account_ref, region).await {
         Ok(account) => Ok(Some(account)),
         Err(err) if deletion_policy == DeletionPolicy::Retain => {
             let note = format!("{left_behind}: {err}");

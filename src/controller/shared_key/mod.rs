@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::Api;
 
 use super::context::Context;
 use super::desired::DesiredKey;
@@ -79,11 +79,10 @@ async fn apply(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, Error> 
 
 async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     let spec = &pass.obj.spec;
-    let namespace = pass.obj.namespace().unwrap_or_default();
     let account = resolve(
         pass.ctx,
-        &spec.account_ref.name,
-        &namespace,
+        pass.obj,
+        &spec.account_ref,
         spec.region.as_deref(),
     )
     .await?;

@@ -23,7 +23,6 @@ mod settings;
 use std::sync::Arc;
 
 use kube::Api;
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use super::context::Context;
@@ -84,11 +83,10 @@ async fn apply(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result<Actio
 
 async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
     let spec = &pass.obj.spec;
-    let namespace = pass.obj.namespace().unwrap_or_default();
     let account = resolve(
         pass.ctx,
-        &spec.account_ref.name,
-        &namespace,
+        pass.obj,
+        &spec.account_ref,
         spec.region.as_deref(),
     )
     .await?;
