@@ -16,8 +16,8 @@ pub mod plan;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::Action;
 use kube::Api;
+use kube::runtime::controller::Action;
 
 use super::context::Context;
 use super::desired::DesiredKey;
