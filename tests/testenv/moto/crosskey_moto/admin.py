@@ -108,6 +108,7 @@ def _route(method: str, path: str, environ):
         if method == "DELETE":
             with STATE.lock:
                 STATE.quotas_enabled = False
+                STATE.refill_paused = False
                 STATE.quota_overrides.clear()
                 STATE.limit_overrides.clear()
                 STATE.buckets.clear()

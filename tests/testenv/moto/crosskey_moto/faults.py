@@ -132,9 +132,10 @@ class _Bucket:
         self.tokens = rate  # burst: one second's worth
         self.stamp = time.monotonic()
 
-    def refill(self) -> None:
+    def refill(self, paused: bool) -> None:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        if not paused:
+            self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
 
@@ -168,6 +169,9 @@ class ExtensionState:
     ids: Any = field(default_factory=lambda: itertools.count(1))
     rng: random.Random = field(default_factory=random.Random)
     quotas_enabled: bool = False
+    # Tests that count a burst freeze refills, so a slow machine cannot earn a token
+    # between the calls of the burst.
+    refill_paused: bool = False
     quota_overrides: dict[str, float] = field(default_factory=dict)
     limit_overrides: dict[str, int] = field(default_factory=dict)
     buckets: dict[tuple, _Bucket] = field(default_factory=dict)
@@ -179,6 +183,7 @@ class ExtensionState:
             self.ids = itertools.count(1)
             self.rng = random.Random()
             self.quotas_enabled = False
+            self.refill_paused = False
             self.quota_overrides.clear()
             self.limit_overrides.clear()
             self.buckets.clear()
@@ -231,14 +236,18 @@ class ExtensionState:
         with self.lock:
             if "enabled" in body:
                 self.quotas_enabled = bool(body["enabled"])
+            if "refill" in body:
+                self.refill_paused = not bool(body["refill"])
             self.quota_overrides.update({k: float(v) for k, v in overrides.items()})
             self.limit_overrides.update({k: int(v) for k, v in limits.items()})
-            self.buckets.clear()
+            if overrides or "enabled" in body:
+                self.buckets.clear()
 
     def quotas_json(self) -> dict:
         with self.lock:
             return {
                 "enabled": self.quotas_enabled,
+                "refill": not self.refill_paused,
                 "quotas": {**DEFAULT_QUOTAS, **self.quota_overrides},
                 "limits": {**DEFAULT_LIMITS, **self.limit_overrides},
             }
@@ -270,7 +279,7 @@ class ExtensionState:
                 bucket = self.buckets.get(key)
                 if bucket is None or bucket.rate != table[name]:
                     bucket = self.buckets[key] = _Bucket(table[name])
-                bucket.refill()
+                bucket.refill(self.refill_paused)
                 buckets.append(bucket)
             if any(b.tokens < 1 for b in buckets):
                 return False
