@@ -13,6 +13,9 @@ DELETE /_crosskey/counters           zero the counters
 POST   /_crosskey/recovery-points    add test recovery points to a vault
 DELETE /_crosskey/recovery-points    remove a vault's test recovery points
 POST   /_crosskey/organizations/accounts   put a given account ID into an organization
+POST   /_crosskey/accounts           bootstrap an account: role OrganizationAccountAccessRole
+GET    /_crosskey/authz              the authorization decision log of role sessions
+DELETE /_crosskey/authz              clear the decision log
 POST   /_crosskey/reset              reset the extension's state only
 """
 
@@ -22,7 +25,7 @@ import json
 import re
 import threading
 
-from . import backup_ext
+from . import authz, backup_ext
 from .faults import STATE
 
 REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"}
@@ -142,8 +145,22 @@ def _route(method: str, path: str, environ):
     if path == f"{PREFIX}/organizations/accounts" and method == "POST":
         return 201, _add_org_account(_body(environ))
 
+    if path == f"{PREFIX}/accounts" and method == "POST":
+        body = _body(environ)
+        _require(body, "accountId")
+        mgmt = body.get("managementAccountId")
+        out = authz.bootstrap_account(str(body["accountId"]), str(mgmt) if mgmt else None)
+        return (201 if out["created"] else 200), out
+
+    if path == f"{PREFIX}/authz":
+        if method == "GET":
+            return 200, authz.DECISIONS.to_json()
+        if method == "DELETE":
+            return 200, {"removed": authz.DECISIONS.clear()}
+
     if path == f"{PREFIX}/reset" and method == "POST":
         STATE.reset()
+        authz.DECISIONS.clear()
         return 200, {"reset": True}
 
     raise AdminError(404 if method in ("GET", "POST", "DELETE") else 405, f"no admin route {method} {path}")

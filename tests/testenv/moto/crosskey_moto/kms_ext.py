@@ -28,6 +28,7 @@ from typing import Callable
 from moto.kms.models import kms_backends
 from moto.kms.utils import CIPHERTEXT_HEADER_FORMAT, HEADER_LEN
 
+from . import authz
 from . import policy as pol
 from .principals import Caller, principal_exists, unique_id_for
 
@@ -186,10 +187,18 @@ def authorize(
     ctx = base_context(caller)
     ctx.update(extra_ctx or {})
     grant = _grant_match(key, caller, op, enc_ctx)
-    return decide(effective_policy(key), key.account_id, key.arn, caller, f"kms:{op}", ctx, grant)
+    err = decide(effective_policy(key), key.account_id, key.arn, caller, f"kms:{op}", ctx, grant)
+    authz.record_kms(caller, f"kms:{op}", key.arn, ctx, err)
+    return err
 
 
 def authorize_keyless(caller: Caller, op: str) -> KmsError | None:
+    err = _authorize_keyless(caller, op)
+    authz.record_kms(caller, f"kms:{op}", "*", base_context(caller), err)
+    return err
+
+
+def _authorize_keyless(caller: Caller, op: str) -> KmsError | None:
     if caller.identity_policies is None:
         return None
     ctx = base_context(caller)

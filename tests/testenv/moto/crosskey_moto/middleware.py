@@ -7,8 +7,13 @@ For every AWS request it:
 2. counts the call;
 3. enforces request quotas when enabled, then injected faults;
 4. for KMS, runs the authorization/validation layer (kms_ext) and forwards the request
-   to moto, as the key owner's account when the key is in another account;
-5. post-processes moto's answer where needed (GetKeyPolicy etc.).
+   to moto, as the key owner's account when the key is in another account; for every
+   other service, authorizes the call with IAM's evaluation logic (authz), STS
+   AssumeRole against the role's trust policy included;
+5. post-processes moto's answer where needed (GetKeyPolicy, AssumeRole etc.).
+
+The request-level condition keys (aws:CurrentTime, aws:SourceIp, ...) are set for the
+thread that serves the request and cleared when it ends.
 
 It also serves the admin API under /_crosskey/ (see admin.py and README.md) and resets
 the extension's state on POST /moto-api/reset.
@@ -25,11 +30,12 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from . import admin, kms_ext, patches
+from . import admin, authz, kms_ext, patches
 from .faults import STATE, error500, throttle_error
 from .principals import access_key_from_environ, resolve_caller
 
 patches.apply()
+authz.install()
 
 CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 HOST_RE = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.amazonaws\.com")
@@ -46,6 +52,7 @@ class Call:
     access_key: str
     protocol: str  # "json" | "rest-json" | "query" | "other"
     body: bytes
+    path_params: dict | None = None  # REST URI labels, e.g. {"backupVaultName": "v"}
 
 
 class _RestOps:
@@ -65,8 +72,8 @@ class _RestOps:
                     http = model.operation_model(name).http
                     uri = http.get("requestUri", "/").split("?", 1)[0]
                     literal = len(re.sub(r"\{[^}]+\}", "", uri))
-                    pattern = re.sub(r"\\\{[^}]+?\\\+\\\}", ".+", re.escape(uri))
-                    pattern = re.sub(r"\\\{[^}]+?\\\}", "[^/]+", pattern)
+                    pattern = re.sub(r"\\\{([^}]+?)\\\+\\\}", r"(?P<\1>.+)", re.escape(uri))
+                    pattern = re.sub(r"\\\{([^}]+?)\\\}", r"(?P<\1>[^/]+)", pattern)
                     pattern = pattern.rstrip("/") if pattern != "/" else ""
                     table.append((http.get("method", "POST"), re.compile(f"^{pattern}/?$"), literal, name))
                 table.sort(key=lambda row: -row[2])
@@ -75,11 +82,13 @@ class _RestOps:
             self._cache[service] = table
         return self._cache[service]
 
-    def find(self, service: str, method: str, path: str) -> str | None:
+    def find(self, service: str, method: str, path: str) -> tuple[str | None, dict]:
+        """(operation name, URI labels) of a REST request; (None, {}) if unknown."""
         for m, rx, _, name in self._table(service):
-            if m == method and rx.match(path):
-                return name
-        return None
+            match = rx.match(path) if m == method else None
+            if match:
+                return name, match.groupdict()
+        return None, {}
 
 
 REST_OPS = _RestOps()
@@ -114,6 +123,7 @@ def identify(environ) -> Call | None:
     body = _read_body(environ)
     target = environ.get("HTTP_X_AMZ_TARGET")
     method = environ.get("REQUEST_METHOD", "GET")
+    labels = {}
     if target:
         protocol, operation = "json", target.rsplit(".", 1)[-1]
     else:
@@ -124,13 +134,13 @@ def identify(environ) -> Call | None:
         if action:
             protocol, operation = "query", action[0]
         else:
-            name = REST_OPS.find(service, method, environ.get("PATH_INFO", "/"))
+            name, labels = REST_OPS.find(service, method, environ.get("PATH_INFO", "/"))
             protocol, operation = ("rest-json", name) if name else ("other", f"{method} {environ.get('PATH_INFO', '/')}")
     access_key = access_key_from_environ(environ)
     from moto.iam.models import get_account_id_from
 
     account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
-    return Call(service, operation, region, account, access_key, protocol, body)
+    return Call(service, operation, region, account, access_key, protocol, body, labels)
 
 
 def error_response(start_response, call: Call, status: int, code: str, message: str):
@@ -173,6 +183,7 @@ class CrosskeyMiddleware:
         if path.startswith("/moto-api"):
             if path.rstrip("/") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
                 STATE.reset()
+                authz.DECISIONS.clear()
                 result = self.moto_app(environ, start_response)
                 patches.after_reset()
                 return result
@@ -180,7 +191,11 @@ class CrosskeyMiddleware:
         call = identify(environ)
         if call is None:
             return self.moto_app(environ, start_response)
-        return self._serve(call, environ, start_response)
+        authz.begin_request(environ, call.region)
+        try:
+            return self._serve(call, environ, start_response)
+        finally:
+            authz.end_request()
 
     def _serve(self, call: Call, environ, start_response):
         key = (call.service, call.operation, call.account)
@@ -218,6 +233,8 @@ class CrosskeyMiddleware:
                         environ.get("HTTP_X_CROSSKEY_VIA_SERVICE"),
                     )
                 except kms_ext.KmsError as err:
+                    if err.code == "AccessDeniedException" and not authz.recorded_this_request():
+                        authz.record_denial_message(caller, err.message)
                     return reply_error(err.status, err.code, err.message)
                 except Exception as exc:  # a bug in the extension: make it visible
                     LOG.exception("crosskey-moto: KMS extension failed")
@@ -225,6 +242,16 @@ class CrosskeyMiddleware:
                 if outcome.account:
                     environ["HTTP_X_MOTO_ACCOUNT_ID"] = outcome.account
                 post = outcome.post
+        else:
+            caller = resolve_caller(call.access_key, environ.get("HTTP_X_MOTO_ACCOUNT_ID"))
+            try:
+                verdict = authz.authorize_call(call, environ, caller)
+            except Exception as exc:  # a bug in the extension: make it visible
+                LOG.exception("crosskey-moto: authorization failed")
+                return reply_error(500, "InternalFailure", f"crosskey-moto extension error: {exc!r}")
+            if verdict.denial is not None:
+                return reply_error(*verdict.denial)
+            post = verdict.post
 
         captured = {}
 

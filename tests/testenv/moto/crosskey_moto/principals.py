@@ -8,17 +8,25 @@
   (moto stores the assumed role's ARN there), else an IAM user found by
   `IAMBackend.get_user_from_access_key_id`, else the account's root.
 - The identity policies: the role's (or user's and its groups') inline and attached
-  managed policies from moto's IAM backend. A caller whose role or user does not exist
-  in moto's IAM (moto lets you assume any role ARN), or the root, gets `None`, meaning
-  "identity policies allow everything" — see README "Guesses".
+  managed policies from moto's IAM backend. A session whose role no longer exists (it
+  was deleted, or deleted and re-created: the session keeps the unique ID of the role it
+  was issued for) has no identity policies at all, so IAM denies it everything. The
+  root gets `None`: the root user has every permission in its own account (IAM User
+  Guide, "AWS account root user").
 - The organization context (aws:PrincipalOrgID, aws:PrincipalOrgPaths) from moto's
   Organizations backend.
+- The request context: the global condition keys that describe the request rather than
+  the principal (aws:CurrentTime, aws:SourceIp, ...). The middleware sets them per
+  request with `set_request_context`; they are kept per thread, because moto serves a
+  request on one thread, so code that resolves the caller deep inside a moto handler
+  (backup_ext) sees them too.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -36,27 +44,57 @@ USER_ARN_RE = re.compile(r"^arn:aws:iam::(\d{12}):user/(?:.*/)?([^/]+)$")
 SESSION_ARN_RE = re.compile(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 
 
+_REQUEST = threading.local()
+
+
+def set_request_context(values: dict | None) -> None:
+    """Set (or, with None, clear) this thread's request-level condition keys."""
+    _REQUEST.values = dict(values) if values else None
+
+
+def request_context() -> dict:
+    return dict(getattr(_REQUEST, "values", None) or {})
+
+
 @dataclass
 class Caller(PrincipalInfo):
     role_arn: str | None = None
-    identity_policies: list[dict] | None = None  # None: implicit allow-all (see module doc)
+    # None only for the root: every permission in its own account (see module doc).
+    identity_policies: list[dict] | None = None
     org_id: str | None = None
     org_paths: list[str] = field(default_factory=list)
+    session_name: str | None = None
+    source_identity: str | None = None
+    user_name: str | None = None
+
+    @property
+    def userid(self) -> str:
+        """aws:userid: role-id:session-name for a session, the user's ID, or the
+        account ID for the root (IAM User Guide, "Global condition context keys")."""
+        if self.kind == "AssumedRole":
+            return f"{self.entity_id}:{self.session_name}"
+        if self.kind == "User" and self.entity_id:
+            return self.entity_id
+        return self.account
 
     def context(self) -> dict:
-        """Global condition keys for this caller (lower-cased names)."""
+        """Global condition keys for this caller and request (lower-cased names)."""
         ctx = {
             "aws:principalarn": self.principal_arn,
             "aws:principalaccount": self.account,
             "aws:principaltype": {"AssumedRole": "AssumedRole", "User": "User"}.get(
                 self.kind, "Account"
             ),
+            "aws:userid": self.userid,
         }
-        if self.entity_id:
-            ctx["aws:userid"] = self.entity_id
+        if self.user_name:
+            ctx["aws:username"] = self.user_name
+        if self.source_identity:
+            ctx["aws:sourceidentity"] = self.source_identity
         if self.org_id:
             ctx["aws:principalorgid"] = self.org_id
             ctx["aws:principalorgpaths"] = list(self.org_paths)
+        ctx.update(request_context())
         return ctx
 
 
@@ -72,7 +110,7 @@ def _iam(account: str):
     return iam_backends[account][PARTITION]
 
 
-def _parse_doc(text) -> dict | None:
+def parse_doc(text) -> dict | None:
     if isinstance(text, dict):
         return text
     for candidate in (text, unquote(text or "")):
@@ -90,7 +128,7 @@ def _managed_docs(managed: dict) -> list[dict]:
     for pol in managed.values():
         for version in getattr(pol, "versions", []):
             if getattr(version, "is_default", False):
-                doc = _parse_doc(version.document)
+                doc = parse_doc(version.document)
                 if doc:
                     docs.append(doc)
     return docs
@@ -103,6 +141,23 @@ def find_role(account: str, arn_or_name: str):
         if role.arn == arn_or_name or role.name == name:
             return role
     return None
+
+
+def role_by_arn(account: str, arn: str):
+    """The role whose ARN (path included) is exactly `arn`, or None."""
+    return next((r for r in _iam(account).roles.values() if r.arn == arn), None)
+
+
+def session_role(assumed):
+    """The role a moto STS session was issued for, or None when it no longer exists.
+    The middleware records the role's unique ID on the session when AssumeRole answers
+    (`_crosskey_role_id`); a role deleted and re-created under the same name is another
+    role, as in AWS, where policies name roles by unique ID."""
+    role = role_by_arn(assumed.account_id, assumed.role_arn)
+    recorded = getattr(assumed, "_crosskey_role_id", None)
+    if role is None or (recorded is not None and role.id != recorded):
+        return None
+    return role
 
 
 def find_user(account: str, arn_or_name: str):
@@ -140,33 +195,35 @@ def resolve_caller(access_key: str, account_header: str | None = None) -> Caller
     if account in sts_backends:
         assumed = sts_backends[account][PARTITION].get_assumed_role_from_access_key(access_key)
     if assumed is not None:
-        role = find_role(account, assumed.role_arn)
-        policies = None
+        role = session_role(assumed)
+        policies = []  # the role is gone: nothing is allowed
         if role is not None:
-            policies = [d for d in (_parse_doc(t) for t in role.policies.values()) if d]
+            policies = [d for d in (parse_doc(t) for t in role.policies.values()) if d]
             policies += _managed_docs(role.managed_policies)
         caller = Caller(
             account=account,
             kind="AssumedRole",
             arn=assumed.arn,
-            principal_arn=role.arn if role is not None else assumed.role_arn,
-            entity_id=role.id if role is not None else None,
-            role_arn=role.arn if role is not None else assumed.role_arn,
+            principal_arn=assumed.role_arn,
+            entity_id=getattr(assumed, "_crosskey_role_id", None) or (role.id if role is not None else None),
+            role_arn=assumed.role_arn,
             identity_policies=policies,
+            session_name=assumed.session_name,
+            source_identity=getattr(assumed, "_crosskey_source_identity", None),
         )
     else:
         user = _iam(account).get_user_from_access_key_id(access_key)
         if user is not None:
             iam = _iam(account)
-            policies = [d for d in (_parse_doc(t) for t in user.policies.values()) if d]
+            policies = [d for d in (parse_doc(t) for t in user.policies.values()) if d]
             policies += _managed_docs(user.managed_policies)
             for group in iam.groups.values():
                 if user in group.users:
-                    policies += [d for d in (_parse_doc(t) for t in group.policies.values()) if d]
+                    policies += [d for d in (parse_doc(t) for t in group.policies.values()) if d]
                     policies += _managed_docs(group.managed_policies)
             caller = Caller(
                 account=account, kind="User", arn=user.arn, principal_arn=user.arn,
-                entity_id=user.id, identity_policies=policies,
+                entity_id=user.id, identity_policies=policies, user_name=user.name,
             )
         else:
             root = f"arn:aws:iam::{account}:root"

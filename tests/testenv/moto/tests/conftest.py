@@ -21,6 +21,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 A = "111111111111"  # key owner
 B = "222222222222"  # consumer
 C = "333333333333"  # another account
+MANAGEMENT = "123456789012"  # the account of the STATIC ("testing") credentials: its root
+ADMIN_ROLE = "OrganizationAccountAccessRole"
 REGION = "us-east-1"
 NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 STATIC = {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key": "secret"}
@@ -63,23 +65,44 @@ class Env:
             service, endpoint_url=self.url, region_name=region, config=config, **(creds or STATIC)
         )
 
-    def assume(self, account: str, role: str = "admin", creds: dict | None = None) -> dict:
-        """Credentials of a session of arn:aws:iam::<account>:role/<role>. A role that
-        does not exist in the emulator's IAM acts as an administrator."""
-        out = self.client("sts", creds).assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName=f"{role}-session"
-        )["Credentials"]
+    def bootstrap(self, account: str, management: str | None = None) -> dict:
+        """Give `account` the role AWS Organizations creates in a member account
+        (OrganizationAccountAccessRole, trusted by the management account: by default the
+        one of the account's organization, else MANAGEMENT). The admin API's answer."""
+        body = {"accountId": account}
+        if management:
+            body["managementAccountId"] = management
+        status, out = self.admin("POST", "/_crosskey/accounts", body)
+        assert status in (200, 201), out
+        return out
+
+    def assume(self, account: str, role: str, creds: dict | None = None, external_id: str | None = None) -> dict:
+        """Credentials of a session of the existing role arn:aws:iam::<account>:role/<role>,
+        assumed with `creds` (default: the root of the management account)."""
+        kwargs = {"RoleArn": f"arn:aws:iam::{account}:role/{role}", "RoleSessionName": f"{role}-session"}
+        if external_id is not None:
+            kwargs["ExternalId"] = external_id
+        out = self.client("sts", creds).assume_role(**kwargs)["Credentials"]
         return {
             "aws_access_key_id": out["AccessKeyId"],
             "aws_secret_access_key": out["SecretAccessKey"],
             "aws_session_token": out["SessionToken"],
         }
 
-    def role(self, account: str, name: str, policies: list[dict] | None = None) -> tuple[dict, str]:
-        """Create role `name` in `account` with the given inline policies; return the
-        credentials of a session of it and the role's unique ID."""
-        iam = self.client("iam", self.assume(account, "bootstrap"))
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+    def administrator(self, account: str) -> dict:
+        """Credentials of an administrator of `account`: a session of its
+        OrganizationAccountAccessRole, assumed from its management account (the root of
+        MANAGEMENT, or an administrator of the organization's management account)."""
+        management = self.bootstrap(account)["managementAccountId"]
+        creds = None if management in (MANAGEMENT, account) else self.administrator(management)
+        return self.assume(account, ADMIN_ROLE, creds)
+
+    def role(self, account: str, name: str, policies: list[dict] | None = None, trust: dict | None = None) -> tuple[dict, str]:
+        """Create role `name` in `account` with the given inline policies, trusted by the
+        management account (or by `trust`); return the credentials of a session of it
+        (when the management account may assume it) and the role's unique ID."""
+        iam = self.client("iam", self.administrator(account))
+        trust = trust or trusted_by(f"arn:aws:iam::{MANAGEMENT}:root")
         role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
         for i, doc in enumerate(policies or []):
             iam.put_role_policy(RoleName=name, PolicyName=f"p{i}", PolicyDocument=json.dumps(doc))
@@ -124,6 +147,22 @@ def grant_for_resources(account: str) -> dict:
         account, ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
         {"Bool": {"kms:GrantIsForAWSResource": "true"}}, sid="Grants",
     )
+
+
+def trusted_by(*principals: str, condition: dict | None = None) -> dict:
+    """A trust policy letting the given AWS principals assume the role."""
+    stmt = {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}
+    if condition:
+        stmt["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [stmt]}
+
+
+# What a role needs to manage AWS Backup vaults (CreateBackupVault also needs
+# backup-storage:MountCapsule, AWS Backup Developer Guide, "Access control").
+BACKUP_ADMIN = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "Backup", "Effect": "Allow", "Action": ["backup:*", "backup-storage:MountCapsule"], "Resource": "*"}],
+}
 
 
 def iam_allow(key_arn: str, actions=None) -> dict:

@@ -5,19 +5,19 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import A, B, error_of, grant_for_resources, iam_allow, key_policy, share_with
+from conftest import A, B, BACKUP_ADMIN, error_of, grant_for_resources, iam_allow, key_policy, share_with
 
 VAULT_KMS = ["kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKey", "kms:Decrypt"]
 
 
 def shared_key(env, region="us-east-1", statements=None):
-    kms_a = env.client("kms", env.assume(A), region=region)
+    kms_a = env.client("kms", env.administrator(A), region=region)
     policy = key_policy(*(statements if statements is not None else [share_with(B), grant_for_resources(B)]))
     return kms_a, kms_a.create_key(Policy=policy)["KeyMetadata"]
 
 
 def backup_b(env, key_arn="*", actions=None, region="us-east-1"):
-    creds, _ = env.role(B, "operator", [iam_allow(key_arn, actions or VAULT_KMS)])
+    creds, _ = env.role(B, "operator", [iam_allow(key_arn, actions or VAULT_KMS), BACKUP_ADMIN])
     return env.client("backup", creds, region=region)
 
 
@@ -81,7 +81,7 @@ def test_vault_key_must_be_usable_by_caller(env):
     assert code == "AccessDeniedException" and "kms:CreateGrant" in message
     # Both policies allow, but the IAM side lacks kms:GenerateDataKey.
     _, key2 = shared_key(env)
-    iam_b = env.client("iam", env.assume(B, "bootstrap"))
+    iam_b = env.client("iam", env.administrator(B))
     iam_b.put_role_policy(RoleName="operator", PolicyName="p0", PolicyDocument=json.dumps(
         iam_allow(key2["Arn"], ["kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt"])))
     with pytest.raises(ClientError) as exc:
@@ -113,7 +113,7 @@ def test_creator_request_id_idempotence(env):
 
 
 def test_vault_access_policy(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     with pytest.raises(ClientError) as exc:
         backup.get_backup_vault_access_policy(BackupVaultName="v")
@@ -142,7 +142,7 @@ def test_vault_access_policy(env):
 
 
 def test_vault_notifications(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     topic = f"arn:aws:sns:us-east-1:{B}:backup-events"
     backup.put_backup_vault_notifications(
@@ -161,7 +161,7 @@ def test_vault_notifications(env):
 
 
 def test_recovery_points_block_vault_deletion(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     assert backup.list_recovery_points_by_backup_vault(BackupVaultName="v")["RecoveryPoints"] == []
     status, body = env.admin("POST", "/_crosskey/recovery-points",
@@ -189,7 +189,7 @@ def test_recovery_points_block_vault_deletion(env):
 
 
 def test_vault_count_limit(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     status, body = env.admin("POST", "/_crosskey/quotas", {"limits": {"backup:vaultsPerAccountRegion": 2}})
     assert status == 200 and body["limits"]["backup:vaultsPerAccountRegion"] == 2
     backup.create_backup_vault(BackupVaultName="one")
@@ -198,4 +198,4 @@ def test_vault_count_limit(env):
         backup.create_backup_vault(BackupVaultName="three")
     assert error_of(exc)[0] == "LimitExceededException"
     # Per account: A is unaffected.
-    assert env.client("backup", env.assume(A)).create_backup_vault(BackupVaultName="three")["BackupVaultName"] == "three"
+    assert env.client("backup", env.administrator(A)).create_backup_vault(BackupVaultName="three")["BackupVaultName"] == "three"

@@ -16,7 +16,7 @@ def counter(env, service, operation, account):
 
 
 def test_throttling_injected_then_counted(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     status, rule = env.admin("POST", "/_crosskey/faults",
                              {"service": "kms", "operation": "CreateKey", "mode": "throttle", "count": 2})
     assert status == 201 and rule["remaining"] == 2
@@ -33,7 +33,7 @@ def test_throttling_injected_then_counted(env):
 
 
 def test_sdk_retries_through_injected_throttling(env):
-    creds = env.assume(A)
+    creds = env.administrator(A)
     env.admin("POST", "/_crosskey/faults", {"service": "kms", "operation": "DescribeKey", "mode": "throttle", "count": 2})
     key = env.client("kms", creds).create_key()["KeyMetadata"]
     retrying = env.client("kms", creds, config=Config(retries={"total_max_attempts": 4, "mode": "standard"}))
@@ -44,7 +44,7 @@ def test_sdk_retries_through_injected_throttling(env):
 
 
 def test_error500_injection(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     env.admin("POST", "/_crosskey/faults", {"service": "backup", "operation": "ListBackupVaults", "mode": "error500", "count": 1})
     with pytest.raises(ClientError) as exc:
         backup.list_backup_vaults()
@@ -56,22 +56,22 @@ def test_error500_injection(env):
 
 
 def test_query_protocol_faults(env):
-    admin = env.assume(A)
+    admin = env.administrator(A)
     env.admin("POST", "/_crosskey/faults", {"service": "iam", "operation": "CreateRole", "mode": "throttle", "count": 1})
     env.admin("POST", "/_crosskey/faults", {"service": "sts", "operation": "AssumeRole", "mode": "throttle", "count": 1})
     with pytest.raises(ClientError) as exc:
         env.client("iam", admin).create_role(RoleName="r", AssumeRolePolicyDocument="{}")
     assert error_of(exc) == ("Throttling", "Rate exceeded")
     with pytest.raises(ClientError) as exc:
-        env.assume(B)
+        env.administrator(B)
     assert error_of(exc)[0] == "Throttling"
-    assert env.assume(B)["aws_access_key_id"].startswith("ASIA")
+    assert env.administrator(B)["aws_access_key_id"].startswith("ASIA")
     assert counter(env, "iam", "CreateRole", A)["injectedThrottle"] == 1
     assert counter(env, "sts", "AssumeRole", "123456789012")["total"] == 3  # A's creds, then 2 for B
 
 
 def test_fault_filters_and_custom_error(env):
-    kms_a, kms_b = env.client("kms", env.assume(A)), env.client("kms", env.assume(B))
+    kms_a, kms_b = env.client("kms", env.administrator(A)), env.client("kms", env.administrator(B))
     env.admin("POST", "/_crosskey/faults", {
         "service": "kms", "operation": "CreateKey", "mode": "error500", "account": B,
         "code": "KMSInternalException", "message": "boom", "status": 503})
@@ -89,7 +89,7 @@ def test_fault_filters_and_custom_error(env):
 
 
 def test_fault_rate(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     env.admin("POST", "/_crosskey/faults", {"service": "kms", "operation": "ListKeys", "mode": "throttle", "rate": 0.5, "seed": 7})
     failures = 0
     for _ in range(40):
@@ -109,7 +109,7 @@ def test_fault_rate(env):
 
 
 def test_delay_injection(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     env.admin("POST", "/_crosskey/faults", {"service": "kms", "operation": "ListKeys", "mode": "delay", "delayMs": 400, "count": 1})
     start = time.monotonic()
     kms.list_keys()
@@ -130,7 +130,7 @@ def test_admin_rejects_bad_rules(env):
 
 
 def test_quotas_enforced_when_enabled(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     for _ in range(4):  # off by default
         kms.create_key()
     # Refills paused: the burst is exactly two calls however slow this machine is.
@@ -144,7 +144,7 @@ def test_quotas_enforced_when_enabled(env):
         kms.create_key()
     assert error_of(exc)[0] == "ThrottlingException"
     # Another account has its own bucket; other operations have their own quotas.
-    env.client("kms", env.assume(B)).create_key()
+    env.client("kms", env.administrator(B)).create_key()
     for _ in range(10):
         kms.list_keys()
     with pytest.raises(ClientError):
@@ -169,7 +169,7 @@ def test_quotas_enforced_when_enabled(env):
 
 
 def test_backup_shared_quota(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     env.admin("POST", "/_crosskey/quotas", {"enabled": True, "refill": False, "overrides": {"backup:*": 3}})
     backup.create_backup_vault(BackupVaultName="v")
     backup.list_backup_vaults()
@@ -180,7 +180,7 @@ def test_backup_shared_quota(env):
 
 
 def test_counters_per_protocol_and_clear(env):
-    creds = env.assume(A)
+    creds = env.administrator(A)
     env.client("kms", creds).create_key()
     env.client("backup", creds).create_backup_vault(BackupVaultName="v")
     env.client("backup", creds).list_recovery_points_by_backup_vault(BackupVaultName="v")
@@ -199,7 +199,7 @@ def test_counters_per_protocol_and_clear(env):
 
 
 def test_reset_clears_extension_state(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     kms.create_key()
     env.admin("POST", "/_crosskey/faults", {"service": "kms", "mode": "throttle"})
     env.admin("POST", "/_crosskey/quotas", {"enabled": True, "overrides": {"kms:CreateKey": 1}})
@@ -209,14 +209,14 @@ def test_reset_clears_extension_state(env):
     quotas = env.admin("GET", "/_crosskey/quotas")[1]
     assert quotas["enabled"] is False and quotas["quotas"]["kms:CreateKey"] == 5
     assert env.admin("GET", "/_crosskey/counters")[1] == {"total": 0, "services": {}}
-    kms = env.client("kms", env.assume(A))  # credentials do not survive a moto reset
+    kms = env.client("kms", env.administrator(A))  # credentials do not survive a moto reset
     for _ in range(3):
         kms.create_key()
     assert len(kms.list_keys()["Keys"]) == 3
 
 
 def test_extension_only_reset_keeps_moto_state(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     kms.create_key()
     env.admin("POST", "/_crosskey/faults", {"service": "kms", "mode": "throttle"})
     assert env.admin("POST", "/_crosskey/reset") == (200, {"reset": True})
@@ -226,20 +226,20 @@ def test_extension_only_reset_keeps_moto_state(env):
 
 
 def test_reset_clears_organization_membership(env):
-    orgs = env.client("organizations", env.assume(A))
+    orgs = env.client("organizations", env.administrator(A))
     orgs.create_organization(FeatureSet="ALL")
     root = orgs.list_roots()["Roots"][0]["Id"]
     env.admin("POST", "/_crosskey/organizations/accounts", {"managementAccountId": A, "accountId": B, "parentId": root})
     env.reset()
     # B can start its own organization after a reset (moto alone would refuse).
-    org = env.client("organizations", env.assume(B)).create_organization(FeatureSet="ALL")["Organization"]
+    org = env.client("organizations", env.administrator(B)).create_organization(FeatureSet="ALL")["Organization"]
     assert org["MasterAccountId"] == B
 
 
 def test_org_admin_errors(env):
     status, body = env.admin("POST", "/_crosskey/organizations/accounts", {"managementAccountId": A, "accountId": B})
     assert status == 404 and "manages no organization" in body["error"]
-    env.client("organizations", env.assume(A)).create_organization(FeatureSet="ALL")
+    env.client("organizations", env.administrator(A)).create_organization(FeatureSet="ALL")
     assert env.admin("POST", "/_crosskey/organizations/accounts", {"managementAccountId": A, "accountId": "12"})[0] == 400
     assert env.admin("POST", "/_crosskey/organizations/accounts",
                      {"managementAccountId": A, "accountId": B, "parentId": "ou-none-12345678"})[0] == 400

@@ -23,7 +23,7 @@ def via_service(client, service: str = VIA_BACKUP):
 
 
 def make_shared_key(env):
-    kms_a = env.client("kms", env.assume(A))
+    kms_a = env.client("kms", env.administrator(A))
     policy = key_policy(share_with(B), grant_for_resources(B))
     key = kms_a.create_key(Policy=policy)["KeyMetadata"]
     return kms_a, key

@@ -13,7 +13,7 @@ LOCKOUT = "The new key policy will not allow you to update the key policy in the
 
 @pytest.fixture
 def kms_a(env):
-    return env.client("kms", env.assume(A))
+    return env.client("kms", env.administrator(A))
 
 
 def test_invalid_principal_rejected(env, kms_a):
@@ -110,7 +110,7 @@ def test_deleted_role_shows_unique_id(env, kms_a):
         return next(s for s in doc["Statement"] if s["Sid"] == "Auditor")["Principal"]["AWS"]
 
     assert principal() == f"arn:aws:iam::{B}:role/auditor"
-    iam_b = env.client("iam", env.assume(B, "bootstrap"))
+    iam_b = env.client("iam", env.administrator(B))
     iam_b.delete_role(RoleName="auditor")
     assert principal() == role_id
     # A new role with the same name is a different principal: the ID stays.

@@ -7,7 +7,7 @@ from conftest import A, B, error_of, iam_allow, key_policy, share_with
 
 
 def test_disabled_and_pending_deletion(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     key = kms.create_key()["KeyMetadata"]
     arn = key["Arn"]
 
@@ -48,7 +48,7 @@ def test_disabled_and_pending_deletion(env):
 
 
 def test_default_window_is_30_days(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     key = kms.create_key()["KeyMetadata"]
     out = kms.schedule_key_deletion(KeyId=key["KeyId"])
     assert out["PendingWindowInDays"] == 30
@@ -57,7 +57,7 @@ def test_default_window_is_30_days(env):
 
 
 def test_state_enforced_across_accounts_after_authorization(env):
-    kms_a = env.client("kms", env.assume(A))
+    kms_a = env.client("kms", env.administrator(A))
     key = kms_a.create_key(Policy=key_policy(share_with(B)))["KeyMetadata"]
     kms_a.disable_key(KeyId=key["KeyId"])
     creds, _ = env.role(B, "consumer", [iam_allow(key["Arn"])])

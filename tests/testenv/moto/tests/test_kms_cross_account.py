@@ -11,7 +11,7 @@ from conftest import (
 
 
 def make_key(env, policy=None, region="us-east-1"):
-    kms = env.client("kms", env.assume(A), region=region)
+    kms = env.client("kms", env.administrator(A), region=region)
     kwargs = {"Policy": policy} if policy else {}
     return kms, kms.create_key(**kwargs)["KeyMetadata"]
 
@@ -36,7 +36,7 @@ def test_both_policies_allow(env):
     with pytest.raises(ClientError) as exc:
         kms_b.list_keys()
     assert error_of(exc)[0] == "AccessDeniedException"
-    assert env.client("kms", env.assume(B)).list_keys()["Keys"] == []
+    assert env.client("kms", env.administrator(B)).list_keys()["Keys"] == []
 
 
 def test_key_policy_only_is_denied(env):
@@ -76,7 +76,7 @@ def test_iam_policy_must_name_the_key(env):
 def test_attached_managed_policy_counts(env):
     kms_a, key = make_key(env, key_policy(share_with(B)))
     creds, _ = env.role(B, "consumer", [])
-    iam_b = env.client("iam", env.assume(B, "bootstrap"))
+    iam_b = env.client("iam", env.administrator(B))
     arn = iam_b.create_policy(PolicyName="use-key", PolicyDocument=json.dumps(iam_allow(key["Arn"])))["Policy"]["Arn"]
     kms_b = env.client("kms", creds)
     with pytest.raises(ClientError):
@@ -123,7 +123,7 @@ def test_specific_role_principal(env):
     # The named role still needs its own IAM policy across accounts...
     with pytest.raises(ClientError):
         env.client("kms", consumer).describe_key(KeyId=key["Arn"])
-    iam_b = env.client("iam", env.assume(B, "bootstrap"))
+    iam_b = env.client("iam", env.administrator(B))
     iam_b.put_role_policy(RoleName="consumer", PolicyName="use", PolicyDocument=json.dumps(iam_allow(key["Arn"])))
     assert env.client("kms", consumer).describe_key(KeyId=key["Arn"])["KeyMetadata"]["Arn"] == key["Arn"]
     # ...and another role of B is not covered by a statement naming "consumer".
@@ -231,7 +231,7 @@ def test_grant_for_aws_resource_condition(env):
 def _org(env):
     """Organization in A: OU 'workloads' holds B (given ID) and a CreateAccount member;
     OU 'other' holds C. Returns (org_id, root_id, workloads_ou, member_id)."""
-    orgs = env.client("organizations", env.assume(A))
+    orgs = env.client("organizations", env.administrator(A))
     org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
     root_id = orgs.list_roots()["Roots"][0]["Id"]
     workloads = orgs.create_organizational_unit(ParentId=root_id, Name="workloads")["OrganizationalUnit"]["Id"]
@@ -297,7 +297,7 @@ def test_caller_account_condition(env):
 
 
 def test_same_account_semantics(env):
-    admin = env.assume(A)
+    admin = env.administrator(A)
     iam_role, _ = env.role(A, "app", [iam_allow("*", ["kms:*"])])
     kms_a = env.client("kms", admin)
     # Without the root statement, IAM policies in the owning account grant nothing.
