@@ -389,7 +389,8 @@ class Verdict:
     post: Callable[[int, bytes], bytes] | None = None
 
 
-def _denied_code(service: str, protocol: str) -> str:
+def _denied_code(protocol: str) -> str:
+    """IAM and STS (query protocol) say AccessDenied; JSON services AccessDeniedException."""
     return "AccessDenied" if protocol == "query" else "AccessDeniedException"
 
 
@@ -411,7 +412,7 @@ def authorize_call(call, environ, caller: Caller) -> Verdict:
         return Verdict()
     service, op = call.service, call.operation
     params = request_params(call, environ)
-    code = _denied_code(service, call.protocol)
+    code = _denied_code(call.protocol)
 
     if service == "sts":
         if op in STS_FREE_OPS:

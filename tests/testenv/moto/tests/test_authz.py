@@ -108,7 +108,7 @@ def test_cross_account_needs_identity_policy(env):
         f"sts:AssumeRole on resource: {target}"
     )
     allowed, _ = env.role(B, "caller2", [allow("sts:AssumeRole", target)])
-    creds = assume_arn(env, allowed and target, allowed)
+    creds = assume_arn(env, target, allowed)
     assert env.client("sts", creds).get_caller_identity()["Account"] == A
     # Naming the caller's role in the trust policy does not dispense with the identity
     # policy across accounts.
