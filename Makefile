@@ -5,7 +5,7 @@ CARGO ?= cargo
 TESTENV_DIR ?= $(CURDIR)/target/testenv
 
 .PHONY: all build bench test lint unit-test crds emulator-test argocd-test integration-test \
-        testenv-up testenv-down venv k8s-bins helm-bin chart-crds manifests demo clean
+        least-privilege testenv-up testenv-down venv k8s-bins helm-bin chart-crds manifests demo clean
 
 all: build
 
@@ -52,11 +52,18 @@ argocd-test: venv
 	.venv/bin/python -m pytest -q tests/argocd
 
 ## Integration tests start their own etcd, kube-apiserver and emulator (tests/support).
+## Each emulator logs its authorization decisions there for `least-privilege`.
 integration-test: k8s-bins helm-bin venv
+	rm -rf target/testenv-tests
 	$(CARGO) test --test '*'
 
+## What the operator's roles were allowed by deploy/iam/ against what the integration
+## tests and the demo used; fails on an unexpected denial or an unexercised action.
+least-privilege: venv
+	.venv/bin/python tests/testenv/least_privilege.py target/testenv-tests target/demo
+
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
-test: lint unit-test emulator-test argocd-test integration-test demo
+test: lint unit-test emulator-test argocd-test integration-test demo least-privilege
 
 ## Benchmarks print their figures (medians); they are not timed tests. The convergence
 ## bench (benches/convergence.rs) starts its own etcd, kube-apiserver and emulator, runs

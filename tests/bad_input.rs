@@ -46,7 +46,7 @@ async fn bad_references_end_in_conditions_without_aws_writes() {
     let no_region = format!("{namespace}-noregion");
     let object: crosskey::api::AwsAccount = serde_json::from_value(json!({
         "apiVersion": "crosskey.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": no_region},
-        "spec": {"accountId": a, "roleArn": format!("arn:aws:iam::{a}:role/crosskey"), "allowedNamespaces": [namespace]},
+        "spec": {"accountId": a, "roleArn": format!("arn:aws:iam::{a}:role/crosskey"), "externalId": "crosskey-tests", "allowedNamespaces": [namespace]},
     }))
     .unwrap();
     Api::<crosskey::api::AwsAccount>::all(client.clone())

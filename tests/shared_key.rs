@@ -1148,3 +1148,153 @@ async fn the_abandon_annotation_releases_a_blocked_deletion_and_leaves_aws_alone
     );
     assert_eq!(deletions, 0, "nothing was deleted or released in AWS");
 }
+
+/// Waits until AwsAccount `name` has a Ready condition with `status`; returns it.
+async fn wait_account(
+    accounts: &Api<AwsAccount>,
+    name: &str,
+    status: &str,
+) -> (String, String, String) {
+    wait_until(&format!("AwsAccount {name} Ready={status}"), WAIT, || {
+        let accounts = accounts.clone();
+        async move {
+            let account = accounts.get(name).await.unwrap();
+            let ready = support::condition_of(&account.status?.conditions, "Ready");
+            (ready.0 == status).then_some(ready)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_target_role_is_assumed_only_with_its_external_id() {
+    let client = env().client().await;
+    let namespace = support::namespace(&client, "extid").await;
+    let account = account_id("extid");
+    // role/crosskey from deploy/iam/, trusting the operator's hub role with this ExternalId.
+    env()
+        .install_target_role(&account, Some("crosskey-right"))
+        .await;
+    let role_arn = format!("arn:aws:iam::{account}:role/crosskey");
+    support::expect_denial("sts:AssumeRole", &role_arn).await;
+    let _operator = Operator::start(&namespace, &[]);
+    let accounts: Api<AwsAccount> = Api::all(client.clone());
+    let make = |name: &str, external_id: Option<&str>| -> AwsAccount {
+        let mut spec = json!({"accountId": account, "roleArn": format!("arn:aws:iam::{account}:role/crosskey"),
+            "allowedNamespaces": [namespace]});
+        if let Some(id) = external_id {
+            spec["externalId"] = json!(id);
+        }
+        serde_json::from_value(json!({"apiVersion": "crosskey.dev/v1alpha1", "kind": "AwsAccount",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    };
+    let (wrong, missing) = (format!("{namespace}-wrong"), format!("{namespace}-missing"));
+    for object in [
+        make(&wrong, Some("crosskey-wrong")),
+        make(&missing, None),
+    ] {
+        accounts
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    for name in [&wrong, &missing] {
+        let (_, reason, message) = wait_account(&accounts, name, "False").await;
+        assert_eq!(reason, "AssumeRoleFailed", "{name}: {message}");
+        assert!(message.contains("externalId"), "{name}: {message}");
+    }
+    // The emulator refused both AssumeRoles on the trust policy's ExternalId condition.
+    let denied = support::authz_decisions(&["sts:AssumeRole"], &role_arn, "Deny").await;
+    assert!(denied >= 2, "{denied} denied AssumeRole decisions on {role_arn}");
+
+    // With the right ExternalId the same account becomes Ready, as a session of the role.
+    accounts
+        .patch(
+            &wrong,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"externalId": "crosskey-right"}})),
+        )
+        .await
+        .unwrap();
+    wait_account(&accounts, &wrong, "True").await;
+    let caller = accounts.get(&wrong).await.unwrap().status.unwrap().caller_arn;
+    assert!(
+        caller
+            .as_deref()
+            .is_some_and(|c| c.contains(&format!("::{account}:assumed-role/crosskey/"))),
+        "{caller:?}"
+    );
+    let (_, reason, _) = wait_account(&accounts, &missing, "False").await;
+    assert_eq!(reason, "AssumeRoleFailed", "no ExternalId is still refused");
+}
+
+/// Deletes SharedKey `name` under `policy` after `break_key` changed its state out of
+/// band, and waits until the object is gone (its finalizer released). Returns the key ID.
+async fn delete_in_state(fx: &Fixture, name: &str, policy: &str, state: &str) -> String {
+    fx.create_key(name, json!({"deletionPolicy": policy, "pendingWindowDays": 7}))
+        .await;
+    let id = key_id(&fx.wait_ready(name).await);
+    let kms = fx.kms().await;
+    match state {
+        "Disabled" => {
+            kms.disable_key().key_id(&id).send().await.unwrap();
+        }
+        "PendingDeletion" => {
+            kms.schedule_key_deletion()
+                .key_id(&id)
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .unwrap();
+        }
+        other => panic!("no such state {other}"),
+    }
+    fx.keys().delete(name, &DeleteParams::default()).await.unwrap();
+    let keys = fx.keys();
+    wait_until(&format!("SharedKey {name} gone"), WAIT, || {
+        let keys = keys.clone();
+        async move { keys.get_opt(name).await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
+    let fx = Fixture::new("keystates").await;
+    let kms = fx.kms().await;
+    let state_of = |id: String| {
+        let kms = kms.clone();
+        async move {
+            let meta = kms.describe_key().key_id(id).send().await.unwrap().key_metadata.unwrap();
+            meta.key_state.unwrap().as_str().to_string()
+        }
+    };
+    let tags_of = |id: String| {
+        let kms = kms.clone();
+        async move {
+            let tags = kms.list_resource_tags().key_id(id).send().await.unwrap().tags.unwrap_or_default();
+            tags.into_iter().map(|t| t.tag_key).collect::<Vec<_>>()
+        }
+    };
+
+    // Retain on a disabled key: released (ownership tags removed), left disabled.
+    let id = delete_in_state(&fx, "retain-disabled", "Retain", "Disabled").await;
+    assert_eq!(state_of(id.clone()).await, "Disabled");
+    let tags = tags_of(id).await;
+    assert!(!tags.iter().any(|t| t.starts_with("crosskey.dev/")), "{tags:?}");
+
+    // Retain on a key someone scheduled for deletion: AWS refuses tag changes; the object
+    // goes, the key stays pending as the person left it.
+    let id = delete_in_state(&fx, "retain-pending", "Retain", "PendingDeletion").await;
+    assert_eq!(state_of(id).await, "PendingDeletion");
+
+    // Delete on a disabled key: scheduled.
+    let id = delete_in_state(&fx, "delete-disabled", "Delete", "Disabled").await;
+    assert_eq!(state_of(id).await, "PendingDeletion");
+
+    // Delete on a key already pending deletion: nothing left to do.
+    let id = delete_in_state(&fx, "delete-pending", "Delete", "PendingDeletion").await;
+    assert_eq!(state_of(id).await, "PendingDeletion");
+}

@@ -1133,3 +1133,66 @@ async fn an_adopted_vault_is_managed_and_deleted_only_under_an_explicit_delete()
         "an adopted vault is deleted under an explicit deletionPolicy: Delete"
     );
 }
+
+#[tokio::test]
+async fn the_preflight_names_the_side_that_refused_from_real_denials() {
+    let w = World::new("denials").await;
+    let key_arn = |key: &SharedKey| key.status.as_ref().unwrap().key_arn.clone().unwrap();
+
+    // (a) A's key policy: edited out of band (Observe keeps the edit) to the owner only.
+    let edited = w
+        .create_key("edited", json!({"shareWith": {"accounts": [w.b]}, "drift": {"policy": "Observe"}}))
+        .await;
+    let edited_arn = key_arn(&edited);
+    support::expect_denial("kms:DescribeKey", &edited_arn).await;
+    let owner_only = json!({"Version": "2012-10-17", "Statement": [{"Sid": "OwnerOnly", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", w.a)}, "Action": "kms:*", "Resource": "*"}]});
+    aws_sdk_kms::Client::new(&env().aws_config_in(&w.a).await)
+        .put_key_policy()
+        .key_id(&edited_arn)
+        .policy_name("default")
+        .policy(owner_only.to_string())
+        .send()
+        .await
+        .unwrap();
+    w.create_vault("keyside", json!({"encryptionKey": {"sharedKeyRef": {"name": "edited"}}}))
+        .await;
+    let (_, message) = w.wait_vault("keyside", "KeyAccessible", "AccessDenied").await;
+    assert!(
+        message.contains(&format!("in account {} does not allow account {}", w.a, w.b))
+            && message.contains("changed outside the operator"),
+        "{message}"
+    );
+
+    // (b) B's IAM: the operator's role in B loses kms:DescribeKey on other accounts' keys.
+    let shared = w
+        .create_key("shared", json!({"shareWith": {"accounts": [w.b]}}))
+        .await;
+    let shared_arn = key_arn(&shared);
+    support::expect_denial("kms:DescribeKey", &shared_arn).await;
+    let iam = w.iam_b().await;
+    let mut policy: Value = serde_json::to_value(role_policy(&iam, "crosskey", "crosskey").await).unwrap();
+    policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Sid"] != "KmsDescribeSharedKeysOfOtherAccounts");
+    iam.put_role_policy()
+        .role_name("crosskey")
+        .policy_name("crosskey")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    w.create_vault("iamside", json!({"encryptionKey": {"sharedKeyRef": {"name": "shared"}}}))
+        .await;
+    let (_, message) = w.wait_vault("iamside", "KeyAccessible", "AccessDenied").await;
+    assert!(
+        message.contains(&format!("the IAM policies of arn:aws:sts::{}:assumed-role/crosskey/", w.b))
+            && message.contains(&format!("in account {} do not", w.b)),
+        "{message}"
+    );
+
+    // Neither vault was created.
+    let listed = w.backup_b().await.list_backup_vaults().send().await.unwrap();
+    assert!(listed.backup_vault_list().is_empty(), "{listed:?}");
+}

@@ -42,10 +42,50 @@ impl Backup {
         Self { client, limiter }
     }
 
-    /// The vault, or `None` when it does not exist. AWS may answer AccessDenied for a
-    /// vault that does not exist; that stays an error, since it can also be real (see
-    /// [`AwsError::may_be_missing_vault`]).
+    /// The vault, or `None` when it does not exist. AWS answers AccessDenied for a vault
+    /// that does not exist as well as for a real denial (see
+    /// [`AwsError::may_be_missing_vault`]); ListBackupVaults tells the two apart, and the
+    /// denial stays an error when the vault is listed or the list is refused too.
     pub async fn describe_vault(&self, name: &str) -> Result<Option<VaultInfo>, AwsError> {
+        match self.describe_vault_once(name).await {
+            Err(err) if err.may_be_missing_vault() => match self.is_listed(name).await {
+                Ok(false) => Ok(None),
+                Ok(true) | Err(_) => Err(err),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether ListBackupVaults names a vault called `name` (every page).
+    async fn is_listed(&self, name: &str) -> Result<bool, AwsError> {
+        let mut token = None;
+        loop {
+            let out = self
+                .limiter
+                .call(
+                    SERVICE,
+                    "ListBackupVaults",
+                    self.client
+                        .list_backup_vaults()
+                        .set_next_token(token)
+                        .send(),
+                )
+                .await?;
+            if out
+                .backup_vault_list()
+                .iter()
+                .any(|v| v.backup_vault_name() == Some(name))
+            {
+                return Ok(true);
+            }
+            token = out.next_token;
+            if token.is_none() {
+                return Ok(false);
+            }
+        }
+    }
+
+    async fn describe_vault_once(&self, name: &str) -> Result<Option<VaultInfo>, AwsError> {
         match self
             .limiter
             .call(

@@ -68,6 +68,9 @@ pub enum Refusal {
     /// forbids scheduling, which for a key crosskey created means it is already pending
     /// deletion.
     AlreadyPendingDeletion,
+    /// kms:UntagResource answered `KMSInvalidStateException`: AWS refuses tag changes on
+    /// a key that is pending deletion (KMS key-state table).
+    UntagRefusedByKeyState,
 }
 
 impl AwsError {
@@ -88,6 +91,9 @@ impl AwsError {
             ("kms", "CreateAlias", "AlreadyExistsException") => Some(Refusal::AliasTaken),
             ("kms", "ScheduleKeyDeletion", "KMSInvalidStateException") => {
                 Some(Refusal::AlreadyPendingDeletion)
+            }
+            ("kms", "UntagResource", "KMSInvalidStateException") => {
+                Some(Refusal::UntagRefusedByKeyState)
             }
             _ => None,
         }
@@ -297,6 +303,20 @@ mod tests {
         assert!(!answer("kms", "CreateKey", Some("AlreadyExistsException")).is_alias_taken());
         assert!(!answer("kms", "CreateAlias", Some("NotFoundException")).is_alias_taken());
         assert!(!answer("kms", "CreateAlias", None).is_alias_taken());
+    }
+
+    #[test]
+    fn an_invalid_state_on_untagging_is_a_key_state_refusal() {
+        let refused = answer("kms", "UntagResource", Some("KMSInvalidStateException"));
+        assert_eq!(refused.refusal(), Some(Refusal::UntagRefusedByKeyState));
+        assert_eq!(
+            answer("kms", "UntagResource", Some("NotFoundException")).refusal(),
+            None
+        );
+        assert_eq!(
+            answer("kms", "TagResource", Some("KMSInvalidStateException")).refusal(),
+            None
+        );
     }
 
     #[test]

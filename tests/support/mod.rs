@@ -36,6 +36,10 @@ pub struct TestEnv {
     pub bin_dir: PathBuf,
     /// The `helm` binary that was built (`tests/testenv/helm`).
     pub helm: PathBuf,
+    /// AWS config file and profile that make the operator a session of the hub role
+    /// `crosskey-operator`, created from `deploy/iam/` (`tests/testenv/aws_roles.py`).
+    pub operator_aws_config: PathBuf,
+    pub operator_aws_profile: String,
 }
 
 static ENV: OnceLock<TestEnv> = OnceLock::new();
@@ -108,6 +112,8 @@ impl TestEnv {
             helm: vars
                 .get("CROSSKEY_TESTENV_HELM")
                 .map_or_else(|| PathBuf::from("helm"), PathBuf::from),
+            operator_aws_config: PathBuf::from(get("CROSSKEY_TESTENV_OPERATOR_AWS_CONFIG")?),
+            operator_aws_profile: get("CROSSKEY_TESTENV_OPERATOR_AWS_PROFILE")?,
         })
     }
 
@@ -229,11 +235,74 @@ pub fn account_id(seed: &str) -> String {
 }
 
 impl TestEnv {
-    /// SDK configuration acting in `account` through AssumeRole of `role/crosskey`, as the
-    /// operator does.
+    /// SDK configuration of an administrator of `account`: a session of the account's
+    /// `OrganizationAccountAccessRole`, which the emulator creates as AWS Organizations
+    /// does. Tests act out of band with it; the operator never has it.
     pub async fn aws_config_in(&self, account: &str) -> SdkConfig {
-        self.aws_config_as(&format!("arn:aws:iam::{account}:role/crosskey"))
+        let response = reqwest::Client::new()
+            .post(format!("{}/accounts", self.aws_admin))
+            .json(&serde_json::json!({"accountId": account}))
+            .send()
             .await
+            .expect("emulator admin reachable");
+        assert!(
+            response.status().is_success(),
+            "account bootstrap refused: {}",
+            response.status()
+        );
+        let role: serde_json::Value = response.json().await.expect("bootstrap JSON");
+        let role_arn = role["roleArn"].as_str().expect("roleArn");
+        self.aws_config_as(role_arn).await
+    }
+
+    /// SDK configuration acting as the operator does in `account`: a session of its
+    /// `role/crosskey`, assumed by the hub role with `external_id`.
+    pub async fn aws_config_as_operator(&self, account: &str, external_id: &str) -> SdkConfig {
+        let base = self.aws_config().await;
+        let hub = aws_config::sts::AssumeRoleProvider::builder(
+            "arn:aws:iam::123456789012:role/crosskey-operator",
+        )
+        .configure(&base)
+        .session_name("test-hub")
+        .build()
+        .await;
+        let hub_config = base
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(hub))
+            .build();
+        let target = aws_config::sts::AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/crosskey"
+        ))
+        .configure(&hub_config)
+        .session_name("test-operator")
+        .external_id(external_id)
+        .build()
+        .await;
+        base.to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(target))
+            .build()
+    }
+
+    /// Creates (or rewrites) `role/crosskey` in `account` from the files in `deploy/iam/`,
+    /// trusting the hub role with `external_id` (no ExternalId condition for `None`).
+    pub async fn install_target_role(&self, account: &str, external_id: Option<&str>) {
+        let mut command = tokio::process::Command::new(project_root().join(".venv/bin/python"));
+        command
+            .arg(project_root().join("tests/testenv/aws_roles.py"))
+            .args(["target", account])
+            .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+        if let Some(external_id) = external_id {
+            command.args(["--external-id", external_id]);
+        }
+        let output = command.output().await.expect("aws_roles.py runs");
+        assert!(
+            output.status.success(),
+            "aws_roles.py target {account} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// Call counters of the emulator: `services.<svc>.<Operation>.<account>.total`.
@@ -433,8 +502,13 @@ impl Operator {
             .args(extra_args)
             .env("KUBECONFIG", &env.kubeconfig)
             .env("AWS_ENDPOINT_URL", &env.aws_endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            // The operator's identity is the hub role from deploy/iam/, as in production.
+            .env("AWS_CONFIG_FILE", &env.operator_aws_config)
+            .env("AWS_PROFILE", &env.operator_aws_profile)
+            .env("AWS_SHARED_CREDENTIALS_FILE", env.dir.join("no-credentials"))
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
             .env("AWS_REGION", "us-east-1")
             .env("RUST_LOG", "info,crosskey=debug")
             .env_remove("CROSSKEY_FAILPOINTS")
@@ -525,6 +599,40 @@ fn unique_suffix() -> String {
 // ---------------------------------------------------------------------------------
 // Objects.
 
+/// How many authorization decisions of the emulator (its `/_crosskey/authz` log) were
+/// `decision` ("Allow" or "Deny") for one of `actions` on `resource`.
+pub async fn authz_decisions(actions: &[&str], resource: &str, decision: &str) -> u64 {
+    let log: serde_json::Value = reqwest::get(format!("{}/authz", env().aws_admin))
+        .await
+        .expect("emulator admin reachable")
+        .json()
+        .await
+        .expect("authz JSON");
+    log["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .filter(|d| {
+            actions.contains(&d["action"].as_str().unwrap_or_default())
+                && d["resource"] == resource
+                && d["decision"] == decision
+        })
+        .map(|d| d["count"].as_u64().unwrap_or(1))
+        .sum()
+}
+
+/// Declares that a test provokes the denial of `action` on `resource` (fnmatch patterns)
+/// for the operator's roles, so that the least-privilege report does not count it.
+pub async fn expect_denial(action: &str, resource: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/authz/expected", env().aws_admin))
+        .json(&serde_json::json!({"action": action, "resource": resource}))
+        .send()
+        .await
+        .expect("emulator admin reachable");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
 /// Creates an AwsAccount reached by AssumeRole of `role/crosskey` in `account`, usable
 /// from `namespaces`, whose role `BackupRole` (the tests' consumer role) may be named in
 /// `grantKeyUseToRoles`.
@@ -550,6 +658,11 @@ pub async fn create_account_with(
         "grantableRoles": ["BackupRole"],
     });
     merge(&mut full, &spec);
+    if full["roleArn"].as_str() == Some(format!("arn:aws:iam::{account}:role/crosskey").as_str()) {
+        env()
+            .install_target_role(account, full["externalId"].as_str())
+            .await;
+    }
     let object: crosskey::api::AwsAccount = serde_json::from_value(serde_json::json!({
         "apiVersion": "crosskey.dev/v1alpha1",
         "kind": "AwsAccount",
@@ -615,9 +728,10 @@ impl Conditioned for crosskey::api::CrossAccountVault {
     }
 }
 
-/// Creates an IAM role (trusted by AWS Backup) and returns its ARN.
+/// Creates an IAM role trusted by AWS Backup and returns its ARN. The hub account's root
+/// (the tests' own identity) may assume it too, so that a test can use a key as the role.
 pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"sts:AssumeRole"},{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
     iam.create_role()
         .role_name(name)
         .assume_role_policy_document(trust)

@@ -39,7 +39,10 @@ say "Setting up account A (owner) and account B (vault), in one organization"
 aws setup "$CROSSKEY_TESTENV_AWS_ADMIN"
 
 say "Running the operator and applying examples/01-03"
-"$root/target/debug/crosskey" run --max-retry-interval 5s --metrics-addr 127.0.0.1:0 > "$dir/logs/operator.log" 2>&1 &
+# As in production, the operator is a session of its own role (deploy/iam/), not root.
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_CONFIG_FILE="$CROSSKEY_TESTENV_OPERATOR_AWS_CONFIG" \
+  AWS_PROFILE="$CROSSKEY_TESTENV_OPERATOR_AWS_PROFILE" AWS_SHARED_CREDENTIALS_FILE="$dir/no-credentials" \
+  "$root/target/debug/crosskey" run --max-retry-interval 5s --metrics-addr 127.0.0.1:0 > "$dir/logs/operator.log" 2>&1 &
 operator_pid=$!
 kubectl create namespace platform-security >/dev/null
 kubectl create namespace team-backup >/dev/null

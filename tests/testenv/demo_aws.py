@@ -7,12 +7,18 @@ import urllib.request
 
 import boto3
 
+import aws_roles
+
 A, B = "111111111111", "222222222222"
 REGION = "eu-central-1"
 
 
-def session(account, role="crosskey"):
-    """Credentials in `account` through AssumeRole, as the operator gets them."""
+def session(account, role=None):
+    """An administrator of `account` (its OrganizationAccountAccessRole), or a session of
+    `role` there; the operator's own roles are made by aws_roles.py."""
+    if role is None:
+        return boto3.Session(
+            **_credentials(aws_roles.admin_session(account).get_credentials()), region_name=REGION)
     creds = boto3.client("sts").assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="demo"
     )["Credentials"]
@@ -24,13 +30,25 @@ def session(account, role="crosskey"):
     )
 
 
+def _credentials(creds):
+    return {"aws_access_key_id": creds.access_key, "aws_secret_access_key": creds.secret_key,
+            "aws_session_token": creds.token}
+
+
 def trust(service):
+    """Trusted by `service`, and by the hub's root so that the demo can act as the role."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{aws_roles.HUB}:root"},
+         "Action": "sts:AssumeRole"}]})
 
 
 def setup(admin_url):
-    """Roles the examples name, and A and B in one organization."""
+    """The operator's role in A and B (from deploy/iam/, with the ExternalIds of
+    examples/01-awsaccounts.yaml), the roles the examples name, and A and B in one
+    organization."""
+    aws_roles.target(A, "crosskey-security")
+    aws_roles.target(B, "crosskey-workload")
     session(A).client("iam").create_role(RoleName="KeyAdmin", AssumeRolePolicyDocument=trust("ec2.amazonaws.com"))
     session(B).client("iam").create_role(
         RoleName="AWSBackupDefaultServiceRole", AssumeRolePolicyDocument=trust("backup.amazonaws.com"))

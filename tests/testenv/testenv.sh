@@ -96,7 +96,7 @@ case "$cmd" in
 esac
 
 stop_all "$dir"
-rm -rf "$dir/etcd-data" "$dir/certs"
+rm -rf "$dir/etcd-data" "$dir/certs" "$dir/authz-decisions.jsonl"
 mkdir -p "$dir/logs" "$dir/certs"
 
 bin_dir="$("$root/tests/testenv/k8s/build.sh")"
@@ -117,7 +117,8 @@ echo "$token,admin,admin-uid,system:masters" > "$dir/certs/tokens.csv"
   --unsafe-no-fsync --log-level warn > "$dir/logs/etcd.log" 2>&1 &
 echo $! > "$dir/etcd.pid"
 
-(cd "$root/tests/testenv/moto" && exec "$root/.venv/bin/python" -m crosskey_moto --host 127.0.0.1 --port "$aws_port") \
+(cd "$root/tests/testenv/moto" && exec "$root/.venv/bin/python" -m crosskey_moto --host 127.0.0.1 --port "$aws_port" \
+  --decision-log "$dir/authz-decisions.jsonl") \
   > "$dir/logs/moto.log" 2>&1 &
 echo $! > "$dir/moto.pid"
 
@@ -181,6 +182,23 @@ wait_for "the default namespace" 60 "${kubectl[@]}" get namespace default
 "${kubectl[@]}" apply --server-side -f "$root/crds/" > "$dir/logs/crds.log"
 "${kubectl[@]}" wait --for condition=established --timeout=60s -f "$root/crds/" >> "$dir/logs/crds.log"
 
+# The operator runs as a session of the hub role from deploy/iam/ (see aws_roles.py), never
+# with the default (root) credentials, which stay for setup and out-of-band test actions.
+AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
+  AWS_SECRET_ACCESS_KEY=testing "$root/.venv/bin/python" "$root/tests/testenv/aws_roles.py" hub \
+  > "$dir/logs/aws-roles.log" 2>&1
+cat > "$dir/operator-aws-config" <<AWSCONFIG
+[profile crosskey-operator]
+role_arn = arn:aws:iam::123456789012:role/crosskey-operator
+role_session_name = crosskey-operator
+source_profile = hub-bootstrap
+region = us-east-1
+
+[profile hub-bootstrap]
+aws_access_key_id = testing
+aws_secret_access_key = testing
+AWSCONFIG
+
 cat > "$dir/env.sh" <<ENV
 # Written by tests/testenv/testenv.sh: source it to use the local test environment.
 export KUBECONFIG="$kubeconfig"
@@ -194,6 +212,10 @@ export CROSSKEY_TESTENV_AWS_ADMIN="http://127.0.0.1:$aws_port/_crosskey"
 export CROSSKEY_TESTENV_DIR="$dir"
 export CROSSKEY_TESTENV_BIN="$bin_dir"
 export CROSSKEY_TESTENV_HELM="$helm_dir/helm"
+# The operator's own AWS identity: run it with AWS_CONFIG_FILE and AWS_PROFILE set to
+# these, and without AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (which take precedence).
+export CROSSKEY_TESTENV_OPERATOR_AWS_CONFIG="$dir/operator-aws-config"
+export CROSSKEY_TESTENV_OPERATOR_AWS_PROFILE="crosskey-operator"
 export PATH="$bin_dir:$helm_dir:\$PATH"
 ENV
 echo "test environment up: source $dir/env.sh (stop it with: $0 down --dir $dir)"

@@ -12,7 +12,7 @@ use kube::runtime::events::EventType;
 
 use super::plan::{self, OWNER_NAME_TAG, OWNER_UID_TAG};
 use crate::api::{DeletionPolicy, SharedKey};
-use crate::aws::ErrorClass;
+use crate::aws::{ErrorClass, Refusal};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::controller::resolve::resolve_for_cleanup;
@@ -66,13 +66,20 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
         DeletionPolicy::Retain => {
             let ours = [OWNER_UID_TAG.to_string(), OWNER_NAME_TAG.to_string()];
             match kms.untag(&key_id, &ours).await {
+                // Someone scheduled the key's deletion: AWS refuses tag changes then, and
+                // Retain never cancels what a person started. Release it as it is.
+                Err(err) if err.refusal() == Some(Refusal::UntagRefusedByKeyState) => (
+                    "Retained",
+                    format!(
+                        "key {key_id} is pending deletion (scheduled outside the operator) and left as it is, with its ownership tags; cancel the deletion in AWS to keep it"
+                    ),
+                ),
                 Err(err) if !err.is(ErrorClass::NotFound) => return Err(err.into()),
-                _ => {}
+                _ => (
+                    "Retained",
+                    format!("key {key_id} retained in AWS and released"),
+                ),
             }
-            (
-                "Retained",
-                format!("key {key_id} retained in AWS and released"),
-            )
         }
         DeletionPolicy::Delete => {
             if let Some(vault) = vault_using_key(&ctx, &key).await? {

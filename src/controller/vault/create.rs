@@ -23,8 +23,9 @@ pub async fn converge_vault(
     let name = plan::vault_name(pass.obj);
     let existing = match backup.describe_vault(&name).await {
         Ok(found) => found,
-        // AWS can answer AccessDenied for a vault that does not exist; with no vault
-        // recorded yet, try to create it (CreatorRequestId keeps that idempotent).
+        // A denial that ListBackupVaults could not settle (e.g. a role without
+        // backup:ListBackupVaults): with no vault recorded yet, try to create it
+        // (CreatorRequestId keeps that idempotent).
         Err(err) if err.may_be_missing_vault() && pass.status.vault_arn.is_none() => None,
         Err(err) => return Err(err.into()),
     };

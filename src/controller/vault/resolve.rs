@@ -159,11 +159,12 @@ fn denial_explanation(account: &ResolvedAccount, key: &KeyRef, err: &AwsError) -
         });
         Some((decision.is_allowed(), decision.reasons.join("; ")))
     });
-    plan::denial_message(
-        &caller,
+    plan::denial_message(&plan::Denial {
+        caller: &caller,
         vault_account,
-        &key.arn,
+        key_arn: &key.arn,
+        key_account: &key.parsed.account,
+        aws_message: &err.message,
         key_policy_allows,
-        key.shared_key.is_some(),
-    )
+    })
 }

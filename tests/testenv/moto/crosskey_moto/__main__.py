@@ -12,10 +12,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--decision-log", help="append each new authorization decision to this JSON-lines file")
     args = parser.parse_args()
     # moto builds some URLs (e.g. SQS queue URLs) from this port.
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    from . import authz
     from .server import make_app
+
+    authz.DECISIONS.sink = args.decision_log
 
     run_simple(args.host, args.port, make_app(), threaded=True, request_handler=MotoRequestHandler)
 

@@ -16,6 +16,7 @@ POST   /_crosskey/organizations/accounts   put a given account ID into an organi
 POST   /_crosskey/accounts           bootstrap an account: role OrganizationAccountAccessRole
 GET    /_crosskey/authz              the authorization decision log of role sessions
 DELETE /_crosskey/authz              clear the decision log
+POST   /_crosskey/authz/expected     mark denials of (action, resource) patterns as provoked by a test
 POST   /_crosskey/reset              reset the extension's state only
 """
 
@@ -157,6 +158,13 @@ def _route(method: str, path: str, environ):
             return 200, authz.DECISIONS.to_json()
         if method == "DELETE":
             return 200, {"removed": authz.DECISIONS.clear()}
+
+    if path == f"{PREFIX}/authz/expected" and method == "POST":
+        body = _body(environ)
+        _require(body, "action")
+        _require(body, "resource")
+        authz.DECISIONS.expect(str(body["action"]), str(body["resource"]))
+        return 200, {"expected": {"action": body["action"], "resource": body["resource"]}}
 
     if path == f"{PREFIX}/reset" and method == "POST":
         STATE.reset()

@@ -40,6 +40,7 @@ AWS documents followed:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import threading
@@ -80,6 +81,20 @@ class DecisionLog:
     def __init__(self):
         self.lock = threading.Lock()
         self.entries: dict[tuple, dict] = {}
+        # Denials a test provokes on purpose: (action, resource) fnmatch patterns.
+        self.expected: list[tuple[str, str]] = []
+        # With a sink (launcher option --decision-log), every new entry is also appended
+        # there as one JSON line, so that a report can read the decisions of an emulator
+        # that has since stopped.
+        self.sink: str | None = None
+
+    def expect(self, action: str, resource: str) -> None:
+        with self.lock:
+            self.expected.append((action, resource))
+
+    def _is_expected(self, action: str, resource: str) -> bool:
+        return any(fnmatch.fnmatchcase(action, a) and fnmatch.fnmatchcase(resource, r)
+                   for a, r in self.expected)
 
     def record(self, caller: Caller, action: str, resource: str, decision: Decision) -> None:
         _mark_recorded()
@@ -94,7 +109,11 @@ class DecisionLog:
                     "principal": caller.role_arn, "account": caller.account, "action": action,
                     "resource": resource, "decision": verdict, "reason": decision.reason,
                     "count": 0, "sids": [],
+                    "expected": verdict == "Deny" and self._is_expected(action, resource),
                 }
+                if self.sink:
+                    with open(self.sink, "a", encoding="utf-8") as sink:
+                        sink.write(json.dumps({k: v for k, v in entry.items() if k != "count"}) + "\n")
             entry["count"] += 1
             for sid in decision.sids:
                 if sid not in entry["sids"]:
@@ -110,6 +129,7 @@ class DecisionLog:
         with self.lock:
             n = len(self.entries)
             self.entries.clear()
+            self.expected.clear()
             return n
 
 
