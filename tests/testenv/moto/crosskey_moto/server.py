@@ -21,7 +21,8 @@ def make_app(quotas: bool = True) -> CrosskeyMiddleware:
 
 class ServerThread:
     """The emulator served by a werkzeug server on a background thread. Request quotas
-    are on unless `quotas=False`."""
+    are on unless `quotas=False`. The extension's state is process-wide, so the last
+    server made in a process sets the default for all of them."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, quotas: bool = True):
         if "MOTO_ACCOUNT_ID" in os.environ:
