@@ -59,7 +59,7 @@ from .faults import STATE
 from .principals import resolve_caller
 
 KEY_ARN_RE = re.compile(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):key/([A-Za-z0-9-]+)$")
-SNS_ARN_RE = re.compile(r"^arn:aws:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
+SNS_ARN_RE = re.compile(r"^arn:aws:sns:([a-z0-9-]+):(\d{12}):[A-Za-z0-9_.-]+$")
 MSG_INVALID_KEY = "Invalid Key provided by the user"
 MSG_ALIAS_KEY = "KMS key Alias is not supported by AWS Backup"
 MSG_NOT_EMPTY = "Backup vault cannot be deleted because it contains recovery points"
@@ -280,8 +280,16 @@ def put_backup_vault_notifications(self):
     params = json.loads(self.body) if self.body else {}
     topic = params.get("SNSTopicArn")
     events = params.get("BackupVaultEvents")
-    if not isinstance(topic, str) or not SNS_ARN_RE.match(topic):
+    m = SNS_ARN_RE.match(topic) if isinstance(topic, str) else None
+    if not m:
         raise InvalidParameterValueException(msg=f"Invalid SNS topic ARN: {topic}")
+    # "Notification options with AWS Backup", Limitations: "AWS Backup does not currently
+    # support [cross-account notifications]. You must specify your own AWS account ID and
+    # the resource ARN of your topic." The error's code and message are a guess.
+    if m.group(2) != self.backup_backend.account_id:
+        raise InvalidParameterValueException(
+            msg=f"The SNS topic {topic} must belong to the backup vault's account {self.backup_backend.account_id}"
+        )
     if not isinstance(events, list) or not events:
         raise InvalidParameterValueException(msg="BackupVaultEvents must list at least one event")
     if any(e not in SUPPORTED_EVENTS for e in events):

@@ -349,3 +349,19 @@ def test_role_policy_names_are_validated(env):
             iam.put_role_policy(RoleName="consumer", PolicyName=name, PolicyDocument=doc)
         code, message = error_of(exc)
         assert code == "ValidationError" and constraint in message and f"'{name}'" in message
+
+
+# --- 7. other answers the operator's paths depend on -----------------------------------------
+
+
+def test_notification_topic_must_be_in_the_vault_account(env):
+    backup = env.client("backup", env.assume(B))
+    backup.create_backup_vault(BackupVaultName="v")
+    with pytest.raises(ClientError) as exc:
+        backup.put_backup_vault_notifications(
+            BackupVaultName="v", SNSTopicArn=f"arn:aws:sns:{REGION}:{A}:backup-events",
+            BackupVaultEvents=["BACKUP_JOB_COMPLETED"])
+    assert error_of(exc)[0] == "InvalidParameterValueException"
+    backup.put_backup_vault_notifications(
+        BackupVaultName="v", SNSTopicArn=f"arn:aws:sns:{REGION}:{B}:backup-events",
+        BackupVaultEvents=["BACKUP_JOB_COMPLETED"])
