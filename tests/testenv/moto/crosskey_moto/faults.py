@@ -18,20 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Default request quotas in requests per second, per account and Region.
-# Source: AWS KMS Developer Guide "Request quotas"; AWS Backup Developer Guide
-# "AWS Backup quotas"; IAM/STS "IAM and AWS STS quotas" (see ../../../../shared/AWS-FACTS.md).
+# Source: AWS KMS Developer Guide "Request quotas" (the table as published in
+# awsdocs/aws-kms-developer-guide, doc_source/requests-per-second.md, June 2023); AWS
+# Backup Developer Guide "AWS Backup quotas"; IAM/STS "IAM and AWS STS quotas" (see
+# ../../../../shared/AWS-FACTS.md).
 # A bucket named "svc:*" is shared by every operation of the service; a bucket with a
 # "group" name is shared by the operations listed for it.
 DEFAULT_QUOTAS: dict[str, float] = {
     "kms:CreateKey": 5, "kms:CreateAlias": 5, "kms:EnableKey": 5, "kms:DisableKey": 5,
-    "kms:DisableKeyRotation": 5,
+    "kms:DisableKeyRotation": 5, "kms:CancelKeyDeletion": 5, "kms:UntagResource": 5,
+    "kms:UpdateAlias": 5, "kms:UpdateKeyDescription": 5,
     "kms:PutKeyPolicy": 15, "kms:EnableKeyRotation": 15, "kms:ScheduleKeyDeletion": 15,
+    "kms:DeleteAlias": 15,
     "kms:TagResource": 10,
+    "kms:RetireGrant": 30, "kms:RevokeGrant": 30,
     "kms:CreateGrant": 50,
-    "kms:ListGrants": 100,
+    "kms:ListGrants": 100, "kms:ListKeyPolicies": 100, "kms:ListRetirableGrants": 100,
     "kms:ListKeys": 500, "kms:ListAliases": 500,
     "kms:GetKeyPolicy": 1000, "kms:GetKeyRotationStatus": 1000,
-    "kms:DescribeKey": 2000, "kms:ListResourceTags": 2000,
+    "kms:DescribeKey": 2000, "kms:ListResourceTags": 2000, "kms:GetPublicKey": 2000,
     "backup:*": 50,
     "backup:DescribeBackupVault": 5,
     "backup:ListBackupVaults": 20, "backup:ListRecoveryPointsByBackupVault": 20,

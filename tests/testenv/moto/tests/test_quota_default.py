@@ -75,3 +75,20 @@ def test_launcher_quotas_flag(flag, enabled):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_kms_management_calls_the_operator_makes_have_their_quotas(env):
+    """KMS Request quotas: UntagResource, UpdateAlias, UpdateKeyDescription and
+    CancelKeyDeletion allow 5 requests per second, DeleteAlias 15, RevokeGrant 30."""
+    quotas = env.admin("GET", "/_crosskey/quotas")[1]["quotas"]
+    for op in ("UntagResource", "UpdateAlias", "UpdateKeyDescription", "CancelKeyDeletion"):
+        assert quotas[f"kms:{op}"] == 5, op
+    assert quotas["kms:DeleteAlias"] == 15 and quotas["kms:RevokeGrant"] == 30
+    env.admin("POST", "/_crosskey/quotas", {"refill": False})
+    kms = env.client("kms", env.assume(A))
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    for _ in range(5):
+        kms.untag_resource(KeyId=key, TagKeys=["t"])
+    with pytest.raises(ClientError) as exc:
+        kms.untag_resource(KeyId=key, TagKeys=["t"])
+    assert error_of(exc)[0] == "ThrottlingException"
