@@ -47,7 +47,7 @@ MISSING_VAULT_CALLS = {
 
 @pytest.mark.parametrize("operation", sorted(MISSING_VAULT_CALLS))
 def test_missing_vault_is_access_denied_even_for_an_administrator(env, operation):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     call = MISSING_VAULT_CALLS[operation]
     with pytest.raises(ClientError) as exc:
         call(backup)
@@ -62,7 +62,7 @@ def test_missing_vault_is_access_denied_even_for_an_administrator(env, operation
 
 
 def test_deleted_vault_is_access_denied_and_its_tags_go_with_it(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     arn = backup.create_backup_vault(BackupVaultName="v", BackupVaultTags={"owner": "crosskey"})["BackupVaultArn"]
     assert backup.list_tags(ResourceArn=arn)["Tags"] == {"owner": "crosskey"}
     backup.delete_backup_vault(BackupVaultName="v")
@@ -77,7 +77,7 @@ def test_deleted_vault_is_access_denied_and_its_tags_go_with_it(env):
 
 
 def test_vault_without_notifications_is_not_found(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     with pytest.raises(ClientError) as exc:
         backup.get_backup_vault_notifications(BackupVaultName="v")
@@ -136,7 +136,7 @@ def force_state(account: str, key_id: str, state: str) -> None:
 
 class KeyUnderTest:
     def __init__(self, env):
-        self.kms = env.client("kms", env.assume(A))
+        self.kms = env.client("kms", env.administrator(A))
         self.key = self.kms.create_key(Description="under test")["KeyMetadata"]
         self.id, self.arn = self.key["KeyId"], self.key["Arn"]
         other = self.kms.create_key()["KeyMetadata"]["KeyId"]
@@ -212,7 +212,7 @@ def test_key_state_table(env, state):
 
 def test_rotation_of_imported_key_material_is_unsupported(env):
     """Footnote [7]: keys with imported key material cannot rotate, whatever the state."""
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     key = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]
     force_state(A, key["KeyId"], "Enabled")
     for call in (kms.enable_key_rotation, kms.disable_key_rotation, kms.get_key_rotation_status):
@@ -223,7 +223,7 @@ def test_rotation_of_imported_key_material_is_unsupported(env):
 
 def test_update_alias_depends_on_the_target_key_only(env):
     """Footnote [10]: the alias may leave a key pending deletion, not point at one."""
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     old = kms.create_key()["KeyMetadata"]
     new = kms.create_key()["KeyMetadata"]
     kms.create_alias(AliasName="alias/app", TargetKeyId=old["KeyId"])
@@ -246,7 +246,7 @@ SUPPORTED = ["BACKUP_JOB_STARTED", "BACKUP_JOB_COMPLETED", "RESTORE_JOB_STARTED"
 
 
 def test_deprecated_vault_events_are_refused(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     topic = f"arn:aws:sns:{REGION}:{B}:backup-events"
     for event in DEPRECATED + ["NOT_AN_EVENT"]:
@@ -270,7 +270,7 @@ def copy_policy(principal) -> str:
 
 
 def test_vault_access_policy_principals_must_exist(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     role_arn = f"arn:aws:iam::{A}:role/copier"
     with pytest.raises(ClientError) as exc:
@@ -280,7 +280,7 @@ def test_vault_access_policy_principals_must_exist(env):
     backup.put_backup_vault_access_policy(BackupVaultName="v", Policy=copy_policy({"AWS": role_arn}))
     for principal in ({"AWS": f"arn:aws:iam::{A}:root"}, {"AWS": A}, "*"):
         backup.put_backup_vault_access_policy(BackupVaultName="v", Policy=copy_policy(principal))
-    env.client("iam", env.assume(A, "bootstrap")).delete_role(RoleName="copier")
+    env.client("iam", env.administrator(A)).delete_role(RoleName="copier")
     with pytest.raises(ClientError) as exc:
         backup.put_backup_vault_access_policy(BackupVaultName="v", Policy=copy_policy({"AWS": [A, role_arn]}))
     assert error_of(exc)[0] == "InvalidParameterValueException"
@@ -300,7 +300,7 @@ def policy_of_size(size: int) -> str:
 
 
 def test_key_policy_size_limit_is_32768_bytes(env):
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     key = kms.create_key(Policy=policy_of_size(32768))["KeyMetadata"]
     kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy_of_size(32768))
     for call in (lambda p: kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=p),
@@ -321,7 +321,7 @@ def inline(size: int) -> str:
 
 def test_inline_role_policies_share_10240_characters(env):
     env.role(B, "consumer")
-    iam = env.client("iam", env.assume(B, "bootstrap"))
+    iam = env.client("iam", env.administrator(B))
     iam.put_role_policy(RoleName="consumer", PolicyName="a", PolicyDocument=inline(6000))
     iam.put_role_policy(RoleName="consumer", PolicyName="b", PolicyDocument=inline(4240))
     iam.put_role_policy(RoleName="consumer", PolicyName="b", PolicyDocument=inline(4240))  # a replacement
@@ -338,7 +338,7 @@ def test_inline_role_policies_share_10240_characters(env):
 
 def test_role_policy_names_are_validated(env):
     env.role(B, "consumer")
-    iam = env.client("iam", env.assume(B, "bootstrap"))
+    iam = env.client("iam", env.administrator(B))
     doc = inline(200)
     iam.put_role_policy(RoleName="consumer", PolicyName="crosskey.key_a-b+c=d,e@f", PolicyDocument=doc)
     iam.put_role_policy(RoleName="consumer", PolicyName="n" * 128, PolicyDocument=doc)
@@ -355,7 +355,7 @@ def test_role_policy_names_are_validated(env):
 
 
 def test_notification_topic_must_be_in_the_vault_account(env):
-    backup = env.client("backup", env.assume(B))
+    backup = env.client("backup", env.administrator(B))
     backup.create_backup_vault(BackupVaultName="v")
     with pytest.raises(ClientError) as exc:
         backup.put_backup_vault_notifications(

@@ -21,7 +21,7 @@ def test_quotas_are_enforced_without_being_enabled(env):
     assert status == 200 and body["enabled"] is True and body["default"] is True
     # Freeze refills (this does not enable anything) so that the burst is counted exactly.
     assert env.admin("POST", "/_crosskey/quotas", {"refill": False})[1]["enabled"] is True
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     for _ in range(5):  # kms:CreateKey allows 5 requests per second
         kms.create_key()
     with pytest.raises(ClientError) as exc:
@@ -85,7 +85,7 @@ def test_kms_management_calls_the_operator_makes_have_their_quotas(env):
         assert quotas[f"kms:{op}"] == 5, op
     assert quotas["kms:DeleteAlias"] == 15 and quotas["kms:RevokeGrant"] == 30
     env.admin("POST", "/_crosskey/quotas", {"refill": False})
-    kms = env.client("kms", env.assume(A))
+    kms = env.client("kms", env.administrator(A))
     key = kms.create_key()["KeyMetadata"]["KeyId"]
     for _ in range(5):
         kms.untag_resource(KeyId=key, TagKeys=["t"])
