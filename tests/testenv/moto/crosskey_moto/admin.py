@@ -7,7 +7,7 @@ DELETE /_crosskey/faults             remove all rules
 DELETE /_crosskey/faults/{id}        remove one rule
 GET    /_crosskey/quotas             show quota settings
 POST   /_crosskey/quotas             enable/disable, override rates and limits
-DELETE /_crosskey/quotas             back to defaults (disabled)
+DELETE /_crosskey/quotas             back to defaults (the launcher's --quotas)
 GET    /_crosskey/counters           call counters
 DELETE /_crosskey/counters           zero the counters
 POST   /_crosskey/recovery-points    add test recovery points to a vault
@@ -110,12 +110,7 @@ def _route(method: str, path: str, environ):
             STATE.set_quotas(_body(environ))
             return 200, STATE.quotas_json()
         if method == "DELETE":
-            with STATE.lock:
-                STATE.quotas_enabled = False
-                STATE.refill_paused = False
-                STATE.quota_overrides.clear()
-                STATE.limit_overrides.clear()
-                STATE.buckets.clear()
+            STATE.reset_quotas()  # back to the launcher's --quotas default
             return 200, STATE.quotas_json()
 
     if path == f"{PREFIX}/counters":

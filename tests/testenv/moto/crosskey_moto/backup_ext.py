@@ -15,6 +15,22 @@ AWS documents followed (AWS Backup Developer Guide / API Reference):
 - "Creating a backup copy across AWS accounts" (vault access policy; no wildcard
   actions).
 - "AWS Backup quotas" (300 vaults per account and Region).
+
+What AWS answers beyond its API reference, with the public reports it comes from (see
+README.md, "AWS's answers, API by API"):
+- A vault that does not exist: `AccessDeniedException` (HTTP 403), "Insufficient
+  privileges to perform this action.", even for an administrator. Reported for
+  DescribeBackupVault (aws/aws-sdk-js#2625, ansible-collections/amazon.aws#1436) and
+  ListRecoveryPointsByBackupVault (boto/boto3#2269); the Terraform AWS provider reads
+  AccessDeniedException as "not found" for DescribeBackupVault,
+  GetBackupVaultAccessPolicy, GetBackupVaultNotifications, DeleteBackupVault and
+  DeleteBackupVaultAccessPolicy. For the other vault operations it is a guess.
+- PutBackupVaultNotifications with an event AWS no longer supports: HTTP 400, "Please
+  select from the following list of notifications ..."
+  (aws-cloudformation/cloudformation-coverage-roadmap#1188).
+- GetBackupVaultNotifications on a vault without notifications: ResourceNotFoundException,
+  "Failed reading notifications from database for Backup vault <name>"
+  (pulumi/pulumi-aws#2571).
 """
 
 from __future__ import annotations
@@ -43,10 +59,13 @@ from .faults import STATE
 from .principals import resolve_caller
 
 KEY_ARN_RE = re.compile(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):key/([A-Za-z0-9-]+)$")
-SNS_ARN_RE = re.compile(r"^arn:aws:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
+SNS_ARN_RE = re.compile(r"^arn:aws:sns:([a-z0-9-]+):(\d{12}):[A-Za-z0-9_.-]+$")
 MSG_INVALID_KEY = "Invalid Key provided by the user"
 MSG_ALIAS_KEY = "KMS key Alias is not supported by AWS Backup"
 MSG_NOT_EMPTY = "Backup vault cannot be deleted because it contains recovery points"
+MSG_NO_VAULT = "Insufficient privileges to perform this action."
+MSG_INVALID_PRINCIPAL = "Invalid principal in policy"  # a guess: no public report found
+VAULT_ARN_RE = re.compile(r"^arn:aws:backup:([a-z0-9-]+):(\d{12}):backup-vault:(.+)$")
 VAULT_KMS_ACTIONS = ("DescribeKey", "CreateGrant", "GenerateDataKey", "Decrypt")
 
 
@@ -72,6 +91,27 @@ def _events():
 
 
 VAULT_EVENTS = _events()
+# PutBackupVaultNotifications (API Reference): "The list below includes both supported
+# events and deprecated events that are no longer in use". The events AWS accepted in
+# 2022, in the order of its error message (cloudformation-coverage-roadmap#1188):
+ACCEPTED_2022 = (
+    "BACKUP_JOB_STARTED", "BACKUP_JOB_COMPLETED", "RESTORE_JOB_STARTED", "RESTORE_JOB_COMPLETED",
+    "COPY_JOB_STARTED", "COPY_JOB_SUCCESSFUL", "COPY_JOB_FAILED", "RECOVERY_POINT_MODIFIED",
+    "S3_BACKUP_OBJECT_FAILED", "S3_RESTORE_OBJECT_FAILED",
+)
+# The deprecated ones: in the API's enum, but not in the SDK documentation's list of
+# supported events (BACKUP_JOB_STARTED | BACKUP_JOB_COMPLETED, COPY_JOB_*,
+# RESTORE_JOB_STARTED | RESTORE_JOB_COMPLETED | RECOVERY_POINT_MODIFIED, S3_*_FAILED).
+DEPRECATED_EVENTS = frozenset({
+    "BACKUP_JOB_SUCCESSFUL", "BACKUP_JOB_FAILED", "BACKUP_JOB_EXPIRED",
+    "RESTORE_JOB_SUCCESSFUL", "RESTORE_JOB_FAILED", "BACKUP_PLAN_CREATED", "BACKUP_PLAN_MODIFIED",
+})
+# Events added to the API after 2022 (e.g. CONTINUOUS_BACKUP_INTERRUPTED,
+# RECOVERY_POINT_INDEX_*) are accepted too; their place in the message is a guess.
+SUPPORTED_EVENTS = ACCEPTED_2022 + tuple(
+    sorted(VAULT_EVENTS - DEPRECATED_EVENTS - set(ACCEPTED_2022))
+)
+MSG_EVENTS = "Please select from the following list of notifications " + ", ".join(SUPPORTED_EVENTS)
 
 
 def _vault_name(path: str, suffix: str = "") -> str:
@@ -81,11 +121,30 @@ def _vault_name(path: str, suffix: str = "") -> str:
     return unquote(path.rsplit("/", 1)[-1])
 
 
+def no_such_vault() -> AccessDeniedException:
+    """AWS Backup's answer for a vault that does not exist (see the module docstring)."""
+    return AccessDeniedException(MSG_NO_VAULT)
+
+
 def _vault(backend, name: str):
     vault = backend.vaults.get(name)
     if vault is None:
-        raise ResourceNotFoundException(msg=f"Backup vault {name} not found")
+        raise no_such_vault()
     return vault
+
+
+def _needs_vault(method):
+    """Wrap a BackupBackend method whose first argument is a vault name so that a missing
+    vault gets AWS's AccessDeniedException instead of moto's ResourceNotFoundException
+    (or, for DeleteBackupVault, a silent success)."""
+
+    def wrapper(self, backup_vault_name, *args, **kwargs):
+        _vault(self, backup_vault_name)
+        return method(self, backup_vault_name, *args, **kwargs)
+
+    wrapper.__name__ = method.__name__
+    wrapper._crosskey_original = method
+    return wrapper
 
 
 def _points(vault) -> list:
@@ -155,10 +214,13 @@ _original_delete = backup_models.BackupBackend.delete_backup_vault
 
 
 def delete_backup_vault(self, backup_vault_name: str) -> None:
-    vault = self.vaults.get(backup_vault_name)
-    if vault is not None and _points(vault):
+    vault = _vault(self, backup_vault_name)
+    if _points(vault):
         raise InvalidRequestException(msg=MSG_NOT_EMPTY)
     _original_delete(self, backup_vault_name)
+    # moto keeps the tags of a deleted vault, and a new vault of the same name would
+    # inherit them; in AWS the tags go with the vault.
+    self.tagger.delete_all_tags_for_resource(vault.backup_vault_arn)
 
 
 # --- vault access policy ----------------------------------------------------------------
@@ -181,6 +243,9 @@ def _validate_vault_policy(text) -> None:
                 raise InvalidParameterValueException(
                     msg=f"Wildcard actions are not supported in a backup vault access policy: {action}"
                 )
+    # Principals must exist, as in a key policy (the same check as KMS's).
+    if kms_ext.invalid_principal(doc):
+        raise InvalidParameterValueException(msg=MSG_INVALID_PRINCIPAL)
 
 
 def put_backup_vault_access_policy(self):
@@ -215,13 +280,20 @@ def put_backup_vault_notifications(self):
     params = json.loads(self.body) if self.body else {}
     topic = params.get("SNSTopicArn")
     events = params.get("BackupVaultEvents")
-    if not isinstance(topic, str) or not SNS_ARN_RE.match(topic):
+    m = SNS_ARN_RE.match(topic) if isinstance(topic, str) else None
+    if not m:
         raise InvalidParameterValueException(msg=f"Invalid SNS topic ARN: {topic}")
+    # "Notification options with AWS Backup", Limitations: "AWS Backup does not currently
+    # support [cross-account notifications]. You must specify your own AWS account ID and
+    # the resource ARN of your topic." The error's code and message are a guess.
+    if m.group(2) != self.backup_backend.account_id:
+        raise InvalidParameterValueException(
+            msg=f"The SNS topic {topic} must belong to the backup vault's account {self.backup_backend.account_id}"
+        )
     if not isinstance(events, list) or not events:
         raise InvalidParameterValueException(msg="BackupVaultEvents must list at least one event")
-    unknown = [e for e in events if e not in VAULT_EVENTS]
-    if unknown:
-        raise InvalidParameterValueException(msg=f"Invalid backup vault event: {unknown[0]}")
+    if any(e not in SUPPORTED_EVENTS for e in events):
+        raise InvalidParameterValueException(msg=MSG_EVENTS)
     vault._crosskey_notifications = {"SNSTopicArn": topic, "BackupVaultEvents": list(events)}
     return "{}"
 
@@ -231,7 +303,7 @@ def get_backup_vault_notifications(self):
     conf = getattr(vault, "_crosskey_notifications", None)
     if conf is None:
         raise ResourceNotFoundException(
-            msg=f"Backup vault {vault.backup_vault_name} has no notification configuration"
+            msg=f"Failed reading notifications from database for Backup vault {vault.backup_vault_name}"
         )
     return json.dumps(
         {"BackupVaultName": vault.backup_vault_name, "BackupVaultArn": vault.backup_vault_arn, **conf}
@@ -319,7 +391,17 @@ def list_tags(self):
     # `/tags/{arn}/`; the AWS SDK for Rust sends `/tags/{arn}` without the slash, and
     # moto then answered with no tags at all.
     resource_arn = unquote(self.path.rstrip("/").split("/")[-1])
+    _check_vault_arn(self, resource_arn)
     return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=resource_arn)})
+
+
+def _check_vault_arn(response, resource_arn: str) -> None:
+    """A vault ARN of this account and Region must name an existing vault (a guess that
+    ListTags answers as DescribeBackupVault does)."""
+    m = VAULT_ARN_RE.match(resource_arn)
+    backend = response.backup_backend
+    if m and m.group(1) == backend.region_name and m.group(2) == backend.account_id:
+        _vault(backend, m.group(3))
 
 
 def install() -> None:
@@ -342,7 +424,11 @@ def install() -> None:
         list_recovery_points_by_backup_vault, list_tags,
     ):
         setattr(cls, fn.__name__, fn)
-    backup_models.BackupBackend.delete_backup_vault = delete_backup_vault
+    backend = backup_models.BackupBackend
+    backend.delete_backup_vault = delete_backup_vault
+    for name in ("describe_backup_vault", "put_backup_vault_lock_configuration",
+                 "delete_backup_vault_lock_configuration"):
+        setattr(backend, name, _needs_vault(getattr(backend, name)))
     # DescribeBackupVault serializes attributes by the output member's snake_case name.
     backup_models.Vault.number_of_recovery_points = property(lambda self: self.num_of_recovery_points)
     cls._crosskey_installed = True

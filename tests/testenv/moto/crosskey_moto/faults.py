@@ -2,6 +2,10 @@
 
 All three are process-wide, guarded by one lock, and cleared by `reset()` (which the
 middleware calls on POST /moto-api/reset and DELETE of the respective admin resource).
+
+Request quotas are on by default, because AWS always enforces them. The launcher's
+`--quotas on|off` sets `quotas_default`; a reset (POST /moto-api/reset, POST
+/_crosskey/reset, DELETE /_crosskey/quotas) returns to that default, not to "off".
 """
 
 from __future__ import annotations
@@ -14,20 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Default request quotas in requests per second, per account and Region.
-# Source: AWS KMS Developer Guide "Request quotas"; AWS Backup Developer Guide
-# "AWS Backup quotas"; IAM/STS "IAM and AWS STS quotas" (see ../../../../shared/AWS-FACTS.md).
+# Source: AWS KMS Developer Guide "Request quotas" (the table as published in
+# awsdocs/aws-kms-developer-guide, doc_source/requests-per-second.md, June 2023); AWS
+# Backup Developer Guide "AWS Backup quotas"; IAM/STS "IAM and AWS STS quotas" (see
+# ../../../../shared/AWS-FACTS.md).
 # A bucket named "svc:*" is shared by every operation of the service; a bucket with a
 # "group" name is shared by the operations listed for it.
 DEFAULT_QUOTAS: dict[str, float] = {
     "kms:CreateKey": 5, "kms:CreateAlias": 5, "kms:EnableKey": 5, "kms:DisableKey": 5,
-    "kms:DisableKeyRotation": 5,
+    "kms:DisableKeyRotation": 5, "kms:CancelKeyDeletion": 5, "kms:UntagResource": 5,
+    "kms:UpdateAlias": 5, "kms:UpdateKeyDescription": 5,
     "kms:PutKeyPolicy": 15, "kms:EnableKeyRotation": 15, "kms:ScheduleKeyDeletion": 15,
+    "kms:DeleteAlias": 15,
     "kms:TagResource": 10,
+    "kms:RetireGrant": 30, "kms:RevokeGrant": 30,
     "kms:CreateGrant": 50,
-    "kms:ListGrants": 100,
+    "kms:ListGrants": 100, "kms:ListKeyPolicies": 100, "kms:ListRetirableGrants": 100,
     "kms:ListKeys": 500, "kms:ListAliases": 500,
     "kms:GetKeyPolicy": 1000, "kms:GetKeyRotationStatus": 1000,
-    "kms:DescribeKey": 2000, "kms:ListResourceTags": 2000,
+    "kms:DescribeKey": 2000, "kms:ListResourceTags": 2000, "kms:GetPublicKey": 2000,
     "backup:*": 50,
     "backup:DescribeBackupVault": 5,
     "backup:ListBackupVaults": 20, "backup:ListRecoveryPointsByBackupVault": 20,
@@ -168,7 +177,9 @@ class ExtensionState:
     rules: list[FaultRule] = field(default_factory=list)
     ids: Any = field(default_factory=lambda: itertools.count(1))
     rng: random.Random = field(default_factory=random.Random)
-    quotas_enabled: bool = False
+    # What a reset returns to: the launcher's --quotas setting (on unless told otherwise).
+    quotas_default: bool = True
+    quotas_enabled: bool = True
     # Tests that count a burst freeze refills, so a slow machine cannot earn a token
     # between the calls of the burst.
     refill_paused: bool = False
@@ -182,12 +193,26 @@ class ExtensionState:
             self.rules.clear()
             self.ids = itertools.count(1)
             self.rng = random.Random()
-            self.quotas_enabled = False
-            self.refill_paused = False
-            self.quota_overrides.clear()
-            self.limit_overrides.clear()
-            self.buckets.clear()
+            self._reset_quotas_locked()
             self.counters.clear()
+
+    def set_default(self, quotas: bool) -> None:
+        """The launcher's --quotas: the setting now and after every reset."""
+        with self.lock:
+            self.quotas_default = bool(quotas)
+            self._reset_quotas_locked()
+
+    def reset_quotas(self) -> None:
+        """Back to the launcher's default: enabled or not, no overrides, full buckets."""
+        with self.lock:
+            self._reset_quotas_locked()
+
+    def _reset_quotas_locked(self) -> None:
+        self.quotas_enabled = self.quotas_default
+        self.refill_paused = False
+        self.quota_overrides.clear()
+        self.limit_overrides.clear()
+        self.buckets.clear()
 
     # -- faults --------------------------------------------------------------------
 
@@ -247,6 +272,7 @@ class ExtensionState:
         with self.lock:
             return {
                 "enabled": self.quotas_enabled,
+                "default": self.quotas_default,
                 "refill": not self.refill_paused,
                 "quotas": {**DEFAULT_QUOTAS, **self.quota_overrides},
                 "limits": {**DEFAULT_LIMITS, **self.limit_overrides},

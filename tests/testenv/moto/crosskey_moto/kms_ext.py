@@ -11,7 +11,7 @@ AWS documents followed (KMS Developer Guide unless noted):
   must allow; which operations work cross-account; key ARN / alias ARN rules).
 - "Key policies" / "Default key policy" (root statement = delegation to IAM).
 - "Grants in AWS KMS" (grant operations, constraints).
-- "Key states of AWS KMS keys" (Disabled / PendingDeletion refuse crypto operations).
+- "Key states of AWS KMS keys" (the key-state table, in key_states.py).
 - API Reference: PutKeyPolicy, CreateKey, GetKeyPolicy, ScheduleKeyDeletion,
   CancelKeyDeletion (errors and constraints).
 """
@@ -28,7 +28,7 @@ from typing import Callable
 from moto.kms.models import kms_backends
 from moto.kms.utils import CIPHERTEXT_HEADER_FORMAT, HEADER_LEN
 
-from . import authz
+from . import authz, key_states
 from . import policy as pol
 from .principals import Caller, principal_exists, unique_id_for
 
@@ -56,12 +56,6 @@ ALIAS_ARN_CROSS_ACCOUNT_OPS = {
     "Verify", "VerifyMac",
 }
 CRYPTO_OPS = ALIAS_ARN_CROSS_ACCOUNT_OPS - {"DescribeKey"}
-# "Key states of AWS KMS keys": besides crypto operations, these fail on a key that is
-# pending deletion.
-PENDING_DELETION_REFUSED = {
-    "CreateGrant", "EnableKey", "DisableKey", "EnableKeyRotation", "DisableKeyRotation",
-    "ScheduleKeyDeletion", "UpdateKeyDescription", "RotateKeyOnDemand",
-}
 GRANT_OPS = {"CreateGrant", "ListGrants", "RevokeGrant"}
 # Operations that name no key: only the caller's identity policies are evaluated.
 KEYLESS_OPS = {"CreateKey", "ListKeys", "GenerateRandom", "ListRetirableGrants"}
@@ -210,6 +204,22 @@ def _authorize_keyless(caller: Caller, op: str) -> KmsError | None:
     return None
 
 
+def invalid_principal(doc: dict) -> bool:
+    """Whether a statement names a principal that is malformed or does not exist (a role
+    or user that was never created or was deleted). Used for key policies and for
+    backup vault access policies."""
+    for stmt in pol.statements(doc):
+        for elem in ("Principal", "NotPrincipal"):
+            p = stmt.get(elem)
+            if p is None:
+                continue
+            if not (p == "*" or isinstance(p, dict)):
+                return True
+            if any(not principal_exists(value) for value in pol.aws_principal_values(p)):
+                return True
+    return False
+
+
 def validate_key_policy(
     text, caller: Caller, key_account: str, key_arn: str, bypass: bool
 ) -> dict:
@@ -238,16 +248,8 @@ def validate_key_policy(
             "MalformedPolicyDocumentException",
             f"Policy contains an invalid condition operator: {bad_ops[0]}.",
         )
-    for stmt in pol.statements(doc):
-        for elem in ("Principal", "NotPrincipal"):
-            p = stmt.get(elem)
-            if p is None:
-                continue
-            if not (p == "*" or isinstance(p, dict)):
-                raise KmsError("MalformedPolicyDocumentException", MSG_INVALID_PRINCIPALS)
-            for value in pol.aws_principal_values(p):
-                if not principal_exists(value):
-                    raise KmsError("MalformedPolicyDocumentException", MSG_INVALID_PRINCIPALS)
+    if invalid_principal(doc):
+        raise KmsError("MalformedPolicyDocumentException", MSG_INVALID_PRINCIPALS)
     if not bypass:
         candidate = pol.map_aws_principals(
             doc, lambda v: f"arn:aws:iam::{v}:root" if pol.ACCOUNT_RE.match(v) else v
@@ -330,19 +332,10 @@ def _not_found(target: Target) -> KmsError:
 
 
 def check_state(key, op: str) -> None:
-    state = key.key_state
-    if op in CRYPTO_OPS and state != "Enabled":
-        if state == "Disabled":
-            raise KmsError("DisabledException", f"{key.arn} is disabled.")
-        raise KmsError("KMSInvalidStateException", f"{key.arn} is {_state_words(state)}.")
-    if op in PENDING_DELETION_REFUSED and state == "PendingDeletion":
-        raise KmsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
-    if op == "CancelKeyDeletion" and state != "PendingDeletion":
-        raise KmsError("KMSInvalidStateException", f"{key.arn} is not pending deletion.")
-
-
-def _state_words(state: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r" \1", state).lower()
+    """Refuse `op` on `key` as the key-state table says (see key_states.py)."""
+    refusal = key_states.refusal(op, key.key_state, getattr(key, "origin", "AWS_KMS"), key.arn)
+    if refusal is not None:
+        raise KmsError(*refusal)
 
 
 # --- the request handler ---------------------------------------------------------------

@@ -8,7 +8,14 @@
 3. AWS Backup: routes and handlers for vault access policies, notifications, recovery
    points; CreateBackupVault idempotency and key checks; DeleteBackupVault refusing a
    non-empty vault; DescribeBackupVault shows NumberOfRecoveryPoints (see backup_ext.py).
-4. `POST /moto-api/reset` does not clear `organizations_backends.master_accounts`
+4. IAM `PutRolePolicy` enforces IAM's documented limits, which moto does not (IAM User
+   Guide, "IAM and AWS STS quotas"): a policy name of 1-128 characters matching
+   `[\\w+=,.@-]+` (API Reference, PutRolePolicy, PolicyName), and at most 10,240
+   characters for all of a role's inline policies together, "IAM doesn't count white
+   space". The error for the size is `LimitExceeded: Maximum policy size of 10240 bytes
+   exceeded for role <name>` (seen in aws-amplify/amplify-backend#2615); the name errors
+   use AWS's usual "1 validation error detected" wording.
+5. `POST /moto-api/reset` does not clear `organizations_backends.master_accounts`
    (moto keeps it on the BackendDict, which reset only empties), so after a reset a
    former member account still counts as "already in an organization". The middleware
    calls `after_reset()` to clear it.
@@ -16,7 +23,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import moto.kms.responses as kms_responses
+from moto.iam.exceptions import LimitExceededException as IamLimitExceeded
+from moto.iam.exceptions import ValidationError as IamValidationError
+from moto.iam.models import IAMBackend
 from moto.kms.exceptions import NotFoundException
 from moto.kms.models import KmsBackend
 
@@ -40,6 +53,47 @@ def _assert_default_policy(policy_name) -> None:
         raise NotFoundException("No such policy exists")
 
 
+ROLE_INLINE_POLICIES_MAX = 10240
+POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]+$")
+
+
+def policy_size(document: str) -> int:
+    """A policy's size as IAM counts it: characters, not counting white space."""
+    try:
+        return len(json.dumps(json.loads(document), separators=(",", ":"), ensure_ascii=False))
+    except (TypeError, ValueError):
+        return len(re.sub(r"\s", "", document or ""))
+
+
+def _validate_policy_name(name) -> None:
+    name = name or ""
+    if len(name) > 128:
+        raise IamValidationError(
+            f"1 validation error detected: Value '{name}' at 'policyName' failed to satisfy "
+            "constraint: Member must have length less than or equal to 128"
+        )
+    if not POLICY_NAME_RE.match(name):
+        raise IamValidationError(
+            f"1 validation error detected: Value '{name}' at 'policyName' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
+        )
+
+
+def _put_role_policy(original):
+    def put_role_policy(self, role_name: str, policy_name: str, policy_json: str) -> None:
+        _validate_policy_name(policy_name)
+        role = self.get_role(role_name)  # NoSuchEntity first, as in AWS
+        others = sum(policy_size(doc) for name, doc in role.policies.items() if name != policy_name)
+        if others + policy_size(policy_json) > ROLE_INLINE_POLICIES_MAX:
+            raise IamLimitExceeded(
+                f"Maximum policy size of {ROLE_INLINE_POLICIES_MAX} bytes exceeded for role {role_name}"
+            )
+        original(self, role_name, policy_name, policy_json)
+
+    put_role_policy._crosskey_original = original
+    return put_role_policy
+
+
 def after_reset() -> None:
     from moto.organizations.models import organizations_backends
 
@@ -53,5 +107,6 @@ def apply() -> None:
     for name in ("enable_key", "disable_key", "cancel_key_deletion", "schedule_key_deletion"):
         setattr(KmsBackend, name, _with_key_id(getattr(KmsBackend, name)))
     kms_responses._assert_default_policy = _assert_default_policy
+    IAMBackend.put_role_policy = _put_role_policy(IAMBackend.put_role_policy)
     backup_ext.install()
     _applied = True

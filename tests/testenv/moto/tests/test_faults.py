@@ -207,7 +207,9 @@ def test_reset_clears_extension_state(env):
     env.reset()
     assert env.admin("GET", "/_crosskey/faults")[1] == {"faults": []}
     quotas = env.admin("GET", "/_crosskey/quotas")[1]
-    assert quotas["enabled"] is False and quotas["quotas"]["kms:CreateKey"] == 5
+    # Back to the launcher's default, which is on (AWS always enforces its quotas).
+    assert quotas["enabled"] is True and quotas["default"] is True
+    assert quotas["quotas"]["kms:CreateKey"] == 5
     assert env.admin("GET", "/_crosskey/counters")[1] == {"total": 0, "services": {}}
     kms = env.client("kms", env.administrator(A))  # credentials do not survive a moto reset
     for _ in range(3):
