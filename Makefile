@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTENV_DIR ?= $(CURDIR)/target/testenv
 
-.PHONY: all build bench test lint unit-test crds emulator-test argocd-test integration-test \
+.PHONY: all build bench test lint unit-test crds emulator-test argocd-test integration-test explain-differential \
         least-privilege testenv-up testenv-down venv k8s-bins helm-bin chart-crds manifests demo clean
 
 all: build
@@ -47,6 +47,11 @@ unit-test:
 emulator-test: venv
 	cd tests/testenv/moto && ../../../.venv/bin/python -m pytest -q tests
 
+## `crosskey policy explain` and the emulator's policy evaluator must decide alike: the
+## documented cases in tests/fixtures/policy-cases and 10,000 seeded random cases.
+explain-differential: build venv
+	CROSSKEY_BIN=$(CURDIR)/target/debug/crosskey .venv/bin/python -m pytest -q tests/policy_differential
+
 ## The Argo CD health checks (deploy/argocd/health), run by a Lua 5.1 interpreter.
 argocd-test: venv
 	.venv/bin/python -m pytest -q tests/argocd
@@ -63,7 +68,7 @@ least-privilege: venv
 	.venv/bin/python tests/testenv/least_privilege.py target/testenv-tests target/demo
 
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
-test: lint unit-test emulator-test argocd-test integration-test demo least-privilege
+test: lint unit-test emulator-test explain-differential argocd-test integration-test demo least-privilege
 
 ## Benchmarks print their figures (medians); they are not timed tests. The convergence
 ## bench (benches/convergence.rs) starts its own etcd, kube-apiserver and emulator, runs

@@ -154,6 +154,11 @@ pub fn class_of(code: Option<&str>, message: &str, http_status: Option<u16>) -> 
         Some("MalformedPolicyDocumentException") if message.contains("invalid principals") => {
             ErrorClass::InvalidPrincipal
         }
+        // AWS Backup's answer to a vault access policy naming a principal that does not
+        // exist (yet), the counterpart of KMS's.
+        Some("InvalidParameterValueException") if message.contains("Invalid principal") => {
+            ErrorClass::InvalidPrincipal
+        }
         Some(
             "MalformedPolicyDocumentException"
             | "ValidationException"
@@ -169,7 +174,10 @@ pub fn class_of(code: Option<&str>, message: &str, http_status: Option<u16>) -> 
             | "TagException"
             | "UnsupportedOperationException"
             | "DisabledException"
-            | "InvalidKeyUsageException",
+            | "InvalidKeyUsageException"
+            // IAM's codes for a bad or too large inline policy (PutRolePolicy).
+            | "ValidationError"
+            | "LimitExceeded",
         ) => ErrorClass::InvalidInput,
         _ => match http_status {
             Some(429) => ErrorClass::Throttled,

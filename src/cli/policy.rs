@@ -2,11 +2,11 @@
 //! `lint` and `explain` (`render` has its own module).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::render::{RenderOptions, run_render};
 use super::{
@@ -65,20 +65,28 @@ pub enum PolicyCommand {
         output: OutputFormat,
     },
     /// Explain whether a principal can perform an action on a key. Exit 0 Allow, 1 Deny.
+    ///
+    /// With --batch FILE (JSON Lines, `-` for stdin) every line is one case and one JSON
+    /// decision is printed per line; exit 0 when every line was evaluated, 2 otherwise.
     Explain {
-        #[arg(long)]
-        key_policy: PathBuf,
+        #[arg(long, required_unless_present = "batch")]
+        key_policy: Option<PathBuf>,
         /// The caller's identity policies (repeatable).
         #[arg(long = "identity-policy")]
         identity_policies: Vec<PathBuf>,
         /// The caller, e.g. arn:aws:sts::444455556666:assumed-role/Backup/session.
-        #[arg(long)]
-        principal: String,
+        #[arg(long, required_unless_present = "batch")]
+        principal: Option<String>,
         /// e.g. kms:Decrypt
-        #[arg(long)]
-        action: String,
-        #[arg(long)]
-        key_arn: String,
+        #[arg(long, required_unless_present = "batch")]
+        action: Option<String>,
+        #[arg(long, required_unless_present = "batch")]
+        key_arn: Option<String>,
+        /// Evaluate many cases: one JSON object per line, {"id", "keyPolicy",
+        /// "identityPolicies", "principal", "action", "keyArn", "context", "grants"}
+        /// (see `explain_batch_line`).
+        #[arg(long, conflicts_with_all = ["key_policy", "identity_policies", "principal", "action", "key_arn", "context", "grants"])]
+        batch: Option<PathBuf>,
         /// Request context, key=value (repeatable; a repeated key is multivalued).
         #[arg(long = "context")]
         context: Vec<String>,
@@ -131,6 +139,9 @@ pub fn run(command: PolicyCommand, out: &mut dyn Write) -> i32 {
             output,
         } => run_lint(&file, account_id, key_arn, output, out),
         PolicyCommand::Explain {
+            batch: Some(batch), ..
+        } => run_explain_batch(&batch, out),
+        PolicyCommand::Explain {
             key_policy,
             identity_policies,
             principal,
@@ -139,19 +150,26 @@ pub fn run(command: PolicyCommand, out: &mut dyn Write) -> i32 {
             context,
             grants,
             output,
-        } => run_explain(
-            ExplainArgs {
-                key_policy,
-                identity_policies,
-                principal,
-                action,
-                key_arn,
-                context,
-                grants,
-            },
-            output,
-            out,
-        ),
+            batch: None,
+        } => match (key_policy, principal, action, key_arn) {
+            (Some(key_policy), Some(principal), Some(action), Some(key_arn)) => run_explain(
+                ExplainArgs {
+                    key_policy,
+                    identity_policies,
+                    principal,
+                    action,
+                    key_arn,
+                    context,
+                    grants,
+                },
+                output,
+                out,
+            ),
+            _ => Err(InvalidInput(
+                "explain needs --key-policy, --principal, --action and --key-arn, or --batch"
+                    .to_string(),
+            )),
+        },
     };
     match result {
         Ok(code) => code,
@@ -259,6 +277,15 @@ struct ExplainArgs {
     grants: Vec<String>,
 }
 
+fn kms_operation(operation: &str) -> String {
+    let operation = operation.trim();
+    if operation.to_ascii_lowercase().starts_with("kms:") {
+        operation.to_string()
+    } else {
+        format!("kms:{operation}")
+    }
+}
+
 fn parse_grant(text: &str) -> Result<Grant, InvalidInput> {
     let (grantee, operations) = text
         .split_once('=')
@@ -270,17 +297,7 @@ fn parse_grant(text: &str) -> Result<Grant, InvalidInput> {
         })?;
     Ok(Grant {
         grantee_principal: grantee.to_string(),
-        operations: operations
-            .split(',')
-            .map(|operation| {
-                let operation = operation.trim();
-                if operation.to_ascii_lowercase().starts_with("kms:") {
-                    operation.to_string()
-                } else {
-                    format!("kms:{operation}")
-                }
-            })
-            .collect(),
+        operations: operations.split(',').map(kms_operation).collect(),
     })
 }
 
@@ -324,4 +341,135 @@ fn run_explain(
     } else {
         EXIT_NEGATIVE
     })
+}
+
+/// A context or condition value as text: strings as they are, booleans and numbers as
+/// JSON writes them.
+fn value_text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        Value::Bool(flag) => Ok(flag.to_string()),
+        Value::Number(number) => Ok(number.to_string()),
+        other => Err(format!("{other} is not a string, boolean or number")),
+    }
+}
+
+fn batch_policy(value: &Value, what: &str) -> Result<PolicyDocument, String> {
+    let text = match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    PolicyDocument::parse(&text).map_err(|error| format!("{what}: {error}"))
+}
+
+fn batch_string(case: &Value, field: &str) -> Result<String, String> {
+    case.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("{field} must be a string"))
+}
+
+/// One `--batch` line: `{"id": any, "keyPolicy": policy, "identityPolicies": [policy],
+/// "principal": ARN, "action": "kms:Op", "keyArn": ARN, "context": {key: value or
+/// [values]}, "grants": [{"granteePrincipal": ARN, "operations": ["Op"]}]}` where a
+/// policy is a JSON object or its text; identityPolicies, context and grants are
+/// optional.
+pub fn explain_batch_line(line: &str) -> Result<ExplainRequest, String> {
+    let case: Value = serde_json::from_str(line).map_err(|error| format!("not JSON: {error}"))?;
+    let key_policy = batch_policy(case.get("keyPolicy").unwrap_or(&Value::Null), "keyPolicy")?;
+    let identity_policies = match case.get("identityPolicies") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(policies)) => policies
+            .iter()
+            .enumerate()
+            .map(|(index, policy)| batch_policy(policy, &format!("identityPolicies[{index}]")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("identityPolicies must be an array".to_string()),
+    };
+    let mut context: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    match case.get("context") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (key, value) in map {
+                let values = match value {
+                    Value::Array(values) => values.iter().map(value_text).collect::<Result<_, _>>(),
+                    single => value_text(single).map(|text| vec![text]),
+                }
+                .map_err(|error| format!("context {key}: {error}"))?;
+                context.entry(key.clone()).or_default().extend(values);
+            }
+        }
+        Some(_) => return Err("context must be an object".to_string()),
+    }
+    let grants = match case.get("grants") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(grants)) => grants
+            .iter()
+            .map(|grant| -> Result<Grant, String> {
+                let grantee = batch_string(grant, "granteePrincipal")?;
+                let operations = grant
+                    .get("operations")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| "a grant needs an operations array".to_string())?
+                    .iter()
+                    .map(|operation| {
+                        operation
+                            .as_str()
+                            .map(kms_operation)
+                            .ok_or_else(|| "grant operations must be strings".to_string())
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Grant {
+                    grantee_principal: grantee,
+                    operations,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("grants must be an array".to_string()),
+    };
+    Ok(ExplainRequest {
+        key_policy,
+        identity_policies,
+        grants,
+        principal_arn: batch_string(&case, "principal")?,
+        action: batch_string(&case, "action")?,
+        key_arn: batch_string(&case, "keyArn")?,
+        context,
+    })
+}
+
+/// `explain --batch`: one compact JSON answer per input line, `{"id", "decision",
+/// "reasons"}` or `{"id", "error"}`; blank lines are skipped.
+fn run_explain_batch(path: &Path, out: &mut dyn Write) -> Result<i32, InvalidInput> {
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|error| InvalidInput(format!("cannot read stdin: {error}")))?;
+        text
+    } else {
+        read(path)?
+    };
+    let mut code = EXIT_OK;
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let id = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|case| case.get("id").cloned())
+            .unwrap_or(Value::Null);
+        let answer = match explain_batch_line(line) {
+            Ok(request) => {
+                let decision = explain(&request);
+                json!({"id": id, "decision": decision.decision, "reasons": decision.reasons})
+            }
+            Err(error) => {
+                code = EXIT_INVALID_INPUT;
+                json!({"id": id, "error": format!("line {}: {error}", number + 1)})
+            }
+        };
+        writeln!(out, "{answer}")?;
+    }
+    Ok(code)
 }

@@ -477,3 +477,82 @@ fn render_reads_manifests_as_crd_types() {
         "{out}"
     );
 }
+
+/// The hand-written corpus shared with the emulator's differential test
+/// (tests/fixtures/policy-cases): every case's decision is the one the AWS
+/// documentation gives (its "source").
+#[test]
+fn explain_decides_the_fixture_corpus_as_documented() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy-cases");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 20,
+        "{} cases in {}",
+        paths.len(),
+        dir.display()
+    );
+    let mut wrong = Vec::new();
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        let case: Value = serde_json::from_str(&text).unwrap();
+        let request = policy::explain_batch_line(&case.to_string()).unwrap();
+        let decision = crate::policy::explain(&request);
+        if decision.decision.to_string() != case["expected"].as_str().unwrap() {
+            wrong.push(format!("{}: {decision}", path.display()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn explain_batch_answers_one_line_per_case() {
+    let dir = scratch("explain-batch");
+    let allow = format!(
+        r#"{{"id":"a","keyPolicy":{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:root"}},"Action":"kms:*","Resource":"*"}}]}},"principal":"arn:aws:iam::111122223333:root","action":"kms:Decrypt","keyArn":"{KEY}","context":{{"aws:SourceIp":"203.0.113.7","aws:TagKeys":["a","b"],"kms:GrantIsForAWSResource":true}}}}"#
+    );
+    let deny = allow.replace(r#""id":"a""#, r#""id":7"#).replace(
+        "arn:aws:iam::111122223333:root\",\"action",
+        "arn:aws:iam::444455556666:root\",\"action",
+    );
+    let lines = format!("{allow}\n\n{deny}\n");
+    let input = file(&dir, "cases.jsonl", &lines);
+    let (code, out) = run_args(&["explain", "--batch", &input]);
+    assert_eq!(code, 0, "{out}");
+    let answers: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{out}");
+    assert_eq!(answers[0]["id"], "a");
+    assert_eq!(answers[0]["decision"], "Allow");
+    assert_eq!(answers[1]["id"], 7);
+    assert_eq!(answers[1]["decision"], "Deny");
+
+    let bad = file(
+        &dir,
+        "bad.jsonl",
+        &format!("{allow}\n{{\"id\":\"b\",\"keyPolicy\":{{}}}}\n"),
+    );
+    let (code, out) = run_args(&["explain", "--batch", &bad]);
+    assert_eq!(code, 2, "{out}");
+    let answers: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers[0]["decision"], "Allow");
+    assert!(
+        answers[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2: keyPolicy"),
+        "{out}"
+    );
+    assert!(
+        TestCli::try_parse_from(["policy", "explain", "--batch", "x", "--principal", "p"]).is_err()
+    );
+}

@@ -1,25 +1,37 @@
 //! Explain: can principal P perform action X on key K, given the key policy, P's
-//! identity policies and grants? Evaluated as AWS does, with the reasons.
+//! identity policies and grants? Evaluated as AWS documents it (IAM User Guide, "Policy
+//! evaluation logic" and "Cross-account policy evaluation logic"; KMS Developer Guide,
+//! "Key policies", "Allowing users in other accounts to use a KMS key", "Grants"), with
+//! the reasons.
 //!
+//! - A principal in another account can call only the operations that work across
+//!   accounts (`actions::CROSS_ACCOUNT_OPERATIONS`); anything else is denied.
 //! - An explicit Deny in the key policy or an identity policy wins.
 //! - Same account: the key policy allows the principal directly, or allows the account
 //!   (`:root`, which delegates to IAM) and an identity policy allows too.
 //! - Cross account: the key policy allows (the principal or its account) and an
 //!   identity policy in the caller's account allows.
 //! - A grant for the principal and operation allows on its own (grants need no IAM
-//!   policy), unless a Deny applies.
+//!   policy), unless a Deny applies; a grant to the caller's account delegates to IAM.
+//! - `NotPrincipal` works with Deny only, and excludes the caller only when its account,
+//!   its role or user, and its session are all named.
 //!
-//! Supported condition operators: `String*`, `Arn*`, `Bool`, `Null`, the
-//! `ForAnyValue:` / `ForAllValues:` prefixes and `…IfExists`. Other operators (Numeric,
-//! Date, IpAddress, Binary) make their statement not apply, and the reasons say so.
-//! Policy variables (`${aws:username}`) are compared literally.
+//! Condition operators: every IAM operator (String, Arn, Bool, Null, Numeric, Date with
+//! ISO 8601 or epoch values, IpAddress/NotIpAddress with IPv4 and IPv6 CIDR ranges,
+//! BinaryEquals), the `ForAnyValue:` / `ForAllValues:` set operators and `…IfExists`.
+//! An unknown operator makes its statement not apply, and the reasons say so. Policy
+//! variables (`${aws:username}`) are compared literally.
+//!
+//! The test emulator's evaluator (tests/testenv/moto/crosskey_moto/policy.py and
+//! kms_ext.decide) implements the same rules independently; the differential test
+//! tests/policy_differential/ checks that both agree.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::policy::actions::{action_matches, wildcard_match};
+use crate::policy::actions::{action_matches, wildcard_match, works_across_accounts};
 use crate::policy::arn;
 use crate::policy::model::{
     ConditionBlock, ConditionOperator, Effect, PolicyDocument, Principal, SetQualifier, Statement,
@@ -163,17 +175,8 @@ impl Caller {
                 PrincipalMatch::None
             };
         }
-        // A role named in a policy covers its sessions (role paths are not in the
-        // session ARN, so compare account and role name).
-        if let (Some(role_name), Some(parsed)) = (&self.role_name, arn::parse_arn(value))
-            && parsed.service == "iam"
-            && Some(parsed.account) == self.account.as_deref()
-            && parsed
-                .resource
-                .strip_prefix("role/")
-                .and_then(|rest| rest.rsplit('/').next())
-                == Some(role_name.as_str())
-        {
+        // A role named in a Principal covers its sessions.
+        if self.names_own_role(value) {
             return PrincipalMatch::Direct;
         }
         PrincipalMatch::None
@@ -188,17 +191,67 @@ impl Caller {
             .unwrap_or(PrincipalMatch::None)
     }
 
+    /// Is this session's role named (by role ARN; role paths are not in the session
+    /// ARN, so account and role name are compared)?
+    fn names_own_role(&self, value: &str) -> bool {
+        let (Some(role_name), Some(parsed)) = (&self.role_name, arn::parse_arn(value)) else {
+            return false;
+        };
+        parsed.service == "iam"
+            && Some(parsed.account) == self.account.as_deref()
+            && parsed
+                .resource
+                .strip_prefix("role/")
+                .and_then(|rest| rest.rsplit('/').next())
+                == Some(role_name.as_str())
+    }
+
+    /// Does a `NotPrincipal` exclude the caller? IAM User Guide, "AWS JSON policy
+    /// elements: NotPrincipal": AWS may validate the account first, then the role, then
+    /// the assumed-role session (for a user: the account, then the user), so all of
+    /// them must be named. A role ARN alone does not exclude its sessions, and an
+    /// account alone does not exclude its roles and users. `*` names everyone.
+    fn excluded_by(&self, excluded: &Principal) -> bool {
+        let values: Vec<&str> = excluded
+            .all_values()
+            .into_iter()
+            .filter(|(kind, _)| *kind == "AWS")
+            .map(|(_, value)| value)
+            .collect();
+        if values.contains(&"*") {
+            return true;
+        }
+        let account_named = values.iter().any(|value| {
+            arn::root_account(value).is_some()
+                && arn::root_account(value) == self.account.as_deref()
+        });
+        if !account_named {
+            return false;
+        }
+        if self.is_account_root {
+            return true;
+        }
+        let self_named = values.contains(&self.arn.as_str());
+        if self.arn.contains(":sts::") && self.role_name.is_some() {
+            self_named && values.iter().any(|value| self.names_own_role(value))
+        } else {
+            self_named
+        }
+    }
+
     fn matches_statement(&self, statement: &Statement) -> PrincipalMatch {
         match (&statement.principal, &statement.not_principal) {
             (Some(principal), _) => self.matches_principal(principal),
-            (None, Some(excluded)) => {
-                if self.matches_principal(excluded) == PrincipalMatch::None {
-                    PrincipalMatch::Direct
-                } else {
+            // "NotPrincipal must be used with Effect Deny; using it with Allow is not
+            // supported" (IAM User Guide): such an Allow grants nothing.
+            (None, Some(excluded)) if statement.effect == Effect::Deny => {
+                if self.excluded_by(excluded) {
                     PrincipalMatch::None
+                } else {
+                    PrincipalMatch::Direct
                 }
             }
-            (None, None) => PrincipalMatch::None,
+            _ => PrincipalMatch::None,
         }
     }
 }
@@ -270,78 +323,286 @@ pub(crate) fn evaluate_conditions(
     Ok(())
 }
 
-/// One operator on one key. `None` for an unsupported operator.
+/// One operator on one key, following the IAM User Guide ("IAM JSON policy elements:
+/// Condition operators" and "Single-valued vs. multivalued context keys"). `None` for
+/// an operator IAM does not have (the statement then does not apply).
+///
+/// - An absent key: false, except negated operators (true), `…IfExists` (true) and
+///   `ForAllValues` (true; also for a null data set: no values or only empty strings);
+///   `ForAnyValue` is false then.
+/// - `Null` takes no `IfExists` and no set operator.
+/// - Without a set operator a multivalued key matches when any value matches, and a
+///   negated operator when no value matches.
 fn evaluate_one(
     operator: &ConditionOperator,
     policy_values: &[String],
     request_values: Option<&Vec<String>>,
 ) -> Option<bool> {
     let base = operator.base.as_str();
+    let request_values: &[String] = request_values.map(Vec::as_slice).unwrap_or(&[]);
     if base == "Null" {
+        if operator.if_exists || operator.qualifier.is_some() {
+            return None;
+        }
         let wants_absent = policy_values.iter().any(|v| v.eq_ignore_ascii_case("true"));
         let wants_present = policy_values
             .iter()
             .any(|v| v.eq_ignore_ascii_case("false"));
-        return Some(if request_values.is_some() {
-            wants_present
-        } else {
+        return Some(if request_values.is_empty() {
             wants_absent
+        } else {
+            wants_present
         });
     }
-    let negated = is_negated(base)?;
-    let Some(request_values) = request_values else {
-        return Some(match operator.qualifier {
-            _ if operator.if_exists => true,
-            Some(SetQualifier::ForAllValues) => true,
-            Some(SetQualifier::ForAnyValue) => false,
-            // A negated operator is satisfied by a missing key.
-            None => negated,
+    let (positive, negated) = operator_kind(base)?;
+    let holds = |value: &String| positive_match(positive, value, policy_values) != negated;
+    if let Some(qualifier) = operator.qualifier {
+        if request_values.iter().all(String::is_empty) {
+            return Some(match qualifier {
+                SetQualifier::ForAllValues => true,
+                SetQualifier::ForAnyValue => operator.if_exists,
+            });
+        }
+        return Some(match qualifier {
+            SetQualifier::ForAllValues => request_values.iter().all(holds),
+            SetQualifier::ForAnyValue => request_values.iter().any(holds),
         });
-    };
-    let mut results = request_values
+    }
+    if request_values.is_empty() {
+        return Some(operator.if_exists || negated);
+    }
+    let any_match = request_values
         .iter()
-        .map(|value| value_matches(base, value, policy_values));
-    let outcome = match operator.qualifier {
-        Some(SetQualifier::ForAnyValue) => results.any(|r| r == Some(true)),
-        Some(SetQualifier::ForAllValues) => results.all(|r| r == Some(true)),
-        // Without a set qualifier a multivalued key matches like ForAnyValue, and a
-        // negated operator needs every value to differ.
-        None if negated => results.all(|r| r == Some(true)),
-        None => results.any(|r| r == Some(true)),
-    };
-    Some(outcome)
+        .any(|value| positive_match(positive, value, policy_values));
+    Some(any_match != negated)
 }
 
-/// Whether a supported operator is a negated one; `None` if unsupported.
-fn is_negated(base: &str) -> Option<bool> {
-    match base {
-        "StringEquals"
-        | "StringEqualsIgnoreCase"
-        | "StringLike"
-        | "ArnEquals"
-        | "ArnLike"
-        | "Bool" => Some(false),
-        "StringNotEquals"
-        | "StringNotEqualsIgnoreCase"
-        | "StringNotLike"
-        | "ArnNotEquals"
-        | "ArnNotLike" => Some(true),
-        _ => None,
-    }
-}
-
-fn value_matches(base: &str, request: &str, policy_values: &[String]) -> Option<bool> {
-    let any = |test: &dyn Fn(&str) -> bool| policy_values.iter().any(|p| test(p));
+/// An IAM operator's positive form and whether it is negated; `None` if unknown.
+fn operator_kind(base: &str) -> Option<(&'static str, bool)> {
     Some(match base {
-        "StringEquals" => any(&|p| p == request),
-        "StringNotEquals" => !any(&|p| p == request),
-        "StringEqualsIgnoreCase" => any(&|p| p.eq_ignore_ascii_case(request)),
-        "StringNotEqualsIgnoreCase" => !any(&|p| p.eq_ignore_ascii_case(request)),
-        "StringLike" | "ArnLike" | "ArnEquals" => any(&|p| wildcard_match(p, request)),
-        "StringNotLike" | "ArnNotLike" | "ArnNotEquals" => !any(&|p| wildcard_match(p, request)),
-        "Bool" => any(&|p| p.eq_ignore_ascii_case(request)),
+        "StringEquals" => ("StringEquals", false),
+        "StringNotEquals" => ("StringEquals", true),
+        "StringEqualsIgnoreCase" => ("StringEqualsIgnoreCase", false),
+        "StringNotEqualsIgnoreCase" => ("StringEqualsIgnoreCase", true),
+        "StringLike" => ("StringLike", false),
+        "StringNotLike" => ("StringLike", true),
+        "ArnEquals" | "ArnLike" => ("ArnLike", false),
+        "ArnNotEquals" | "ArnNotLike" => ("ArnLike", true),
+        "Bool" => ("Bool", false),
+        "BinaryEquals" => ("BinaryEquals", false),
+        "NumericEquals" => ("NumericEquals", false),
+        "NumericNotEquals" => ("NumericEquals", true),
+        "NumericLessThan" => ("NumericLessThan", false),
+        "NumericLessThanEquals" => ("NumericLessThanEquals", false),
+        "NumericGreaterThan" => ("NumericGreaterThan", false),
+        "NumericGreaterThanEquals" => ("NumericGreaterThanEquals", false),
+        "DateEquals" => ("DateEquals", false),
+        "DateNotEquals" => ("DateEquals", true),
+        "DateLessThan" => ("DateLessThan", false),
+        "DateLessThanEquals" => ("DateLessThanEquals", false),
+        "DateGreaterThan" => ("DateGreaterThan", false),
+        "DateGreaterThanEquals" => ("DateGreaterThanEquals", false),
+        "IpAddress" => ("IpAddress", false),
+        "NotIpAddress" => ("IpAddress", true),
         _ => return None,
     })
+}
+
+/// Does one request value match any policy value under a positive operator?
+fn positive_match(positive: &str, request: &str, policy_values: &[String]) -> bool {
+    policy_values.iter().any(|policy| match positive {
+        "StringEquals" | "BinaryEquals" => policy == request,
+        "StringEqualsIgnoreCase" | "Bool" => policy.to_lowercase() == request.to_lowercase(),
+        "StringLike" => wildcard_match(policy, request),
+        "ArnLike" => arn_like(policy, request),
+        "IpAddress" => ip_in_range(request, policy),
+        numeric if numeric.starts_with("Numeric") => {
+            match (parse_number(request), parse_number(policy)) {
+                (Some(a), Some(b)) => compare(&numeric["Numeric".len()..], a, b),
+                _ => false,
+            }
+        }
+        date if date.starts_with("Date") => match (parse_date(request), parse_date(policy)) {
+            (Some(a), Some(b)) => compare(&date["Date".len()..], a, b),
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
+fn compare<T: PartialOrd>(how: &str, a: T, b: T) -> bool {
+    match how {
+        "Equals" => a == b,
+        "LessThan" => a < b,
+        "LessThanEquals" => a <= b,
+        "GreaterThan" => a > b,
+        "GreaterThanEquals" => a >= b,
+        _ => false,
+    }
+}
+
+/// `ArnEquals` / `ArnLike`: each of the six colon-separated parts is matched on its
+/// own, with `*` and `?` wildcards.
+fn arn_like(pattern: &str, value: &str) -> bool {
+    let pattern: Vec<&str> = pattern.splitn(6, ':').collect();
+    let value: Vec<&str> = value.splitn(6, ':').collect();
+    pattern.len() == 6
+        && value.len() == 6
+        && pattern
+            .iter()
+            .zip(&value)
+            .all(|(pattern, value)| wildcard_match(pattern, value))
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A Numeric operator's value: an integer or a decimal (`-1`, `+2`, `3.25`).
+fn parse_number(text: &str) -> Option<f64> {
+    let unsigned = text
+        .strip_prefix('-')
+        .or_else(|| text.strip_prefix('+'))
+        .unwrap_or(text);
+    let valid = match unsigned.split_once('.') {
+        Some((whole, fraction)) => all_digits(whole) && all_digits(fraction),
+        None => all_digits(unsigned),
+    };
+    if valid { text.parse().ok() } else { None }
+}
+
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = (if year >= 0 { year } else { year - 399 }) / 400;
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A Date operator's value as nanoseconds since the epoch: epoch seconds, or ISO 8601
+/// `YYYY-MM-DD[THH:MM[:SS[.fraction]][Z|±HH:MM]]` (UTC without an offset).
+pub(crate) fn parse_date(text: &str) -> Option<i128> {
+    const NANOS: i128 = 1_000_000_000;
+    if all_digits(text) && text.len() <= 12 {
+        return text.parse::<i128>().ok().map(|seconds| seconds * NANOS);
+    }
+    let number = |from: usize, len: usize| -> Option<i64> {
+        let part = text.get(from..from + len)?;
+        if all_digits(part) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let at = |index: usize| text.as_bytes().get(index).copied();
+    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    if at(4) != Some(b'-') || at(7) != Some(b'-') {
+        return None;
+    }
+    let (mut hour, mut minute, mut second, mut fraction, mut offset) = (0, 0, 0, 0i128, 0i64);
+    let mut pos = 10;
+    if text.len() > pos {
+        if at(10) != Some(b'T') || at(13) != Some(b':') {
+            return None;
+        }
+        hour = number(11, 2)?;
+        minute = number(14, 2)?;
+        pos = 16;
+        if at(pos) == Some(b':') {
+            second = number(17, 2)?;
+            pos = 19;
+            if at(pos) == Some(b'.') {
+                let digits = text[pos + 1..]
+                    .bytes()
+                    .take_while(u8::is_ascii_digit)
+                    .count();
+                if !(1..=9).contains(&digits) {
+                    return None;
+                }
+                let padded = format!("{:0<9}", &text[pos + 1..pos + 1 + digits]);
+                fraction = padded.parse().ok()?;
+                pos += 1 + digits;
+            }
+        }
+        match at(pos) {
+            None => {}
+            Some(b'Z') => pos += 1,
+            Some(sign @ (b'+' | b'-')) => {
+                if at(pos + 3) != Some(b':') {
+                    return None;
+                }
+                let (hours, minutes) = (number(pos + 1, 2)?, number(pos + 4, 2)?);
+                if hours > 23 || minutes > 59 {
+                    return None;
+                }
+                offset = (hours * 3600 + minutes * 60) * if sign == b'+' { 1 } else { -1 };
+                pos += 6;
+            }
+            Some(_) => return None,
+        }
+        if pos != text.len() {
+            return None;
+        }
+    }
+    let valid = (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && hour <= 23
+        && minute <= 59
+        && second <= 59;
+    if !valid {
+        return None;
+    }
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(i128::from(seconds) * NANOS + fraction)
+}
+
+/// IpAddress: is the request's address in the policy's address or CIDR range (IPv4 or
+/// IPv6; host bits of the range are ignored)?
+fn ip_in_range(address: &str, range: &str) -> bool {
+    use std::net::IpAddr;
+    let (range_address, prefix) = match range.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (range, None),
+    };
+    let (Ok(address), Ok(network)) = (address.parse::<IpAddr>(), range_address.parse::<IpAddr>())
+    else {
+        return false;
+    };
+    let prefix = match prefix {
+        None => None,
+        Some(text) if all_digits(text) && text.len() <= 3 => text.parse::<u32>().ok(),
+        Some(_) => return false,
+    };
+    match (address, network) {
+        (IpAddr::V4(address), IpAddr::V4(network)) => {
+            let prefix = prefix.unwrap_or(32);
+            if prefix > 32 {
+                return false;
+            }
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            u32::from(address) & mask == u32::from(network) & mask
+        }
+        (IpAddr::V6(address), IpAddr::V6(network)) => {
+            let prefix = prefix.unwrap_or(128);
+            if prefix > 128 {
+                return false;
+            }
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            u128::from(address) & mask == u128::from(network) & mask
+        }
+        _ => false,
+    }
 }
 
 fn statement_label(document: &PolicyDocument, index: usize) -> String {
@@ -372,6 +633,23 @@ pub fn explain(request: &ExplainRequest) -> Decision {
     let context = build_context(request, &caller, &key.partition);
     let action = request.action.as_str();
     let key_arn = request.key_arn.as_str();
+
+    // "Allowing users in other accounts to use a KMS key" (KMS Developer Guide): a
+    // principal in another account can call only the cryptographic operations,
+    // DescribeKey, GetPublicKey, GetKeyRotationStatus and the grant operations; any
+    // other operation is denied whatever the key policy says.
+    if caller.account.as_deref() != Some(key.account.as_str()) && !works_across_accounts(action) {
+        return Decision {
+            decision: Verdict::Deny,
+            reasons: vec![format!(
+                "cross-account: {action} cannot be called on a key in another account \
+                 ({} calling on account {}); only cryptographic operations, DescribeKey, \
+                 GetPublicKey, GetKeyRotationStatus and the grant operations work across \
+                 accounts",
+                request.principal_arn, key.account
+            )],
+        };
+    }
 
     // Key policy side.
     let mut key_side = SideFindings::default();
@@ -442,23 +720,35 @@ pub fn explain(request: &ExplainRequest) -> Decision {
         }
     }
 
-    let grant_allows: Vec<String> = request
-        .grants
-        .iter()
-        .filter(|grant| {
-            caller.matches_value("AWS", &grant.grantee_principal) == PrincipalMatch::Direct
-                && grant
-                    .operations
-                    .iter()
-                    .any(|operation| operation.eq_ignore_ascii_case(action))
-        })
-        .map(|grant| {
-            format!(
+    // Grants ("Grants in AWS KMS"): a grant to the caller itself allows on its own; a
+    // grant to the caller's account delegates to the account's IAM policies, like the
+    // key policy's root statement.
+    let mut grant_allows: Vec<String> = Vec::new();
+    let mut grant_allows_account = false;
+    for grant in &request.grants {
+        let covers = grant
+            .operations
+            .iter()
+            .any(|operation| operation.eq_ignore_ascii_case(action));
+        if !covers {
+            continue;
+        }
+        match caller.matches_value("AWS", &grant.grantee_principal) {
+            PrincipalMatch::Direct => grant_allows.push(format!(
                 "a grant to {} allows {action} (grants need no IAM policy)",
                 grant.grantee_principal
-            )
-        })
-        .collect();
+            )),
+            PrincipalMatch::Account => {
+                grant_allows_account = true;
+                key_side.allows.push(format!(
+                    "a grant to account {} allows {action} (delegating to its IAM policies)",
+                    grant.grantee_principal
+                ));
+            }
+            PrincipalMatch::None => {}
+        }
+    }
+    let key_allows_account = key_allows_account || grant_allows_account;
 
     let notes = || {
         key_side
@@ -992,6 +1282,361 @@ mod tests {
             let outcome = evaluate_conditions(statement.condition.as_ref(), &context);
             assert_eq!(outcome.is_ok(), *expected, "{condition}: {outcome:?}");
         }
+    }
+
+    fn allow_with(condition: serde_json::Value) -> PolicyDocument {
+        let statement = serde_json::json!({
+            "Sid": "Conditional", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:role/App"},
+            "Action": "kms:Decrypt", "Resource": "*", "Condition": condition,
+        });
+        wrap(&format!("{ROOT},{statement}"))
+    }
+
+    fn decide_with(condition: serde_json::Value, context: &[(&str, &[&str])]) -> Verdict {
+        let mut req = request(allow_with(condition), vec![], OWNER_ROLE, "kms:Decrypt");
+        for (key, values) in context {
+            req.context.insert(
+                key.to_string(),
+                values.iter().map(|v| v.to_string()).collect(),
+            );
+        }
+        explain(&req).decision
+    }
+
+    #[test]
+    fn date_operators_take_iso_8601_and_epoch_values() {
+        use serde_json::json;
+        let now: &[(&str, &[&str])] = &[("aws:CurrentTime", &["2024-06-01T12:00:00Z"])];
+        let cases = [
+            (
+                json!({"DateLessThan": {"aws:CurrentTime": "2025-01-01T00:00:00Z"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"DateLessThan": {"aws:CurrentTime": "2024-01-01"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"DateGreaterThan": {"aws:CurrentTime": "1700000000"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"DateGreaterThan": {"aws:CurrentTime": 1800000000}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"DateEquals": {"aws:CurrentTime": "2024-06-01T14:00:00+02:00"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"DateNotEquals": {"aws:CurrentTime": "1717243200"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"DateLessThan": {"aws:CurrentTime": "garbage"}}),
+                Verdict::Deny,
+            ),
+        ];
+        for (condition, expected) in cases {
+            assert_eq!(decide_with(condition.clone(), now), expected, "{condition}");
+        }
+        assert_eq!(
+            parse_date("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800 * 1_000_000_000)
+        );
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(
+            parse_date("2024-06-01T12:00:00.5Z"),
+            Some(1_717_243_200_500_000_000)
+        );
+        assert_eq!(parse_date("2024-06-01T12:00:00.1234567890Z"), None);
+        assert_eq!(parse_date("1717243200"), Some(1_717_243_200_000_000_000));
+    }
+
+    #[test]
+    fn numeric_and_ip_and_binary_operators_evaluate_context_values() {
+        use serde_json::json;
+        let context: &[(&str, &[&str])] = &[
+            ("aws:MultiFactorAuthAge", &["59"]),
+            ("aws:SourceIp", &["203.0.113.7"]),
+            ("aws:SourceIpV6", &["2001:db8:1::5"]),
+            ("kms:RecipientAttestation:ImageSha384", &["QUJD"]),
+        ];
+        let cases = [
+            (
+                json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"NumericGreaterThan": {"aws:MultiFactorAuthAge": 60}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"NumericEquals": {"aws:MultiFactorAuthAge": "59.0"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"NumericNotEquals": {"aws:MultiFactorAuthAge": "59"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "x"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIp": "203.0.113.9/24"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIp": "203.0.113.7"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIp": "198.51.100.0/24"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIp": "203.0.113.0/33"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIpV6": "2001:db8::/32"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"IpAddress": {"aws:SourceIpV6": "0.0.0.0/0"}}),
+                Verdict::Deny,
+            ),
+            (
+                json!({"BinaryEquals": {"kms:RecipientAttestation:ImageSha384": "QUJD"}}),
+                Verdict::Allow,
+            ),
+            (
+                json!({"BinaryEquals": {"kms:RecipientAttestation:ImageSha384": "QUJDRA=="}}),
+                Verdict::Deny,
+            ),
+        ];
+        for (condition, expected) in cases {
+            assert_eq!(
+                decide_with(condition.clone(), context),
+                expected,
+                "{condition}"
+            );
+        }
+    }
+
+    #[test]
+    fn absent_keys_if_exists_and_set_operators_for_every_family() {
+        for operator in [
+            "StringEquals",
+            "ArnLike",
+            "Bool",
+            "NumericEquals",
+            "DateEquals",
+            "IpAddress",
+            "BinaryEquals",
+            "StringNotEquals",
+            "NumericNotEquals",
+            "DateNotEquals",
+            "NotIpAddress",
+        ] {
+            let negated = operator.contains("Not");
+            let verdict = |op: String| {
+                let mut block = serde_json::Map::new();
+                block.insert(op, serde_json::json!({"k:x": "1"}));
+                decide_with(serde_json::Value::Object(block), &[])
+            };
+            let expect = |holds: bool| if holds { Verdict::Allow } else { Verdict::Deny };
+            assert_eq!(verdict(operator.to_string()), expect(negated), "{operator}");
+            assert_eq!(
+                verdict(format!("{operator}IfExists")),
+                Verdict::Allow,
+                "{operator}"
+            );
+            assert_eq!(
+                verdict(format!("ForAllValues:{operator}")),
+                Verdict::Allow,
+                "{operator}"
+            );
+            assert_eq!(
+                verdict(format!("ForAnyValue:{operator}")),
+                Verdict::Deny,
+                "{operator}"
+            );
+            assert_eq!(
+                verdict(format!("ForAnyValue:{operator}IfExists")),
+                Verdict::Allow,
+                "{operator}"
+            );
+        }
+        let empty: &[(&str, &[&str])] = &[("aws:TagKeys", &[""])];
+        let all = serde_json::json!({"ForAllValues:StringEquals": {"aws:TagKeys": "x"}});
+        assert_eq!(
+            decide_with(all, empty),
+            Verdict::Allow,
+            "an empty string is a null data set"
+        );
+        let null_if_exists = serde_json::json!({"NullIfExists": {"k:x": "true"}});
+        assert_eq!(
+            decide_with(null_if_exists, &[]),
+            Verdict::Deny,
+            "Null takes no IfExists"
+        );
+        let five_parts = serde_json::json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*"}});
+        assert_eq!(
+            decide_with(five_parts, &[]),
+            Verdict::Deny,
+            "ArnLike compares six parts"
+        );
+    }
+
+    #[test]
+    fn not_principal_needs_account_role_and_session() {
+        let with_deny = |not_principal: serde_json::Value| {
+            let deny = serde_json::json!({
+                "Effect": "Deny", "NotPrincipal": {"AWS": not_principal},
+                "Action": "kms:*", "Resource": "*",
+            });
+            let key_policy = wrap(&format!(
+                r#"{ROOT},{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:role/App"}},"Action":"kms:*","Resource":"*"}},{deny}"#
+            ));
+            explain(&request(key_policy, vec![], OWNER_ROLE, "kms:Decrypt")).decision
+        };
+        let account = "arn:aws:iam::111122223333:root";
+        let role = "arn:aws:iam::111122223333:role/App";
+        use serde_json::json;
+        assert_eq!(
+            with_deny(json!([account, role])),
+            Verdict::Deny,
+            "role ARN alone"
+        );
+        assert_eq!(
+            with_deny(json!([role, OWNER_ROLE])),
+            Verdict::Deny,
+            "no account"
+        );
+        assert_eq!(
+            with_deny(json!("111122223333")),
+            Verdict::Deny,
+            "account alone"
+        );
+        assert_eq!(
+            with_deny(json!([account, role, OWNER_ROLE])),
+            Verdict::Allow
+        );
+        assert_eq!(with_deny(json!("*")), Verdict::Allow);
+
+        // The root is excluded by its account; NotPrincipal with Allow grants nothing.
+        let root = "arn:aws:iam::111122223333:root";
+        let deny_all_but_root = wrap(&format!(
+            r#"{ROOT},{{"Effect":"Deny","NotPrincipal":{{"AWS":"{root}"}},"Action":"kms:*","Resource":"*"}}"#
+        ));
+        assert_eq!(
+            explain(&request(
+                deny_all_but_root,
+                vec![],
+                root,
+                "kms:PutKeyPolicy"
+            ))
+            .decision,
+            Verdict::Allow
+        );
+        let allow_not = wrap(
+            r#"{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"kms:*","Resource":"*"}"#,
+        );
+        assert_eq!(
+            explain(&request(allow_not, vec![], OWNER_ROLE, "kms:Decrypt")).decision,
+            Verdict::Deny
+        );
+    }
+
+    #[test]
+    fn management_operations_are_denied_across_accounts() {
+        let key_policy = wrap(&format!(
+            r#"{ROOT},{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::444455556666:root"}},"Action":"kms:*","Resource":"*"}}"#
+        ));
+        let iam = wrap(r#"{"Effect":"Allow","Action":"kms:*","Resource":"*"}"#);
+        for action in [
+            "kms:PutKeyPolicy",
+            "kms:ScheduleKeyDeletion",
+            "kms:GetKeyPolicy",
+            "kms:TagResource",
+            "kms:DisableKey",
+        ] {
+            let decision = explain(&request(
+                key_policy.clone(),
+                vec![iam.clone()],
+                EXTERNAL_ROLE,
+                action,
+            ));
+            assert_eq!(decision.decision, Verdict::Deny, "{action}");
+            assert!(
+                decision.reasons[0].contains("cannot be called on a key in another account"),
+                "{decision}"
+            );
+        }
+        for action in [
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "kms:GetKeyRotationStatus",
+            "kms:GetPublicKey",
+            "kms:RetireGrant",
+        ] {
+            let decision = explain(&request(
+                key_policy.clone(),
+                vec![iam.clone()],
+                EXTERNAL_ROLE,
+                action,
+            ));
+            assert_eq!(decision.decision, Verdict::Allow, "{action}: {decision}");
+        }
+        // The other account's root too; and in the owner account the same calls work.
+        let root = "arn:aws:iam::444455556666:root";
+        assert_eq!(
+            explain(&request(
+                key_policy.clone(),
+                vec![],
+                root,
+                "kms:ScheduleKeyDeletion"
+            ))
+            .decision,
+            Verdict::Deny
+        );
+        assert_eq!(
+            explain(&request(
+                key_policy,
+                vec![],
+                "arn:aws:iam::111122223333:root",
+                "kms:ScheduleKeyDeletion"
+            ))
+            .decision,
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn a_grant_to_the_account_delegates_to_iam() {
+        let mut req = request(wrap(ROOT), vec![], EXTERNAL_ROLE, "kms:Decrypt");
+        req.grants.push(Grant {
+            grantee_principal: "arn:aws:iam::444455556666:root".to_string(),
+            operations: vec!["kms:Decrypt".to_string()],
+        });
+        assert_eq!(explain(&req).decision, Verdict::Deny, "no IAM policy");
+        req.identity_policies.push(wrap(&format!(
+            r#"{{"Effect":"Allow","Action":"kms:Decrypt","Resource":"{KEY}"}}"#
+        )));
+        let decision = explain(&req);
+        assert_eq!(decision.decision, Verdict::Allow, "{decision}");
     }
 
     #[test]

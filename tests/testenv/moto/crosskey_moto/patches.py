@@ -19,6 +19,10 @@
    (moto keeps it on the BackendDict, which reset only empties), so after a reset a
    former member account still counts as "already in an organization". The middleware
    calls `after_reset()` to clear it.
+5. moto's own key-policy check (`KmsResponse._validate_key_policy`, called by
+   DescribeKey) denies on any Deny statement whose Action names DescribeKey, ignoring
+   its Principal and Condition. kms_ext has already authorized the request with the
+   full evaluation (policy.py), so moto's check is turned off: ours decides.
 """
 
 from __future__ import annotations
@@ -100,6 +104,17 @@ def after_reset() -> None:
     organizations_backends.master_accounts.clear()
 
 
+# --- 5. moto's DescribeKey policy check (owned by the `explain` change, #19) ------------
+
+
+def _no_moto_key_policy_check(self, key_id: str, action: str) -> None:
+    """kms_ext.handle already authorized this request (key policy, grants, IAM)."""
+
+
+def disable_moto_key_policy_check() -> None:
+    kms_responses.KmsResponse._validate_key_policy = _no_moto_key_policy_check
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -109,4 +124,5 @@ def apply() -> None:
     kms_responses._assert_default_policy = _assert_default_policy
     IAMBackend.put_role_policy = _put_role_policy(IAMBackend.put_role_policy)
     backup_ext.install()
+    disable_moto_key_policy_check()
     _applied = True

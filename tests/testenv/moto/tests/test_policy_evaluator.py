@@ -116,3 +116,104 @@ def test_parse_policy_errors():
     assert pol.unknown_operators({"Statement": [{"Effect": "Allow", "Condition": {
         "ForAnyValue:StringLike": {}, "StringEqualsIfExists": {}, "Sometimes:StringLike": {}, "Foo": {}}}]}) == [
         "Sometimes:StringLike", "Foo"]
+
+
+# --- operators that take typed values (IAM User Guide, "Condition operators") ----------
+
+
+@pytest.mark.parametrize(
+    "operator,values,ctx_value,expected",
+    [
+        ("DateLessThan", "2025-01-01T00:00:00Z", "2024-06-01T12:00:00Z", True),
+        ("DateLessThan", "2024-01-01T00:00:00Z", "2024-06-01T12:00:00Z", False),
+        ("DateGreaterThan", "1700000000", "2024-06-01T12:00:00Z", True),  # epoch policy value
+        ("DateEquals", "2024-06-01T14:00:00+02:00", "2024-06-01T12:00:00Z", True),
+        ("DateEquals", "2024-06-01", "2024-06-01T00:00:00Z", True),
+        ("DateLessThanEquals", "2024-06-01T12:00:00.500Z", "2024-06-01T12:00:00.5Z", True),
+        ("DateNotEquals", "2024-06-01T12:00:00Z", "1717243200", False),  # same instant
+        ("DateLessThan", "garbage", "2024-06-01T12:00:00Z", False),
+        ("DateLessThan", "2024-02-30T00:00:00Z", "2024-01-01T00:00:00Z", False),
+        ("NumericLessThan", "3600", "59", True),
+        ("NumericGreaterThanEquals", ["10", "3600"], "3600", True),
+        ("NumericEquals", "1.5", "1.50", True),
+        ("NumericNotEquals", "3600", "3600", False),
+        ("NumericLessThan", "x", "1", False),
+        ("IpAddress", "203.0.113.0/24", "203.0.113.7", True),
+        ("IpAddress", "203.0.113.7", "203.0.113.7", True),
+        ("IpAddress", "203.0.113.0/24", "198.51.100.1", False),
+        ("IpAddress", "203.0.113.9/24", "203.0.113.200", True),  # host bits ignored
+        ("IpAddress", "2001:db8::/32", "2001:db8:1::5", True),
+        ("IpAddress", "2001:db8::/32", "203.0.113.7", False),
+        ("IpAddress", "0.0.0.0/0", "2001:db8::1", False),  # families never mix
+        ("IpAddress", "203.0.113.0/33", "203.0.113.7", False),
+        ("NotIpAddress", ["10.0.0.0/8", "2001:db8::/32"], "203.0.113.7", True),
+        ("NotIpAddress", ["10.0.0.0/8"], "10.1.2.3", False),
+        ("BinaryEquals", "QUJD", "QUJD", True),
+        ("BinaryEquals", "QUJD", "QUJDRA==", False),
+    ],
+)
+def test_typed_operators(operator, values, ctx_value, expected):
+    assert pol.condition_holds(operator, {"k:x": ctx_value}, "k:x", values) is expected
+
+
+@pytest.mark.parametrize("operator", [
+    "StringEquals", "StringLike", "ArnLike", "Bool", "NumericEquals", "DateEquals", "IpAddress",
+    "BinaryEquals", "StringNotEquals", "NumericNotEquals", "DateNotEquals", "NotIpAddress",
+])
+def test_absent_key_and_if_exists_for_every_family(operator):
+    negated = "Not" in operator
+    assert pol.condition_holds(operator, {}, "k:x", "1") is negated
+    assert pol.condition_holds(operator + "IfExists", {}, "k:x", "1") is True
+    assert pol.condition_holds("ForAllValues:" + operator, {}, "k:x", "1") is True
+    assert pol.condition_holds("ForAnyValue:" + operator, {}, "k:x", "1") is False
+    assert pol.condition_holds("ForAnyValue:" + operator + "IfExists", {}, "k:x", "1") is True
+
+
+def test_set_operators_and_null_data_sets():
+    tags = {"aws:tagkeys": ["key1:legal", "key2:audit"]}
+    assert pol.condition_holds("ForAnyValue:StringLike", tags, "aws:TagKeys", "key2*")
+    assert not pol.condition_holds("ForAllValues:StringLike", tags, "aws:TagKeys", "key2*")
+    # The guide's DenyRestrictedTags example.
+    assert pol.condition_holds("ForAllValues:StringNotLike", {"aws:tagkeys": ["key2:audit"]}, "aws:TagKeys", "key1*")
+    assert not pol.condition_holds("ForAllValues:StringNotLike", {"aws:tagkeys": ["key1:hr"]}, "aws:TagKeys", "key1*")
+    # An empty list or an empty string is a null data set.
+    for empty in ([], [""], ""):
+        assert pol.condition_holds("ForAllValues:StringEquals", {"aws:tagkeys": empty}, "aws:TagKeys", "x")
+        assert not pol.condition_holds("ForAnyValue:StringEquals", {"aws:tagkeys": empty}, "aws:TagKeys", "x")
+
+
+def test_null_takes_no_if_exists_or_set_operator():
+    assert pol.condition_holds("Null", {}, "k:x", "true")
+    assert not pol.condition_holds("NullIfExists", {}, "k:x", "true")
+    assert not pol.condition_holds("ForAnyValue:Null", {}, "k:x", "true")
+    assert pol.unknown_operators({"Statement": [{"Effect": "Allow", "Condition": {
+        "NullIfExists": {}, "DateLessThanIfExists": {}, "ForAllValues:NotIpAddress": {}}}]}) == ["NullIfExists"]
+
+
+# --- NotPrincipal (IAM User Guide, "AWS JSON policy elements: NotPrincipal") --------------
+
+B_ROOT = pol.PrincipalInfo(account="222222222222", kind="Root", arn="arn:aws:iam::222222222222:root",
+                           principal_arn="arn:aws:iam::222222222222:root")
+B_USER = pol.PrincipalInfo(account="222222222222", kind="User", arn="arn:aws:iam::222222222222:user/u",
+                           principal_arn="arn:aws:iam::222222222222:user/u", entity_id="AIDAEXAMPLEID0000001")
+
+
+def test_not_principal_needs_the_whole_chain_named():
+    acct, role, sess = "arn:aws:iam::222222222222:root", B_ROLE.principal_arn, B_ROLE.arn
+    assert not pol.principal_excluded({"AWS": [acct, role]}, B_ROLE)  # role alone: sessions still denied
+    assert not pol.principal_excluded({"AWS": [role, sess]}, B_ROLE)  # account missing
+    assert not pol.principal_excluded({"AWS": "222222222222"}, B_ROLE)
+    assert pol.principal_excluded({"AWS": [acct, role, sess]}, B_ROLE)
+    assert pol.principal_excluded({"AWS": ["222222222222", B_ROLE.entity_id, sess]}, B_ROLE)
+    assert pol.principal_excluded({"AWS": "*"}, B_ROLE)
+    assert pol.principal_excluded({"AWS": acct}, B_ROOT)
+    assert not pol.principal_excluded({"AWS": acct}, B_USER)
+    assert pol.principal_excluded({"AWS": [acct, B_USER.arn]}, B_USER)
+
+
+def test_not_principal_with_allow_grants_nothing():
+    doc = {"Statement": [{"Effect": "Allow", "NotPrincipal": {"AWS": "333333333333"}, "Action": "kms:*", "Resource": "*"}]}
+    r = pol.evaluate_resource_policy(doc, B_ROLE, "kms:Decrypt", KEY, {})
+    assert not (r.allow_account or r.allow_direct or r.deny)
+    doc["Statement"][0]["Effect"] = "Deny"
+    assert pol.evaluate_resource_policy(doc, B_ROLE, "kms:Decrypt", KEY, {}).deny
