@@ -172,32 +172,9 @@ fn sids(policy: &PolicyDocument) -> Vec<String> {
 
 #[tokio::test]
 async fn account_is_verified_through_assume_role_with_one_sts_session() {
-    // The operator runs as an IAM user of its own account, so that its AssumeRole calls
-    // are counted apart from other tests'.
-    let mut fx = Fixture::without_operator("acct").await;
-    let home = account_id("acct-home");
-    let iam = aws_sdk_iam::Client::new(&env().aws_config_in(&home).await);
-    iam.create_user()
-        .user_name("crosskey")
-        .send()
-        .await
-        .unwrap();
-    let access = iam
-        .create_access_key()
-        .user_name("crosskey")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    fx.operator = Some(Operator::start(
-        &fx.namespace,
-        &[
-            ("AWS_ACCESS_KEY_ID", &access.access_key_id),
-            ("AWS_SECRET_ACCESS_KEY", &access.secret_access_key),
-        ],
-    ));
-
+    // The operator is a session of its hub role, and assumes this test's own account's
+    // role/crosskey: the emulator's decision log counts those AssumeRoles apart.
+    let fx = Fixture::new("acct").await;
     let accounts: Api<AwsAccount> = Api::all(fx.client.clone());
     let account = wait_until("AwsAccount Ready", WAIT, || {
         let accounts = accounts.clone();
@@ -233,12 +210,10 @@ async fn account_is_verified_through_assume_role_with_one_sts_session() {
             .contains(&format!(":{}:key/", fx.account)),
         "the key is in the assumed account"
     );
-    let counters = env().aws_counters().await;
+    let role_arn = format!("arn:aws:iam::{}:role/crosskey", fx.account);
     assert_eq!(
-        calls(&counters, "sts", &["AssumeRole"], &home),
-        1,
-        "{}",
-        counters["services"]["sts"]
+        support::authz_decisions(&["sts:AssumeRole"], &role_arn, "Allow").await,
+        1
     );
 }
 

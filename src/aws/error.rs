@@ -211,7 +211,12 @@ where
         }
         other => (other.code().map(str::to_string), display_chain(other)),
     };
-    let class = class_of(code.as_deref(), &message, http_status);
+    let class = match (&code, refused_assume_role(&err)) {
+        // The call never left: STS refused the AssumeRole behind its credentials. That is
+        // a denial (wrong role, trust policy or ExternalId), not a transient failure.
+        (None, Some(sts_code)) => class_of(Some(&sts_code), &message, None),
+        _ => class_of(code.as_deref(), &message, http_status),
+    };
     AwsError {
         class,
         service,
@@ -219,6 +224,21 @@ where
         code,
         message,
     }
+}
+
+/// The error code of an sts:AssumeRole that STS answered while loading the credentials
+/// of a failed call, found in the error's source chain.
+fn refused_assume_role(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(refused) =
+            cause.downcast_ref::<aws_sdk_sts::operation::assume_role::AssumeRoleError>()
+        {
+            return refused.code().map(str::to_string);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 fn display_chain(err: &dyn std::error::Error) -> String {

@@ -292,6 +292,7 @@ impl TestEnv {
             .args(["target", account])
             .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
             .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing");
         if let Some(external_id) = external_id {

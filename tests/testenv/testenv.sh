@@ -184,7 +184,7 @@ wait_for "the default namespace" 60 "${kubectl[@]}" get namespace default
 
 # The operator runs as a session of the hub role from deploy/iam/ (see aws_roles.py), never
 # with the default (root) credentials, which stay for setup and out-of-band test actions.
-AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
+AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
   AWS_SECRET_ACCESS_KEY=testing "$root/.venv/bin/python" "$root/tests/testenv/aws_roles.py" hub \
   > "$dir/logs/aws-roles.log" 2>&1
 cat > "$dir/operator-aws-config" <<AWSCONFIG
