@@ -1273,3 +1273,54 @@ async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
     let id = delete_in_state(&fx, "delete-pending", "Delete", "PendingDeletion").await;
     assert_eq!(state_of(id).await, "PendingDeletion");
 }
+
+#[tokio::test]
+async fn settings_follow_the_spec_and_a_disabled_or_scheduled_key_is_brought_back() {
+    let fx = Fixture::new("settings").await;
+    let alias = |n: &str| format!("alias/{}-{n}", fx.namespace);
+    fx.create_key(
+        "k",
+        json!({"alias": alias("one"), "description": "one", "enableKeyRotation": true}),
+    )
+    .await;
+    let id = key_id(&fx.wait_ready("k").await);
+    let kms = fx.kms().await;
+    let observed = || {
+        let (kms, id) = (kms.clone(), id.clone());
+        async move {
+            let meta = kms.describe_key().key_id(&id).send().await.unwrap().key_metadata.unwrap();
+            let rotation = kms.get_key_rotation_status().key_id(&id).send().await.unwrap().key_rotation_enabled;
+            let aliases: Vec<String> = kms.list_aliases().key_id(&id).send().await.unwrap()
+                .aliases.unwrap_or_default().into_iter().filter_map(|a| a.alias_name).collect();
+            (meta.key_state.unwrap().as_str().to_string(), meta.description.unwrap_or_default(), rotation, aliases)
+        }
+    };
+    let wait_for = |what: &'static str, want: (String, String, bool, Vec<String>)| {
+        let observed = &observed;
+        async move {
+            wait_until(what, WAIT, || {
+                let want = want.clone();
+                async move { (observed().await == want).then_some(()) }
+            })
+            .await
+        }
+    };
+    let enabled = || "Enabled".to_string();
+    wait_for("the created settings", (enabled(), "one".into(), true, vec![alias("one")])).await;
+
+    // Spec changes: a new alias (the old one deleted), a new description, rotation off.
+    fx.patch_spec("k", json!({"alias": alias("two"), "description": "two", "enableKeyRotation": false}))
+        .await;
+    wait_for("the changed settings", (enabled(), "two".into(), false, vec![alias("two")])).await;
+    // The alias removed from the spec is deleted.
+    fx.patch_spec("k", json!({"alias": null})).await;
+    wait_for("no alias", (enabled(), "two".into(), false, vec![])).await;
+
+    // Out of band: disabled, then scheduled for deletion; each is brought back.
+    kms.disable_key().key_id(&id).send().await.unwrap();
+    fx.poke("k").await;
+    wait_for("re-enabled", (enabled(), "two".into(), false, vec![])).await;
+    kms.schedule_key_deletion().key_id(&id).pending_window_in_days(7).send().await.unwrap();
+    fx.poke("k").await;
+    wait_for("deletion cancelled and re-enabled", (enabled(), "two".into(), false, vec![])).await;
+}
