@@ -1160,15 +1160,14 @@ async fn the_target_role_is_assumed_only_with_its_external_id() {
         if let Some(id) = external_id {
             spec["externalId"] = json!(id);
         }
-        serde_json::from_value(json!({"apiVersion": "crosskey.dev/v1alpha1", "kind": "AwsAccount",
-            "metadata": {"name": name}, "spec": spec}))
+        serde_json::from_value(
+            json!({"apiVersion": "crosskey.dev/v1alpha1", "kind": "AwsAccount",
+            "metadata": {"name": name}, "spec": spec}),
+        )
         .unwrap()
     };
     let (wrong, missing) = (format!("{namespace}-wrong"), format!("{namespace}-missing"));
-    for object in [
-        make(&wrong, Some("crosskey-wrong")),
-        make(&missing, None),
-    ] {
+    for object in [make(&wrong, Some("crosskey-wrong")), make(&missing, None)] {
         accounts
             .create(&PostParams::default(), &object)
             .await
@@ -1181,7 +1180,10 @@ async fn the_target_role_is_assumed_only_with_its_external_id() {
     }
     // The emulator refused both AssumeRoles on the trust policy's ExternalId condition.
     let denied = support::authz_decisions(&["sts:AssumeRole"], &role_arn, "Deny").await;
-    assert!(denied >= 2, "{denied} denied AssumeRole decisions on {role_arn}");
+    assert!(
+        denied >= 2,
+        "{denied} denied AssumeRole decisions on {role_arn}"
+    );
 
     // With the right ExternalId the same account becomes Ready, as a session of the role.
     accounts
@@ -1193,7 +1195,13 @@ async fn the_target_role_is_assumed_only_with_its_external_id() {
         .await
         .unwrap();
     wait_account(&accounts, &wrong, "True").await;
-    let caller = accounts.get(&wrong).await.unwrap().status.unwrap().caller_arn;
+    let caller = accounts
+        .get(&wrong)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .caller_arn;
     assert!(
         caller
             .as_deref()
@@ -1207,8 +1215,11 @@ async fn the_target_role_is_assumed_only_with_its_external_id() {
 /// Deletes SharedKey `name` under `policy` after `break_key` changed its state out of
 /// band, and waits until the object is gone (its finalizer released). Returns the key ID.
 async fn delete_in_state(fx: &Fixture, name: &str, policy: &str, state: &str) -> String {
-    fx.create_key(name, json!({"deletionPolicy": policy, "pendingWindowDays": 7}))
-        .await;
+    fx.create_key(
+        name,
+        json!({"deletionPolicy": policy, "pendingWindowDays": 7}),
+    )
+    .await;
     let id = key_id(&fx.wait_ready(name).await);
     let kms = fx.kms().await;
     match state {
@@ -1225,7 +1236,10 @@ async fn delete_in_state(fx: &Fixture, name: &str, policy: &str, state: &str) ->
         }
         other => panic!("no such state {other}"),
     }
-    fx.keys().delete(name, &DeleteParams::default()).await.unwrap();
+    fx.keys()
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
     let keys = fx.keys();
     wait_until(&format!("SharedKey {name} gone"), WAIT, || {
         let keys = keys.clone();
@@ -1242,14 +1256,28 @@ async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
     let state_of = |id: String| {
         let kms = kms.clone();
         async move {
-            let meta = kms.describe_key().key_id(id).send().await.unwrap().key_metadata.unwrap();
+            let meta = kms
+                .describe_key()
+                .key_id(id)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata
+                .unwrap();
             meta.key_state.unwrap().as_str().to_string()
         }
     };
     let tags_of = |id: String| {
         let kms = kms.clone();
         async move {
-            let tags = kms.list_resource_tags().key_id(id).send().await.unwrap().tags.unwrap_or_default();
+            let tags = kms
+                .list_resource_tags()
+                .key_id(id)
+                .send()
+                .await
+                .unwrap()
+                .tags
+                .unwrap_or_default();
             tags.into_iter().map(|t| t.tag_key).collect::<Vec<_>>()
         }
     };
@@ -1258,7 +1286,10 @@ async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
     let id = delete_in_state(&fx, "retain-disabled", "Retain", "Disabled").await;
     assert_eq!(state_of(id.clone()).await, "Disabled");
     let tags = tags_of(id).await;
-    assert!(!tags.iter().any(|t| t.starts_with("crosskey.dev/")), "{tags:?}");
+    assert!(
+        !tags.iter().any(|t| t.starts_with("crosskey.dev/")),
+        "{tags:?}"
+    );
 
     // Retain on a key someone scheduled for deletion: AWS refuses tag changes; the object
     // goes, the key stays pending as the person left it.
@@ -1288,11 +1319,38 @@ async fn settings_follow_the_spec_and_a_disabled_or_scheduled_key_is_brought_bac
     let observed = || {
         let (kms, id) = (kms.clone(), id.clone());
         async move {
-            let meta = kms.describe_key().key_id(&id).send().await.unwrap().key_metadata.unwrap();
-            let rotation = kms.get_key_rotation_status().key_id(&id).send().await.unwrap().key_rotation_enabled;
-            let aliases: Vec<String> = kms.list_aliases().key_id(&id).send().await.unwrap()
-                .aliases.unwrap_or_default().into_iter().filter_map(|a| a.alias_name).collect();
-            (meta.key_state.unwrap().as_str().to_string(), meta.description.unwrap_or_default(), rotation, aliases)
+            let meta = kms
+                .describe_key()
+                .key_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata
+                .unwrap();
+            let rotation = kms
+                .get_key_rotation_status()
+                .key_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .key_rotation_enabled;
+            let aliases: Vec<String> = kms
+                .list_aliases()
+                .key_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .aliases
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| a.alias_name)
+                .collect();
+            (
+                meta.key_state.unwrap().as_str().to_string(),
+                meta.description.unwrap_or_default(),
+                rotation,
+                aliases,
+            )
         }
     };
     let wait_for = |what: &'static str, want: (String, String, bool, Vec<String>)| {
@@ -1306,12 +1364,23 @@ async fn settings_follow_the_spec_and_a_disabled_or_scheduled_key_is_brought_bac
         }
     };
     let enabled = || "Enabled".to_string();
-    wait_for("the created settings", (enabled(), "one".into(), true, vec![alias("one")])).await;
+    wait_for(
+        "the created settings",
+        (enabled(), "one".into(), true, vec![alias("one")]),
+    )
+    .await;
 
     // Spec changes: a new alias (the old one deleted), a new description, rotation off.
-    fx.patch_spec("k", json!({"alias": alias("two"), "description": "two", "enableKeyRotation": false}))
-        .await;
-    wait_for("the changed settings", (enabled(), "two".into(), false, vec![alias("two")])).await;
+    fx.patch_spec(
+        "k",
+        json!({"alias": alias("two"), "description": "two", "enableKeyRotation": false}),
+    )
+    .await;
+    wait_for(
+        "the changed settings",
+        (enabled(), "two".into(), false, vec![alias("two")]),
+    )
+    .await;
     // The alias removed from the spec is deleted.
     fx.patch_spec("k", json!({"alias": null})).await;
     wait_for("no alias", (enabled(), "two".into(), false, vec![])).await;
@@ -1320,7 +1389,16 @@ async fn settings_follow_the_spec_and_a_disabled_or_scheduled_key_is_brought_bac
     kms.disable_key().key_id(&id).send().await.unwrap();
     fx.poke("k").await;
     wait_for("re-enabled", (enabled(), "two".into(), false, vec![])).await;
-    kms.schedule_key_deletion().key_id(&id).pending_window_in_days(7).send().await.unwrap();
+    kms.schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
     fx.poke("k").await;
-    wait_for("deletion cancelled and re-enabled", (enabled(), "two".into(), false, vec![])).await;
+    wait_for(
+        "deletion cancelled and re-enabled",
+        (enabled(), "two".into(), false, vec![]),
+    )
+    .await;
 }

@@ -1149,7 +1149,10 @@ async fn the_preflight_names_the_side_that_refused_from_real_denials() {
 
     // (a) A's key policy: edited out of band (Observe keeps the edit) to the owner only.
     let edited = w
-        .create_key("edited", json!({"shareWith": {"accounts": [w.b]}, "drift": {"policy": "Observe"}}))
+        .create_key(
+            "edited",
+            json!({"shareWith": {"accounts": [w.b]}, "drift": {"policy": "Observe"}}),
+        )
         .await;
     let edited_arn = key_arn(&edited);
     support::expect_denial("kms:DescribeKey", &edited_arn).await;
@@ -1163,12 +1166,19 @@ async fn the_preflight_names_the_side_that_refused_from_real_denials() {
         .send()
         .await
         .unwrap();
-    w.create_vault("keyside", json!({"encryptionKey": {"sharedKeyRef": {"name": "edited"}}}))
+    w.create_vault(
+        "keyside",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "edited"}}}),
+    )
+    .await;
+    let (_, message) = w
+        .wait_vault("keyside", "KeyAccessible", "AccessDenied")
         .await;
-    let (_, message) = w.wait_vault("keyside", "KeyAccessible", "AccessDenied").await;
     assert!(
-        message.contains(&format!("in account {} does not allow account {}", w.a, w.b))
-            && message.contains("changed outside the operator"),
+        message.contains(&format!(
+            "in account {} does not allow account {}",
+            w.a, w.b
+        )) && message.contains("changed outside the operator"),
         "{message}"
     );
 
@@ -1179,7 +1189,8 @@ async fn the_preflight_names_the_side_that_refused_from_real_denials() {
     let shared_arn = key_arn(&shared);
     support::expect_denial("kms:DescribeKey", &shared_arn).await;
     let iam = w.iam_b().await;
-    let mut policy: Value = serde_json::to_value(role_policy(&iam, "crosskey", "crosskey").await).unwrap();
+    let mut policy: Value =
+        serde_json::to_value(role_policy(&iam, "crosskey", "crosskey").await).unwrap();
     policy["Statement"]
         .as_array_mut()
         .unwrap()
@@ -1191,16 +1202,29 @@ async fn the_preflight_names_the_side_that_refused_from_real_denials() {
         .send()
         .await
         .unwrap();
-    w.create_vault("iamside", json!({"encryptionKey": {"sharedKeyRef": {"name": "shared"}}}))
+    w.create_vault(
+        "iamside",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "shared"}}}),
+    )
+    .await;
+    let (_, message) = w
+        .wait_vault("iamside", "KeyAccessible", "AccessDenied")
         .await;
-    let (_, message) = w.wait_vault("iamside", "KeyAccessible", "AccessDenied").await;
     assert!(
-        message.contains(&format!("the IAM policies of arn:aws:sts::{}:assumed-role/crosskey/", w.b))
-            && message.contains(&format!("in account {} do not", w.b)),
+        message.contains(&format!(
+            "the IAM policies of arn:aws:sts::{}:assumed-role/crosskey/",
+            w.b
+        )) && message.contains(&format!("in account {} do not", w.b)),
         "{message}"
     );
 
     // Neither vault was created.
-    let listed = w.backup_b().await.list_backup_vaults().send().await.unwrap();
+    let listed = w
+        .backup_b()
+        .await
+        .list_backup_vaults()
+        .send()
+        .await
+        .unwrap();
     assert!(listed.backup_vault_list().is_empty(), "{listed:?}");
 }

@@ -506,7 +506,10 @@ impl Operator {
             // The operator's identity is the hub role from deploy/iam/, as in production.
             .env("AWS_CONFIG_FILE", &env.operator_aws_config)
             .env("AWS_PROFILE", &env.operator_aws_profile)
-            .env("AWS_SHARED_CREDENTIALS_FILE", env.dir.join("no-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                env.dir.join("no-credentials"),
+            )
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_SESSION_TOKEN")

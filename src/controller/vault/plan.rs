@@ -746,14 +746,31 @@ mod tests {
     #[test]
     fn aws_messages_name_the_refusing_side() {
         let msg = |why: &str| {
-            format!("User: arn:aws:sts::444455556666:assumed-role/crosskey/s is not authorized to perform: kms:DescribeKey on resource: {ARN} {why}")
+            format!(
+                "User: arn:aws:sts::444455556666:assumed-role/crosskey/s is not authorized to perform: kms:DescribeKey on resource: {ARN} {why}"
+            )
         };
         let cases = [
-            ("because no resource-based policy allows the kms:DescribeKey action", Some(DeniedBy::KeyPolicy)),
-            ("because no identity-based policy allows the kms:DescribeKey action", Some(DeniedBy::Iam)),
-            ("with an explicit deny in a resource-based policy", Some(DeniedBy::KeyPolicyDeny)),
-            ("with an explicit deny in an identity-based policy", Some(DeniedBy::IamDeny)),
-            ("with an explicit deny in a service control policy", Some(DeniedBy::IamDeny)),
+            (
+                "because no resource-based policy allows the kms:DescribeKey action",
+                Some(DeniedBy::KeyPolicy),
+            ),
+            (
+                "because no identity-based policy allows the kms:DescribeKey action",
+                Some(DeniedBy::Iam),
+            ),
+            (
+                "with an explicit deny in a resource-based policy",
+                Some(DeniedBy::KeyPolicyDeny),
+            ),
+            (
+                "with an explicit deny in an identity-based policy",
+                Some(DeniedBy::IamDeny),
+            ),
+            (
+                "with an explicit deny in a service control policy",
+                Some(DeniedBy::IamDeny),
+            ),
             ("", None),
         ];
         for (why, side) in cases {
@@ -796,7 +813,10 @@ mod tests {
         );
         assert!(edited.contains("changed outside the operator"), "{edited}");
         let deny = denial("with an explicit deny in a resource-based policy", None);
-        assert!(deny.contains("a Deny statement in the key policy"), "{deny}");
+        assert!(
+            deny.contains("a Deny statement in the key policy"),
+            "{deny}"
+        );
         // Without AWS naming the side, the engine's verdict on the rendered policy.
         let guessed = denial("not authorized", Some((true, String::new())));
         assert!(guessed.contains("likely missing"), "{guessed}");
