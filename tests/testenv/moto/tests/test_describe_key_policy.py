@@ -1,6 +1,6 @@
 """DescribeKey is decided by the extension's evaluation, not by moto's own check, which
 denies for any Deny statement naming DescribeKey whatever its Principal and Condition
-(patches.py item 5)."""
+(patches.py, `disable_moto_key_policy_check`)."""
 
 import pytest
 from botocore.exceptions import ClientError
@@ -8,7 +8,7 @@ from conftest import A, B, error_of, key_policy, share_with
 
 
 def test_deny_for_someone_else_does_not_block_describe_key(env):
-    kms_a = env.client("kms", env.assume(A))
+    kms_a = env.client("kms", env.administrator(A))
     other_deny = {
         "Sid": "DenyOthers", "Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{B}:root"},
         "Action": "kms:DescribeKey", "Resource": "*",
@@ -22,9 +22,9 @@ def test_deny_for_someone_else_does_not_block_describe_key(env):
 
 
 def test_deny_that_applies_still_blocks_describe_key(env):
-    kms_a = env.client("kms", env.assume(A))
+    kms_a = env.client("kms", env.administrator(A))
     key_arn = kms_a.create_key(Policy=key_policy(share_with(B)))["KeyMetadata"]["Arn"]
-    kms_b = env.client("kms", env.assume(B))
+    kms_b = env.client("kms", env.administrator(B))
     assert kms_b.describe_key(KeyId=key_arn)["KeyMetadata"]["Arn"] == key_arn
     deny_b = {
         "Sid": "DenyB", "Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{B}:root"},
