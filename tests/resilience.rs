@@ -72,10 +72,9 @@ async fn keys_and_vaults_converge_through_throttling_and_server_errors() {
             rules.push(env().aws_fault(json!({"service": service, "account": account, "mode": "error500", "rate": 0.072, "seed": 11})).await);
         }
     }
-    // Under 30% throttling an object can fail for a minute in a row (e.g. the lookup by
-    // tag after an ambiguous CreateKey lists every key's tags) and the default grace
-    // would then rightly report it; a long grace shows that blips never reach a condition.
-    let _operator = Operator::start_with(&namespace, &[], &["--transient-error-grace", "10m"]);
+    // The default transient-error grace (60 s, as the README states): blips never reach
+    // a condition.
+    let _operator = Operator::start(&namespace, &[]);
 
     let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
     let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);

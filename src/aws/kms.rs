@@ -2,8 +2,10 @@
 //! are made here.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_kms::types::{KeyState, Tag};
+use backon::{ExponentialBuilder, Retryable};
 
 use super::error::{AwsError, classify};
 use super::limits::Limiter;
@@ -449,7 +451,18 @@ impl Kms {
             let page = page?;
             for key in page.keys.unwrap_or_default() {
                 let Some(key_id) = key.key_id else { continue };
-                match self.list_tags(&key_id).await {
+                // One throttled key must not fail a scan of hundreds: retry that key's
+                // read (on top of the SDK's own attempts) before giving up on the scan.
+                let tags = (|| self.list_tags(&key_id))
+                    .retry(
+                        ExponentialBuilder::default()
+                            .with_min_delay(Duration::from_millis(200))
+                            .with_max_times(4)
+                            .with_jitter(),
+                    )
+                    .when(|err: &AwsError| err.class.is_retryable())
+                    .await;
+                match tags {
                     Ok(tags) if tags.get(tag_key).is_some_and(|v| v == value) => {
                         return Ok(Some(key_id));
                     }

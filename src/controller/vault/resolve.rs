@@ -111,6 +111,11 @@ pub async fn preflight(
             );
             Err(err)
         }
+        // Throttling and 5xx are no verdict on the key: they go the way of every
+        // transient error (retried quietly within the grace, then reported).
+        Err(err) if matches!(err.class, ErrorClass::Throttled | ErrorClass::Transient) => {
+            Err(err.into())
+        }
         Err(err) => {
             let message = denial_explanation(account, key, &err);
             let reason = match err.class {
