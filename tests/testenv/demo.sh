@@ -68,6 +68,9 @@ say "B uses A's key (step 4: both sides allow)"
 aws use-key "$key_arn"
 
 say "Drift: an out-of-band edit of the key policy, and its repair"
+# The tampered policy makes B's preflight fail until the repair: a denial the demo provokes.
+curl -sf -XPOST "$CROSSKEY_TESTENV_AWS_ADMIN/authz/expected" \
+  -d "{\"action\": \"kms:DescribeKey\", \"resource\": \"$key_arn\"}" >/dev/null
 aws tamper "$key_id"
 # Ask for an immediate check instead of waiting for the 5m drift interval.
 kubectl annotate sk backup-key -n platform-security --overwrite demo.crosskey.dev/check-now="$(date +%s)" >/dev/null

@@ -204,6 +204,29 @@ def _authorize_keyless(caller: Caller, op: str) -> KmsError | None:
     return None
 
 
+ALIAS_OPS = {"CreateAlias", "UpdateAlias", "DeleteAlias"}
+
+
+def _authorize_alias(caller: Caller, op: str, alias, region: str) -> KmsError | None:
+    """The alias side of an alias operation: AWS requires the permission on the alias
+    (identity policies only; an alias has no policy) as well as on the key ("Controlling
+    access to aliases", KMS Developer Guide). The key side is authorized as for any key
+    operation."""
+    if not isinstance(alias, str) or not alias.startswith("alias/"):
+        return None  # moto answers the validation error
+    alias_arn = f"arn:aws:kms:{region}:{caller.account}:{alias}"
+    action = f"kms:{op}"
+    err = None
+    if caller.identity_policies is not None:
+        result = pol.evaluate_identity_policies(caller.identity_policies, action, alias_arn, base_context(caller))
+        if result == "deny":
+            err = _denied(caller, action, alias_arn, "with an explicit deny in an identity-based policy")
+        elif result != "allow":
+            err = _denied(caller, action, alias_arn, f"because no identity-based policy allows the {action} action")
+    authz.record_kms(caller, action, alias_arn, base_context(caller), err)
+    return err
+
+
 def invalid_principal(doc: dict) -> bool:
     """Whether a statement names a principal that is malformed or does not exist (a role
     or user that was never created or was deleted). Used for key policies and for
@@ -399,6 +422,14 @@ def handle(op: str, params: dict, caller: Caller, region: str, via_service: str 
         if err:
             raise err
         return Outcome()
+
+    if op in ALIAS_OPS:
+        err = _authorize_alias(caller, op, params.get("AliasName"), region)
+        if err:
+            raise err
+        if op == "DeleteAlias":
+            # AWS also requires kms:DeleteAlias on the key the alias points to.
+            params = dict(params, KeyId=params.get("AliasName"))
 
     ref = params.get(KEY_PARAM.get(op, "KeyId"))
     grant = None
