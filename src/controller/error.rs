@@ -38,9 +38,8 @@ pub enum Error {
         "an earlier CreateKey got no answer (timeout, server error or restart) and may still complete at AWS; crosskey looks for that key by its ownership tag until {0} and only then creates one"
     )]
     CreateUnconfirmed(String),
-    #[error(
-        "the key is still used by CrossAccountVault {0}; delete the vaults first or set deletionPolicy: Retain"
-    )]
+    /// What still uses the key, and what to do about it.
+    #[error("the key is still in use: {0}")]
     KeyInUse(String),
     #[error("SharedKey {0} does not exist: create it or fix encryptionKey.sharedKeyRef")]
     KeyNotFound(String),
