@@ -10,7 +10,9 @@
 # multi-threaded tokio process. The glibc binary links only glibc and libgcc, which the
 # cc image carries; the Rust dependencies are linked statically either way.
 
-ARG RUST_VERSION=1.88
+# At least Cargo.toml's rust-version, itself at least the highest rust-version of the
+# locked dependencies (tests/helm_deploy.rs checks both from `cargo metadata`).
+ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src

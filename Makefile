@@ -70,12 +70,14 @@ least-privilege: venv
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
 test: lint unit-test emulator-test explain-differential argocd-test integration-test demo least-privilege
 
-## Benchmarks print their figures (medians); they are not timed tests. The convergence
+## Benchmarks print their figures (medians); they are not timed tests. It first builds the
+## release binary as the Dockerfile does (`--release --locked`), too slow for `make test`. The convergence
 ## bench (benches/convergence.rs) starts its own etcd, kube-apiserver and emulator, runs
 ## the operator built in release mode, prints a table and writes target/bench/*.json.
 ## Sizes: CROSSKEY_BENCH_N (default 100,1000), CROSSKEY_BENCH_K (2), CROSSKEY_BENCH_RUNS (5),
 ## CROSSKEY_BENCH_MEMORY_N (1000,10000); phases: CROSSKEY_BENCH_PHASES (README "Benchmarks").
 bench: k8s-bins helm-bin venv
+	$(CARGO) build --release --locked --bin crosskey
 	$(CARGO) bench --bench policy_bench
 	$(CARGO) bench --bench convergence
 

@@ -503,3 +503,89 @@ fn dockerfile_is_multi_stage_non_root_and_matches_the_chart() {
         assert!(ignore.lines().any(|l| l == path), ".dockerignore: {path}");
     }
 }
+
+/// `1.94.1` as (1, 94, 1); a missing patch is 0.
+fn rust_version(text: &str) -> (u32, u32, u32) {
+    let mut parts = text.trim().split('.').map(|p| p.parse::<u32>().unwrap());
+    (
+        parts.next().unwrap(),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
+/// The highest `rust-version` among the packages the `crosskey` binary links (normal
+/// dependencies of the locked graph), with the package that sets it.
+fn highest_dependency_rust_version() -> ((u32, u32, u32), String) {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let packages: std::collections::HashMap<&str, &Value> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p))
+        .collect();
+    let nodes: std::collections::HashMap<&str, &Value> = metadata["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    // Walk the graph from crosskey through normal (not dev, not build) dependency edges.
+    let root_id = metadata["resolve"]["root"].as_str().unwrap();
+    let mut seen = BTreeSet::from([root_id]);
+    let mut queue = vec![root_id];
+    while let Some(id) = queue.pop() {
+        for dep in nodes[id]["deps"].as_array().unwrap() {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let dep_id = dep["pkg"].as_str().unwrap();
+            if normal && seen.insert(dep_id) {
+                queue.push(dep_id);
+            }
+        }
+    }
+    seen.iter()
+        .filter(|id| **id != root_id)
+        .filter_map(|id| {
+            let package = packages[id];
+            let version = package["rust_version"].as_str()?;
+            Some((rust_version(version), package["name"].as_str().unwrap().to_string()))
+        })
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn the_image_toolchain_and_rust_version_cover_every_locked_dependency() {
+    let (needed, package) = highest_dependency_rust_version();
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| rust_version(v.trim_matches('"')))
+        .expect("Cargo.toml declares rust-version");
+    assert!(
+        declared >= needed,
+        "Cargo.toml rust-version {declared:?} is below {needed:?}, which {package} needs"
+    );
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let image = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG RUST_VERSION="))
+        .map(rust_version)
+        .expect("the Dockerfile pins ARG RUST_VERSION");
+    assert!(
+        image >= declared,
+        "the Dockerfile's rust:{image:?} is below Cargo.toml's rust-version {declared:?}"
+    );
+}
+

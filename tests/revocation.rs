@@ -427,3 +427,70 @@ async fn a_vault_whose_key_stops_sharing_loses_its_role_grants_and_keeps_the_vau
         .await
         .expect("the vault is kept");
 }
+
+#[tokio::test]
+async fn a_key_with_grants_of_another_account_is_not_deleted_until_they_are_revoked() {
+    let w = World::new("inuse").await;
+    w.create(
+        "SharedKey",
+        "k",
+        &w.a_name,
+        json!({"shareWith": {"accounts": [w.b]}, "deletionPolicy": "Delete"}),
+    )
+    .await;
+    let key = w
+        .wait_key("SharedKey k Ready", |k| {
+            k.status
+                .as_ref()
+                .is_some_and(|s| condition_of(&s.conditions, "Ready").0 == "True")
+        })
+        .await;
+    let key_arn = key.status.unwrap().key_arn.unwrap();
+    // A grant to a principal of B (as AWS Backup in B would hold for recovery points).
+    w.role(&w.b, "restorer", &[], "*").await;
+    let owner_kms = aws_sdk_kms::Client::new(&env().aws_config_in(&w.a).await);
+    let grantee = format!("arn:aws:iam::{}:role/restorer", w.b);
+    let grant_id = owner_kms
+        .create_grant()
+        .key_id(&key_arn)
+        .grantee_principal(&grantee)
+        .operations(GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap()
+        .grant_id
+        .unwrap();
+
+    w.keys().delete("k", &Default::default()).await.unwrap();
+    let blocked = w
+        .wait_key("deletion refused with KeyInUse", |k| {
+            k.status
+                .as_ref()
+                .is_some_and(|s| condition_of(&s.conditions, "Ready").1 == "KeyInUse")
+        })
+        .await;
+    let message = condition_of(&blocked.status.unwrap().conditions, "Ready").2;
+    assert!(message.contains(&grantee), "{message}");
+    let state = |kms: aws_sdk_kms::Client, arn: String| async move {
+        let meta = kms.describe_key().key_id(arn).send().await.unwrap().key_metadata.unwrap();
+        meta.key_state.unwrap().as_str().to_string()
+    };
+    assert_eq!(state(owner_kms.clone(), key_arn.clone()).await, "Enabled");
+
+    // Once the grant is revoked, the deletion goes ahead.
+    owner_kms
+        .revoke_grant()
+        .key_id(&key_arn)
+        .grant_id(grant_id)
+        .send()
+        .await
+        .unwrap();
+    let keys = w.keys();
+    wait_until("SharedKey k gone", Duration::from_secs(60), || {
+        let keys = keys.clone();
+        async move { keys.get_opt("k").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(state(owner_kms, key_arn).await, "PendingDeletion");
+}
+

@@ -1402,3 +1402,42 @@ async fn settings_follow_the_spec_and_a_disabled_or_scheduled_key_is_brought_bac
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_recorded_key_without_this_objects_ownership_tag_is_not_touched() {
+    let mut fx = Fixture::new("notowned").await;
+    fx.create_key("k", json!({})).await;
+    let id = key_id(&fx.wait_ready("k").await);
+    // As after a restore from a backup: status.keyId names a key that no longer carries
+    // this object's tag. A new operator process sees it first.
+    fx.operator = None;
+    let kms = fx.kms().await;
+    kms.untag_resource()
+        .key_id(&id)
+        .tag_keys("crosskey.dev/owner-uid")
+        .send()
+        .await
+        .unwrap();
+    fx.operator = Some(Operator::start(&fx.namespace, &[]));
+    // A spec change that would rewrite the key policy if the operator acted on the key.
+    fx.patch_spec("k", json!({"shareWith": {"accounts": ["222222222222"]}}))
+        .await;
+    let refused = fx
+        .wait_key("k", "KeyNotOwned", |k| condition(k, "Ready").1 == "KeyNotOwned")
+        .await;
+    let message = condition(&refused, "Ready").2;
+    assert!(
+        message.contains(&id) && message.contains("spec.keyId"),
+        "{message}"
+    );
+    let policy = kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    assert!(!policy.contains("222222222222"), "the key policy was not rewritten: {policy}");
+}

@@ -2,7 +2,7 @@
 //! settings, plus the per-object memory of retries (exponential backoff) and of runs of
 //! transient AWS errors (kept out of conditions for a grace period).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -88,6 +88,9 @@ pub struct Context {
     retries: Mutex<HashMap<String, ExponentialBackoff>>,
     /// When each failing object's current run of transient errors began.
     transient_since: Mutex<HashMap<String, std::time::Instant>>,
+    /// (object UID, key ID) pairs whose ownership tag this process has seen: a recorded
+    /// key is checked once per process, not on every reconcile.
+    owners_verified: Mutex<HashSet<(String, String)>>,
 }
 
 /// The Event reason of a drift detection; each such Event is also counted in
@@ -115,7 +118,23 @@ impl Context {
             runtime,
             retries: Mutex::default(),
             transient_since: Mutex::default(),
+            owners_verified: Mutex::default(),
         }
+    }
+
+    /// Whether this process has seen `uid`'s ownership tag on `key_id`.
+    pub fn owner_verified(&self, uid: &str, key_id: &str) -> bool {
+        self.owners_verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&(uid.to_string(), key_id.to_string()))
+    }
+
+    pub fn mark_owner_verified(&self, uid: &str, key_id: &str) {
+        self.owners_verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((uid.to_string(), key_id.to_string()));
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.

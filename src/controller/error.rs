@@ -31,6 +31,10 @@ pub enum Error {
     )]
     KeyOwnedByAnother { key: String, owner: String },
     #[error(
+        "key {key} in status.keyId does not carry this SharedKey's ownership tag crosskey.dev/owner-uid={uid} (for example, the object was restored from a backup with its status): crosskey does not act on it. Adopt it with spec.keyId (the AwsAccount's allowedExternalKeys must list it), or remove status.keyId to create a new key"
+    )]
+    KeyNotOwned { key: String, uid: String },
+    #[error(
         "KMS rejected principals that do not exist (yet) in the key policy: {principals}. New IAM roles take a few seconds to become visible; the operator retries"
     )]
     InvalidPrincipal { principals: String },
@@ -38,9 +42,8 @@ pub enum Error {
         "an earlier CreateKey got no answer (timeout, server error or restart) and may still complete at AWS; crosskey looks for that key by its ownership tag until {0} and only then creates one"
     )]
     CreateUnconfirmed(String),
-    #[error(
-        "the key is still used by CrossAccountVault {0}; delete the vaults first or set deletionPolicy: Retain"
-    )]
+    /// What still uses the key, and what to do about it.
+    #[error("the key is still in use: {0}")]
     KeyInUse(String),
     #[error("SharedKey {0} does not exist: create it or fix encryptionKey.sharedKeyRef")]
     KeyNotFound(String),
@@ -136,6 +139,7 @@ impl Error {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::PolicyInvalid(_) => "PolicyInvalid",
             Error::KeyOwnedByAnother { .. } => "KeyOwnedByAnother",
+            Error::KeyNotOwned { .. } => "KeyNotOwned",
             Error::InvalidPrincipal { .. } => "InvalidPrincipal",
             Error::CreateUnconfirmed(_) => "CreateUnconfirmed",
             Error::KeyInUse(_) => "KeyInUse",
@@ -184,7 +188,8 @@ impl Error {
             | Error::KeyMismatch { .. }
             | Error::ExternalKeyNotAllowed { .. }
             | Error::RoleNotAllowed { .. }
-            | Error::VaultExists { .. } => true,
+            | Error::VaultExists { .. }
+            | Error::KeyNotOwned { .. } => true,
             Error::Aws(e) => e.class == ErrorClass::InvalidInput,
             _ => false,
         }

@@ -1,5 +1,6 @@
 //! Deletion of a SharedKey: Retain releases the key (removes the ownership tags);
-//! Delete schedules it for deletion, unless a CrossAccountVault still uses it. A
+//! Delete schedules it for deletion, unless a CrossAccountVault still uses it or grants
+//! of another account or of an AWS service remain on it (`KeyInUse`). A
 //! SharedKey deleted while its CreateKey is unanswered first finds that key by its
 //! ownership tag, so that no key leaks.
 
@@ -10,6 +11,7 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
+use super::grants::key_grants;
 use super::plan::{self, OWNER_NAME_TAG, OWNER_UID_TAG};
 use crate::api::{DeletionPolicy, SharedKey};
 use crate::aws::{ErrorClass, Refusal};
@@ -83,7 +85,24 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
         }
         DeletionPolicy::Delete => {
             if let Some(vault) = vault_using_key(&ctx, &key).await? {
-                let err = Error::KeyInUse(vault);
+                let err = Error::KeyInUse(format!(
+                    "CrossAccountVault {vault} uses it; delete the vaults first or set deletionPolicy: Retain"
+                ));
+                return Err(report_cleanup_block(key.as_ref(), &ctx, err).await);
+            }
+            // Vaults and recovery points outside this cluster hold grants: a key deleted
+            // under them leaves their data unrecoverable.
+            let grants = match key_grants(&kms, &key_id).await {
+                Ok(grants) => grants,
+                Err(err) if err.is(ErrorClass::NotFound) => vec![],
+                Err(err) => return Err(err.into()),
+            };
+            let in_use = plan::grantees_in_use(&grants, account.id());
+            if !in_use.is_empty() {
+                let err = Error::KeyInUse(format!(
+                    "grants of {} remain on it (a vault or recovery points there may depend on the key); revoke them, or set deletionPolicy: Retain",
+                    in_use.join(", ")
+                ));
                 return Err(report_cleanup_block(key.as_ref(), &ctx, err).await);
             }
             let days = spec.pending_window_days;

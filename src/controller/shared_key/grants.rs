@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 
 use super::plan::{self, GrantStep};
 use crate::api::SharedKey;
-use crate::aws::ErrorClass;
+use crate::aws::{AwsError, ErrorClass};
 use crate::aws::kms::{KeyInfo, Kms};
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
@@ -50,16 +50,7 @@ pub async fn revoke_unshared(
         GrantStep::ListShrank(gone) => format!("no longer shared with {}", gone.join(", ")),
         GrantStep::ListAudit => "grant audit".to_string(),
     };
-    let grants: Vec<plan::KeyGrant> = kms
-        .list_grants(&info.key_id)
-        .await?
-        .into_iter()
-        .map(|grant| plan::KeyGrant {
-            grant_id: grant.grant_id,
-            grantee_principal: grant.grantee_principal,
-            retiring_principal: grant.retiring_principal,
-        })
-        .collect();
+    let grants = key_grants(kms, &info.key_id).await?;
     let organization = spec.share_with.organization.is_some();
     let revocations = plan::grants_to_revoke(&grants, &shared_now, owner, organization);
     let mut revoked = 0_i64;
@@ -103,4 +94,18 @@ pub async fn revoke_unshared(
     result?;
     pass.status.last_grant_audit_time = Some(Time(pass.now));
     Ok(())
+}
+
+/// The key's grants, as the decisions in [`super::plan`] read them.
+pub async fn key_grants(kms: &Kms, key_id: &str) -> Result<Vec<plan::KeyGrant>, AwsError> {
+    Ok(kms
+        .list_grants(key_id)
+        .await?
+        .into_iter()
+        .map(|grant| plan::KeyGrant {
+            grant_id: grant.grant_id,
+            grantee_principal: grant.grantee_principal,
+            retiring_principal: grant.retiring_principal,
+        })
+        .collect())
 }

@@ -35,9 +35,28 @@ pub async fn locate_or_create(
         pass.status.creation_started_time.as_ref().map(|t| t.0),
         pass.ctx.settings.create_settle,
     );
+    let located = locate_step(pass, account, kms, desired_json, step).await?;
+    // A key just created, found by its tag or adopted carries this object's tag.
+    if located.1 {
+        let uid = pass.obj.uid().unwrap_or_default();
+        pass.ctx.mark_owner_verified(&uid, &located.0.key_id);
+    }
+    Ok(located)
+}
+
+async fn locate_step(
+    pass: &mut Pass<'_, SharedKey>,
+    account: &ResolvedAccount,
+    kms: &Kms,
+    desired_json: &str,
+    step: Locate,
+) -> Result<(KeyInfo, bool), Error> {
     match step {
         Locate::Recorded(key_id) => match kms.describe_key(&key_id).await {
-            Ok(info) => Ok((info, false)),
+            Ok(info) => {
+                verify_owner(pass, kms, &info).await?;
+                Ok((info, false))
+            }
             Err(err) if err.is(ErrorClass::NotFound) => Err(Error::InvalidSpec(format!(
                 "key {key_id} recorded in status no longer exists in account {} {}: it was deleted out of band; delete this SharedKey or clear status.keyId to create a new key",
                 account.id(),
@@ -64,6 +83,29 @@ pub async fn locate_or_create(
         Locate::Create => create(pass, kms, desired_json)
             .await
             .map(|info| (info, true)),
+    }
+}
+
+/// A key recorded in status is acted on only while it carries this object's ownership
+/// tag (which creation and adoption both put on it). Checked once per process.
+async fn verify_owner(pass: &Pass<'_, SharedKey>, kms: &Kms, info: &KeyInfo) -> Result<(), Error> {
+    let uid = pass.obj.uid().unwrap_or_default();
+    if pass.ctx.owner_verified(&uid, &info.key_id) {
+        return Ok(());
+    }
+    match plan::ownership(&kms.list_tags(&info.key_id).await?, &uid) {
+        Ownership::Ours => {
+            pass.ctx.mark_owner_verified(&uid, &info.key_id);
+            Ok(())
+        }
+        Ownership::Another(owner) => Err(Error::KeyOwnedByAnother {
+            key: info.arn.clone(),
+            owner,
+        }),
+        Ownership::Unclaimed => Err(Error::KeyNotOwned {
+            key: info.arn.clone(),
+            uid,
+        }),
     }
 }
 

@@ -303,9 +303,43 @@ pub fn grants_to_revoke(
         .collect()
 }
 
+/// Grantees that may still depend on the key, so that deleting it would strand what
+/// they encrypted: principals of another account than the owner's, and AWS services
+/// (e.g. AWS Backup's grants for recovery points). Sorted, without duplicates.
+pub fn grantees_in_use(grants: &[KeyGrant], owner: &str) -> Vec<String> {
+    let mut grantees: Vec<String> = grants
+        .iter()
+        .filter_map(|grant| grant.grantee_principal.as_deref())
+        .filter(|grantee| match account_of(grantee) {
+            Some(account) => account != owner,
+            None => grantee.ends_with(".amazonaws.com"),
+        })
+        .map(str::to_string)
+        .collect();
+    grantees.sort();
+    grantees.dedup();
+    grantees
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_of_other_accounts_and_services_keep_a_key_in_use() {
+        let grants = [
+            grant("1", Some("arn:aws:iam::111122223333:role/app"), None),
+            grant("2", Some("arn:aws:iam::444455556666:role/worker"), None),
+            grant("3", Some("backup.amazonaws.com"), None),
+            grant("4", Some("arn:aws:iam::444455556666:role/worker"), None),
+            grant("5", None, Some("arn:aws:iam::444455556666:root")),
+        ];
+        assert_eq!(
+            grantees_in_use(&grants, "111122223333"),
+            ["arn:aws:iam::444455556666:role/worker", "backup.amazonaws.com"]
+        );
+        assert!(grantees_in_use(&grants[..1], "111122223333").is_empty());
+    }
 
     fn grant(id: &str, grantee: Option<&str>, retiring: Option<&str>) -> KeyGrant {
         KeyGrant {
