@@ -522,7 +522,11 @@ fn highest_dependency_rust_version() -> ((u32, u32, u32), String) {
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
     let packages: std::collections::HashMap<&str, &Value> = metadata["packages"]
         .as_array()
@@ -558,7 +562,10 @@ fn highest_dependency_rust_version() -> ((u32, u32, u32), String) {
         .filter_map(|id| {
             let package = packages[id];
             let version = package["rust_version"].as_str()?;
-            Some((rust_version(version), package["name"].as_str().unwrap().to_string()))
+            Some((
+                rust_version(version),
+                package["name"].as_str().unwrap().to_string(),
+            ))
         })
         .max()
         .unwrap()
@@ -588,4 +595,3 @@ fn the_image_toolchain_and_rust_version_cover_every_locked_dependency() {
         "the Dockerfile's rust:{image:?} is below Cargo.toml's rust-version {declared:?}"
     );
 }
-

@@ -1423,7 +1423,9 @@ async fn a_recorded_key_without_this_objects_ownership_tag_is_not_touched() {
     fx.patch_spec("k", json!({"shareWith": {"accounts": ["222222222222"]}}))
         .await;
     let refused = fx
-        .wait_key("k", "KeyNotOwned", |k| condition(k, "Ready").1 == "KeyNotOwned")
+        .wait_key("k", "KeyNotOwned", |k| {
+            condition(k, "Ready").1 == "KeyNotOwned"
+        })
         .await;
     let message = condition(&refused, "Ready").2;
     assert!(
@@ -1439,5 +1441,8 @@ async fn a_recorded_key_without_this_objects_ownership_tag_is_not_touched() {
         .unwrap()
         .policy
         .unwrap();
-    assert!(!policy.contains("222222222222"), "the key policy was not rewritten: {policy}");
+    assert!(
+        !policy.contains("222222222222"),
+        "the key policy was not rewritten: {policy}"
+    );
 }

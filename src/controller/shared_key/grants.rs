@@ -11,8 +11,8 @@ use kube::runtime::events::EventType;
 
 use super::plan::{self, GrantStep};
 use crate::api::SharedKey;
-use crate::aws::{AwsError, ErrorClass};
 use crate::aws::kms::{KeyInfo, Kms};
+use crate::aws::{AwsError, ErrorClass};
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
 

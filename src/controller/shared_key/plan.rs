@@ -336,7 +336,10 @@ mod tests {
         ];
         assert_eq!(
             grantees_in_use(&grants, "111122223333"),
-            ["arn:aws:iam::444455556666:role/worker", "backup.amazonaws.com"]
+            [
+                "arn:aws:iam::444455556666:role/worker",
+                "backup.amazonaws.com"
+            ]
         );
         assert!(grantees_in_use(&grants[..1], "111122223333").is_empty());
     }
