@@ -471,18 +471,7 @@ async fn a_key_with_grants_of_another_account_is_not_deleted_until_they_are_revo
         .await;
     let message = condition_of(&blocked.status.unwrap().conditions, "Ready").2;
     assert!(message.contains(&grantee), "{message}");
-    let state = |kms: aws_sdk_kms::Client, arn: String| async move {
-        let meta = kms
-            .describe_key()
-            .key_id(arn)
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap();
-        meta.key_state.unwrap().as_str().to_string()
-    };
-    assert_eq!(state(owner_kms.clone(), key_arn.clone()).await, "Enabled");
+    assert_eq!(support::key_state(&owner_kms, &key_arn).await, "Enabled");
 
     // Once the grant is revoked, the deletion goes ahead.
     owner_kms
@@ -498,5 +487,8 @@ async fn a_key_with_grants_of_another_account_is_not_deleted_until_they_are_revo
         async move { keys.get_opt("k").await.unwrap().is_none().then_some(()) }
     })
     .await;
-    assert_eq!(state(owner_kms, key_arn).await, "PendingDeletion");
+    assert_eq!(
+        support::key_state(&owner_kms, &key_arn).await,
+        "PendingDeletion"
+    );
 }

@@ -1253,20 +1253,6 @@ async fn delete_in_state(fx: &Fixture, name: &str, policy: &str, state: &str) ->
 async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
     let fx = Fixture::new("keystates").await;
     let kms = fx.kms().await;
-    let state_of = |id: String| {
-        let kms = kms.clone();
-        async move {
-            let meta = kms
-                .describe_key()
-                .key_id(id)
-                .send()
-                .await
-                .unwrap()
-                .key_metadata
-                .unwrap();
-            meta.key_state.unwrap().as_str().to_string()
-        }
-    };
     let tags_of = |id: String| {
         let kms = kms.clone();
         async move {
@@ -1284,7 +1270,7 @@ async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
 
     // Retain on a disabled key: released (ownership tags removed), left disabled.
     let id = delete_in_state(&fx, "retain-disabled", "Retain", "Disabled").await;
-    assert_eq!(state_of(id.clone()).await, "Disabled");
+    assert_eq!(support::key_state(&kms, &id).await, "Disabled");
     let tags = tags_of(id).await;
     assert!(
         !tags.iter().any(|t| t.starts_with("crosskey.dev/")),
@@ -1294,15 +1280,15 @@ async fn retain_and_delete_finish_on_disabled_and_pending_keys() {
     // Retain on a key someone scheduled for deletion: AWS refuses tag changes; the object
     // goes, the key stays pending as the person left it.
     let id = delete_in_state(&fx, "retain-pending", "Retain", "PendingDeletion").await;
-    assert_eq!(state_of(id).await, "PendingDeletion");
+    assert_eq!(support::key_state(&kms, &id).await, "PendingDeletion");
 
     // Delete on a disabled key: scheduled.
     let id = delete_in_state(&fx, "delete-disabled", "Delete", "Disabled").await;
-    assert_eq!(state_of(id).await, "PendingDeletion");
+    assert_eq!(support::key_state(&kms, &id).await, "PendingDeletion");
 
     // Delete on a key already pending deletion: nothing left to do.
     let id = delete_in_state(&fx, "delete-pending", "Delete", "PendingDeletion").await;
-    assert_eq!(state_of(id).await, "PendingDeletion");
+    assert_eq!(support::key_state(&kms, &id).await, "PendingDeletion");
 }
 
 #[tokio::test]

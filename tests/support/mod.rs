@@ -625,6 +625,19 @@ pub async fn authz_decisions(actions: &[&str], resource: &str, decision: &str) -
         .sum()
 }
 
+/// The state of KMS key `key` (ID or ARN) as `kms` sees it, e.g. "Enabled".
+pub async fn key_state(kms: &aws_sdk_kms::Client, key: &str) -> String {
+    let meta = kms
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .expect("DescribeKey")
+        .key_metadata
+        .expect("key metadata");
+    meta.key_state.expect("key state").as_str().to_string()
+}
+
 /// Declares that a test provokes the denial of `action` on `resource` (fnmatch patterns)
 /// for the operator's roles, so that the least-privilege report does not count it.
 pub async fn expect_denial(action: &str, resource: &str) {
