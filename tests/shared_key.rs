@@ -1432,3 +1432,52 @@ async fn a_recorded_key_without_this_objects_ownership_tag_is_not_touched() {
         "the key policy was not rewritten: {policy}"
     );
 }
+
+#[tokio::test]
+async fn an_out_of_band_description_is_only_reported_under_observe() {
+    let fx = Fixture::new("observedesc").await;
+    fx.create_key(
+        "k",
+        json!({"description": "ours", "drift": {"policy": "Observe"}}),
+    )
+    .await;
+    let id = key_id(&fx.wait_ready("k").await);
+    let kms = fx.kms().await;
+    kms.update_key_description()
+        .key_id(&id)
+        .description("theirs")
+        .send()
+        .await
+        .unwrap();
+    let before = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["UpdateKeyDescription"],
+        &fx.account,
+    );
+    fx.poke("k").await;
+    let key = fx
+        .wait_key("k", "Drifted=True", |k| condition(k, "Drifted").0 == "True")
+        .await;
+    assert!(
+        condition(&key, "Drifted").2.contains("description"),
+        "{:?}",
+        condition(&key, "Drifted")
+    );
+    let after = calls(
+        &env().aws_counters().await,
+        "kms",
+        &["UpdateKeyDescription"],
+        &fx.account,
+    );
+    assert_eq!(before, after, "Observe must not write the description");
+    let meta = kms
+        .describe_key()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.description.as_deref(), Some("theirs"));
+}

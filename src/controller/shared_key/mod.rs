@@ -26,11 +26,12 @@ use super::resolve::resolve;
 use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
 use super::status::{Pass, jittered};
 use super::watches::{account_changes, on_account};
-use crate::api::conditions::{POLICY_SYNCED, Status};
+use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
 use crate::api::{DriftStatus, Object, SharedKey};
 use crate::failpoint;
 use crate::policy::{self, render_consumer_policy, to_canonical_json};
 
+use plan::DescriptionStep;
 pub use plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
 
 /// Runs the reconciler over SharedKeys in `namespace` (all when `None`).
@@ -105,12 +106,23 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     if applied {
         grants::revoke_unshared(pass, &kms, &info, account.id()).await?;
     }
-    if fresh || pass.status.observed_generation != pass.generation {
+    let spec_changed = fresh || pass.status.observed_generation != pass.generation;
+    if spec_changed {
         key::converge_settings(pass, &kms, &info).await?;
     }
     let description = pass.obj.spec.description.clone().unwrap_or_default();
-    if info.description != description {
-        kms.update_description(&info.key_id, &description).await?;
+    match plan::description_step(
+        &info.description,
+        &description,
+        spec_changed,
+        pass.obj.spec.drift.policy,
+    ) {
+        DescriptionStep::Keep => {}
+        DescriptionStep::Update => kms.update_description(&info.key_id, &description).await?,
+        DescriptionStep::Report { message } => {
+            pass.record_drift(message.clone()).await;
+            pass.condition(DRIFTED, Status::True, "DriftDetected", message);
+        }
     }
     let consumer = render_consumer_policy(
         &info.arn,

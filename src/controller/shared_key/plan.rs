@@ -133,6 +133,38 @@ pub fn owner_tags(key: &SharedKey) -> BTreeMap<String, String> {
     ])
 }
 
+/// What to do about the key's description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DescriptionStep {
+    Keep,
+    Update,
+    /// Changed outside the operator under `drift.policy: Observe`: report, write nothing.
+    Report {
+        message: String,
+    },
+}
+
+/// A description that differs is written when the spec changed (or the key is new);
+/// otherwise it drifted, and Observe only reports it.
+pub fn description_step(
+    observed: &str,
+    wanted: &str,
+    spec_changed: bool,
+    policy: DriftPolicy,
+) -> DescriptionStep {
+    if observed == wanted {
+        DescriptionStep::Keep
+    } else if !spec_changed && policy == DriftPolicy::Observe {
+        DescriptionStep::Report {
+            message: format!(
+                "the key description was changed outside the operator to {observed:?} (spec: {wanted:?}); drift.policy is Observe: not reverted"
+            ),
+        }
+    } else {
+        DescriptionStep::Update
+    }
+}
+
 /// What to do about the key's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyStateStep {
@@ -324,6 +356,27 @@ pub fn grantees_in_use(grants: &[KeyGrant], owner: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_description_is_reported_only_under_observe_without_a_spec_change() {
+        use DescriptionStep::*;
+        assert_eq!(
+            description_step("a", "a", false, DriftPolicy::Observe),
+            Keep
+        );
+        assert_eq!(
+            description_step("b", "a", true, DriftPolicy::Observe),
+            Update
+        );
+        assert_eq!(
+            description_step("b", "a", false, DriftPolicy::default()),
+            Update
+        );
+        assert!(matches!(
+            description_step("b", "a", false, DriftPolicy::Observe),
+            Report { message } if message.contains("\"b\"") && message.contains("Observe")
+        ));
+    }
 
     #[test]
     fn grants_of_other_accounts_and_services_keep_a_key_in_use() {
