@@ -255,34 +255,6 @@ impl TestEnv {
         self.aws_config_as(role_arn).await
     }
 
-    /// SDK configuration acting as the operator does in `account`: a session of its
-    /// `role/crosskey`, assumed by the hub role with `external_id`.
-    pub async fn aws_config_as_operator(&self, account: &str, external_id: &str) -> SdkConfig {
-        let base = self.aws_config().await;
-        let hub = aws_config::sts::AssumeRoleProvider::builder(
-            "arn:aws:iam::123456789012:role/crosskey-operator",
-        )
-        .configure(&base)
-        .session_name("test-hub")
-        .build()
-        .await;
-        let hub_config = base
-            .to_builder()
-            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(hub))
-            .build();
-        let target = aws_config::sts::AssumeRoleProvider::builder(format!(
-            "arn:aws:iam::{account}:role/crosskey"
-        ))
-        .configure(&hub_config)
-        .session_name("test-operator")
-        .external_id(external_id)
-        .build()
-        .await;
-        base.to_builder()
-            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(target))
-            .build()
-    }
-
     /// Creates (or rewrites) `role/crosskey` in `account` from the files in `deploy/iam/`,
     /// trusting the hub role with `external_id` (no ExternalId condition for `None`).
     pub async fn install_target_role(&self, account: &str, external_id: Option<&str>) {

@@ -15,6 +15,7 @@
 
 mod cleanup;
 mod create;
+mod denial;
 mod grants;
 pub mod plan;
 mod resolve;

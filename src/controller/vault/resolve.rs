@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
+use super::denial;
 use super::plan::{self, KeyRef};
 use crate::api::conditions::{KEY_ACCESSIBLE, Status};
 use crate::api::{CrossAccountVault, SharedKey};
@@ -164,7 +165,7 @@ fn denial_explanation(account: &ResolvedAccount, key: &KeyRef, err: &AwsError) -
         });
         Some((decision.is_allowed(), decision.reasons.join("; ")))
     });
-    plan::denial_message(&plan::Denial {
+    denial::denial_message(&denial::Denial {
         caller: &caller,
         vault_account,
         key_arn: &key.arn,
