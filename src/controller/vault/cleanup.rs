@@ -47,8 +47,7 @@ pub async fn cleanup(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result
         }
     }
     let name = plan::vault_name(&vault);
-    if spec.deletion_policy == DeletionPolicy::Retain {
-        let note = format!("vault {name} retained in AWS");
+    let retained = |note: String| async {
         ctx.event(
             vault.as_ref(),
             EventType::Normal,
@@ -57,7 +56,10 @@ pub async fn cleanup(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result
             note,
         )
         .await;
-        return Ok(Action::await_change());
+        Ok(Action::await_change())
+    };
+    if spec.deletion_policy == DeletionPolicy::Retain {
+        return retained(format!("vault {name} retained in AWS")).await;
     }
     let backup = account.clients.backup();
     let Some(info) = backup.describe_vault(&name).await? else {
@@ -66,18 +68,10 @@ pub async fn cleanup(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result
     let tags = backup.vault_tags(&info.arn).await?;
     let origin = plan::vault_origin(&tags, &vault.uid().unwrap_or_default(), spec.adopt);
     if !plan::deletes_vault(origin, spec.deletion_policy) {
-        let note = format!(
+        return retained(format!(
             "vault {name} was not created by this CrossAccountVault and not adopted (spec.adopt); it is left in AWS"
-        );
-        ctx.event(
-            vault.as_ref(),
-            EventType::Normal,
-            "Retained",
-            "Delete",
-            note,
-        )
+        ))
         .await;
-        return Ok(Action::await_change());
     }
     if info.recovery_points > 0 {
         let err = Error::VaultNotEmpty {
