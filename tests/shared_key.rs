@@ -1481,3 +1481,89 @@ async fn an_out_of_band_description_is_only_reported_under_observe() {
         .unwrap();
     assert_eq!(meta.description.as_deref(), Some("theirs"));
 }
+
+#[tokio::test]
+async fn an_account_in_use_is_not_removed_until_its_users_are_gone() {
+    let fx = Fixture::new("in-use").await;
+    fx.create_key("k", json!({})).await;
+    fx.wait_ready("k").await;
+    let accounts: Api<AwsAccount> = Api::all(fx.client.clone());
+    let name = fx.account_name.clone();
+    let in_use = |account: &AwsAccount| {
+        account
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f.starts_with("crosskey.dev/in-use"))
+    };
+    wait_until(
+        "the account holds the in-use finalizer and counts the key",
+        WAIT,
+        || {
+            let (accounts, name) = (accounts.clone(), name.clone());
+            async move {
+                let account = accounts.get(&name).await.unwrap();
+                let used = account.status.as_ref()?.used_by.clone()?;
+                (in_use(&account) && used.shared_keys == 1 && used.cross_account_vaults == 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    accounts
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let blocked = wait_until("the account's deletion reported as blocked", WAIT, || {
+        let (accounts, name) = (accounts.clone(), name.clone());
+        async move {
+            let account = accounts.get(&name).await.unwrap();
+            let condition = support::condition_of(&account.status?.conditions, "InUse");
+            (condition.1 == "DeletionBlocked").then_some(condition.2)
+        }
+    })
+    .await;
+    assert!(
+        blocked.contains(&format!("{}/k", fx.namespace))
+            && blocked.contains("crosskey.dev/abandon"),
+        "the message names the user and the way out: {blocked}"
+    );
+    // Its user still works against it: a spec change converges.
+    let patch = json!({"spec": {"description": "still served"}});
+    fx.keys()
+        .patch("k", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    fx.wait_key("k", "the key converged on its new description", |k| {
+        condition(k, "Ready").0 == "True"
+            && k.status.as_ref().and_then(|s| s.observed_generation) == k.metadata.generation
+    })
+    .await;
+    assert!(
+        accounts.get_opt(&name).await.unwrap().is_some(),
+        "the account in use was not removed"
+    );
+
+    fx.keys()
+        .delete("k", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(
+        "the account removed once its last user is gone",
+        WAIT,
+        || {
+            let (accounts, name) = (accounts.clone(), name.clone());
+            async move {
+                accounts
+                    .get_opt(&name)
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}

@@ -28,6 +28,18 @@ use super::common::conditions_schema;
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(
+        name = "Keys",
+        type_ = "integer",
+        json_path = ".status.usedBy.sharedKeys",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Vaults",
+        type_ = "integer",
+        json_path = ".status.usedBy.crossAccountVaults",
+        priority = 1
+    ),
+    printcolumn(
         name = "Caller",
         type_ = "string",
         json_path = ".status.callerArn",
@@ -131,6 +143,25 @@ pub struct AwsAccountStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// How many SharedKeys and CrossAccountVaults, in the namespaces the operator
+    /// watches, name this account in `accountRef`. While any do, the account keeps the
+    /// operator's `crosskey.dev/in-use` finalizer and cannot be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<AccountUsers>,
+}
+
+/// The objects that use an AwsAccount.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUsers {
+    pub shared_keys: u32,
+    pub cross_account_vaults: u32,
+}
+
+impl AccountUsers {
+    pub fn total(&self) -> u32 {
+        self.shared_keys.saturating_add(self.cross_account_vaults)
+    }
 }
 
 impl AwsAccountSpec {

@@ -63,6 +63,8 @@ pub trait Object:
     fn drift_interval(&self) -> Option<Interval>;
     /// The API of this object's kind where it lives: its namespace, or the cluster.
     fn api(&self, client: kube::Client) -> kube::Api<Self>;
+    /// The AwsAccount this object uses (`spec.accountRef`); `None` for an AwsAccount.
+    fn account_name(&self) -> Option<&str>;
 
     /// `True`, `False` or `Unknown`: the status of the `Ready` condition.
     fn ready_state(&self) -> &'static str {
@@ -121,6 +123,9 @@ macro_rules! namespaced_with_drift {
             fn drift_interval(&self) -> Option<Interval> {
                 self.spec.drift.parsed_interval()
             }
+            fn account_name(&self) -> Option<&str> {
+                Some(&self.spec.account_ref.name)
+            }
         }
     };
 }
@@ -138,6 +143,9 @@ impl Object for AwsAccount {
         None
     }
     fn drift_interval(&self) -> Option<Interval> {
+        None
+    }
+    fn account_name(&self) -> Option<&str> {
         None
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_kms::types::{KeyState, Tag};
 use backon::{ExponentialBuilder, Retryable};
 
-use super::error::{AwsError, classify};
+use super::error::{AwsError, ErrorClass, classify};
 use super::limits::Limiter;
 
 const SERVICE: &str = "kms";
@@ -87,19 +87,20 @@ impl Kms {
         description: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<KeyInfo, AwsError> {
-        // No automatic retry: after a 5xx or a timeout the key may exist, and a blind
-        // retry would create a second one. The caller's creation marker and tag lookup
-        // handle that case instead.
-        let out = self
-            .limiter
-            .call(
+        // No automatic retry by the SDK: after a 5xx or a timeout the key may exist, and
+        // a blind retry would create a second one (the caller's creation marker and tag
+        // lookup handle that case). A throttled request was refused before it ran, so
+        // that one alone is retried here.
+        let tags = to_tags(tags)?;
+        let attempt = || {
+            self.limiter.call(
                 SERVICE,
                 "CreateKey",
                 self.client
                     .create_key()
                     .policy(policy)
                     .description(description)
-                    .set_tags(Some(to_tags(tags)?))
+                    .set_tags(Some(tags.clone()))
                     .customize()
                     .config_override(
                         aws_sdk_kms::config::Builder::default()
@@ -107,6 +108,15 @@ impl Kms {
                     )
                     .send(),
             )
+        };
+        let out = attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_times(2)
+                    .with_jitter(),
+            )
+            .when(|err: &AwsError| err.class == ErrorClass::Throttled)
             .await?;
         let meta = out
             .key_metadata

@@ -13,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::admission;
+use super::usage::Usage;
 use crate::api::AwsAccount;
 use crate::aws::{AwsError, ClientFactory, ErrorClass};
 use crate::runtime::Runtime;
@@ -83,6 +84,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub settings: Settings,
     pub accounts: Store<AwsAccount>,
+    /// Which keys and vaults use each account (the in-use finalizer).
+    pub usage: Usage,
     /// Metrics, readiness, leadership and shutdown (see [`drive`]).
     pub runtime: Runtime,
     retries: Mutex<HashMap<String, ExponentialBackoff>>,
@@ -103,6 +106,7 @@ impl Context {
         aws: ClientFactory,
         settings: Settings,
         accounts: Store<AwsAccount>,
+        usage: Usage,
         runtime: Runtime,
     ) -> Self {
         let reporter = Reporter {
@@ -115,6 +119,7 @@ impl Context {
             aws,
             settings,
             accounts,
+            usage,
             runtime,
             retries: Mutex::default(),
             transient_since: Mutex::default(),
@@ -210,6 +215,16 @@ impl Context {
         }
         let started = *since.entry(key).or_insert_with(std::time::Instant::now);
         started.elapsed() < self.settings.transient_error_grace
+    }
+
+    /// Ends `obj`'s run of transient errors: a reconcile that ended on another error
+    /// (e.g. a deliberate wait such as `CreateUnconfirmed`, which its condition reports)
+    /// is a break, and the next transient error starts a new grace.
+    pub fn break_transient_run<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        self.transient_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&retry_key(obj));
     }
 }
 

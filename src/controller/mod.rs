@@ -7,6 +7,7 @@
 //! - [`runner`]: the finalizer shell, admission, leadership and the error policy;
 //! - [`watches`]: which object changes re-trigger which reconciles;
 //! - [`resolve`]: the account lookup with its `allowedNamespaces` check;
+//! - [`usage`]: which keys and vaults use each account (its in-use finalizer);
 //! - [`context`] and [`error`]: what every reconcile gets, and how it fails;
 //! - [`kinds`]: where the layers meet (api kinds for runtime, AWS calls for metrics).
 //!
@@ -23,6 +24,7 @@ mod resolve;
 mod runner;
 pub mod shared_key;
 mod status;
+mod usage;
 pub mod vault;
 mod watches;
 
@@ -53,15 +55,6 @@ pub async fn run(
         result = wait_for_crds(&client, CRD_WAIT) => result?,
         () = runtime.shutdown.wait() => return Ok(()),
     }
-    let accounts = account::controller(&client);
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        aws,
-        settings.clone(),
-        accounts.store(),
-        runtime.clone(),
-    ));
-    let mut runners = vec![account::run(accounts, ctx.clone()).boxed()];
     let namespaces: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
         vec![None]
     } else {
@@ -72,9 +65,35 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    for namespace in namespaces {
-        runners.push(shared_key::run(namespace.clone(), ctx.clone()).boxed());
-        runners.push(vault::run(namespace, ctx.clone()).boxed());
+    // The key and vault caches also count each account's users.
+    let keys: Vec<_> = namespaces
+        .iter()
+        .map(|namespace| shared_key::controller(&client, namespace.as_deref()))
+        .collect();
+    let vaults: Vec<_> = namespaces
+        .iter()
+        .map(|namespace| vault::controller(&client, namespace.as_deref()))
+        .collect();
+    let (usage, recounts) = usage::Usage::new(
+        &settings.watch_namespaces,
+        keys.iter().map(|c| c.store()).collect(),
+        vaults.iter().map(|c| c.store()).collect(),
+    );
+    let accounts = account::controller(&client, recounts);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        aws,
+        settings.clone(),
+        accounts.store(),
+        usage,
+        runtime.clone(),
+    ));
+    let mut runners = vec![account::run(accounts, ctx.clone()).boxed()];
+    for controller in keys {
+        runners.push(shared_key::run(controller, ctx.clone()).boxed());
+    }
+    for controller in vaults {
+        runners.push(vault::run(controller, ctx.clone()).boxed());
     }
     runtime.readiness.expect(runners.len());
     futures::future::join_all(runners).await;

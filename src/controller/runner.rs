@@ -44,16 +44,29 @@ where
     let api = obj.api(ctx.client.clone());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(obj) => apply(obj, ctx.clone()).await,
-            FinalizerEvent::Cleanup(obj) if abandoned(obj.as_ref()) => {
-                let note = format!(
-                    "{ABANDON_ANNOTATION} is \"true\": the finalizer is released and whatever exists in AWS is left as it is"
-                );
-                ctx.event(obj.as_ref(), EventType::Warning, "Abandoned", "Delete", note)
-                    .await;
-                Ok(Action::await_change())
+            FinalizerEvent::Apply(obj) => {
+                // The account must hold its in-use finalizer before it can be deleted
+                // under this object.
+                ctx.usage.note_user(obj.as_ref(), &ctx.accounts);
+                apply(obj, ctx.clone()).await
             }
-            FinalizerEvent::Cleanup(obj) => cleanup(obj, ctx.clone()).await,
+            FinalizerEvent::Cleanup(obj) => {
+                let done = if abandoned(obj.as_ref()) {
+                    let note = format!(
+                        "{ABANDON_ANNOTATION} is \"true\": the finalizer is released and whatever exists in AWS is left as it is"
+                    );
+                    ctx.event(obj.as_ref(), EventType::Warning, "Abandoned", "Delete", note)
+                        .await;
+                    Ok(Action::await_change())
+                } else {
+                    cleanup(obj.clone(), ctx.clone()).await
+                };
+                // One user fewer: the account may now be free to go.
+                if let (Ok(_), Some(account)) = (&done, obj.account_name()) {
+                    ctx.usage.recount(account);
+                }
+                done
+            }
         }
     })
     .await

@@ -135,7 +135,12 @@ impl<'a, K: Object> Pass<'a, K> {
                 K::set_status_generation(&mut self.status, self.generation);
             }
             Err(Error::Aws(err)) if self.ctx.quiet_transient(self.obj, err) => {}
-            Err(err) => self.condition(READY, Status::False, err.reason(), err.to_string()),
+            Err(err) => {
+                if !matches!(err, Error::Aws(_)) {
+                    self.ctx.break_transient_run(self.obj);
+                }
+                self.condition(READY, Status::False, err.reason(), err.to_string());
+            }
         }
     }
 
@@ -179,6 +184,9 @@ where
 pub async fn report_cleanup_block<K: Object>(obj: &K, ctx: &Context, err: Error) -> Error {
     if matches!(&err, Error::Aws(e) if ctx.quiet_transient(obj, e)) {
         return err;
+    }
+    if !matches!(err, Error::Aws(_)) {
+        ctx.break_transient_run(obj);
     }
     let api = obj.api(ctx.client.clone());
     let mut pass = Pass::new(obj, ctx, api);

@@ -16,8 +16,8 @@ pub mod plan;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Api;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
+use kube::{Api, Client};
 
 use super::context::Context;
 use super::desired::DesiredKey;
@@ -34,13 +34,17 @@ use crate::policy::{self, render_consumer_policy, to_canonical_json};
 use plan::DescriptionStep;
 pub use plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
 
-/// Runs the reconciler over SharedKeys in `namespace` (all when `None`).
-pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
-    let keys: Api<SharedKey> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+/// The controller over SharedKeys in `namespace` (all when `None`).
+pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<SharedKey> {
+    let keys: Api<SharedKey> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
-    let controller = controller_for(keys);
+    controller_for(keys)
+}
+
+/// Runs the reconciler; an account's changes re-trigger the keys on it.
+pub async fn run(controller: Controller<SharedKey>, ctx: Arc<Context>) {
     let store = controller.store();
     let controller = controller.watches_stream(account_changes(ctx.client.clone()), move |a| {
         on_account(&store, &a, |key: &SharedKey| &key.spec.account_ref.name)

@@ -23,8 +23,8 @@ mod settings;
 
 use std::sync::Arc;
 
-use kube::Api;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
+use kube::{Api, Client};
 
 use super::context::Context;
 use super::error::Error;
@@ -36,13 +36,17 @@ use crate::api::conditions::{KEY_ACCESSIBLE, ROLE_GRANTS_SYNCED, Status};
 use crate::api::{CrossAccountVault, Object};
 use crate::failpoint;
 
-/// Runs the reconciler over CrossAccountVaults in `namespace` (all when `None`).
-pub async fn run(namespace: Option<String>, ctx: Arc<Context>) {
-    let vaults: Api<CrossAccountVault> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+/// The controller over CrossAccountVaults in `namespace` (all when `None`).
+pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<CrossAccountVault> {
+    let vaults: Api<CrossAccountVault> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
-    let controller = controller_for(vaults);
+    controller_for(vaults)
+}
+
+/// Runs the reconciler; changes of a vault's SharedKey or account re-trigger it.
+pub async fn run(controller: Controller<CrossAccountVault>, ctx: Arc<Context>) {
     let (by_key, by_account) = (controller.store(), controller.store());
     // A SharedKey that changes (became Ready, stopped sharing, got a new ARN)
     // re-triggers the vaults that reference it.
