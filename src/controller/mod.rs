@@ -8,6 +8,7 @@
 //! - [`watches`]: which object changes re-trigger which reconciles;
 //! - [`resolve`]: the account lookup with its `allowedNamespaces` check;
 //! - [`context`] and [`error`]: what every reconcile gets, and how it fails;
+//! - [`tags`]: the AWS tags of created resources (spec, operator-wide, ownership);
 //! - [`kinds`]: where the layers meet (api kinds for runtime, AWS calls for metrics).
 //!
 //! Reconcilers import the shared modules, never each other.
@@ -23,6 +24,7 @@ mod resolve;
 mod runner;
 pub mod shared_key;
 mod status;
+pub mod tags;
 pub mod vault;
 mod watches;
 
