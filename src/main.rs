@@ -374,7 +374,12 @@ mod tests {
             "--grant-audit-interval=24h",
             "--concurrency=4",
             "--log-format=json",
+            "--resource-tag=cost-center=1234",
         ]);
+        assert_eq!(
+            args.settings().unwrap().resource_tags,
+            BTreeMap::from([("cost-center".to_string(), "1234".to_string())])
+        );
         assert_eq!(args.metrics_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(args.default_drift_interval, Duration::from_secs(300));
         assert_eq!(
