@@ -2,6 +2,7 @@
 //! library (`run` the controller with its HTTP server and leader election, print the
 //! `crd`s, the offline `policy` tools).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,6 +81,12 @@ struct RunArgs {
     /// Grants are also checked right after the shared set shrinks.
     #[arg(long, env = "CROSSKEY_GRANT_AUDIT_INTERVAL", default_value = "24h", value_parser = parse_interval)]
     grant_audit_interval: Duration,
+    /// A tag added to every KMS key and AWS Backup vault the operator creates, as
+    /// KEY=VALUE (repeatable or comma separated), e.g. for tag policies and SCPs that
+    /// demand it. It overrides a spec.tags entry with the same key; keys starting with
+    /// aws: or crosskey.dev/ are refused.
+    #[arg(long = "resource-tag", env = "CROSSKEY_RESOURCE_TAGS", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_resource_tag)]
+    resource_tags: Vec<(String, String)>,
     /// Address of the HTTP server with /metrics, /livez and /readyz.
     #[arg(long, env = "CROSSKEY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -128,6 +135,25 @@ fn parse_rate_limit(text: &str) -> Result<(String, u32), String> {
     Ok((operation.to_string(), rps))
 }
 
+fn parse_resource_tag(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE, e.g. cost-center=1234"))?;
+    crosskey::controller::tags::validate_resource_tag(key, value)?;
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// The `--resource-tag`s as a map; a key given twice is an error.
+fn resource_tag_map(tags: &[(String, String)]) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for (key, value) in tags {
+        if map.insert(key.clone(), value.clone()).is_some() {
+            return Err(format!("--resource-tag {key:?} is given more than once"));
+        }
+    }
+    Ok(map)
+}
+
 fn parse_interval(text: &str) -> Result<Duration, String> {
     crosskey::api::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h"))
@@ -145,8 +171,8 @@ fn parse_short_interval(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
-    fn settings(&self) -> crosskey::controller::Settings {
-        crosskey::controller::Settings {
+    fn settings(&self) -> Result<crosskey::controller::Settings, String> {
+        Ok(crosskey::controller::Settings {
             watch_namespaces: self
                 .watch_namespaces
                 .iter()
@@ -161,8 +187,9 @@ impl RunArgs {
             create_settle: self.aws_attempt_timeout + crosskey::controller::CREATE_SETTLE_MARGIN,
             recheck_promotion: self.recheck_promotion,
             grant_audit_interval: self.grant_audit_interval,
+            resource_tags: resource_tag_map(&self.resource_tags)?,
             ..Default::default()
-        }
+        })
     }
 
     /// The Lease settings; `env` looks up environment variables (POD_NAMESPACE,
@@ -256,6 +283,13 @@ async fn run(args: RunArgs) -> ExitCode {
         error!(%message, "invalid lease settings");
         return ExitCode::from(2);
     }
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(message) => {
+            error!(%message, "invalid settings");
+            return ExitCode::from(2);
+        }
+    };
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(err) => {
@@ -300,7 +334,7 @@ async fn run(args: RunArgs) -> ExitCode {
             args.aws_rate_limit_factor,
             &args.aws_rate_limit.iter().cloned().collect(),
         ));
-    let outcome = crosskey::controller::run(client, aws, args.settings(), runtime).await;
+    let outcome = crosskey::controller::run(client, aws, settings, runtime).await;
     if let Some(handle) = lease_handle {
         handle.release().await;
     }
@@ -340,23 +374,68 @@ mod tests {
             "--grant-audit-interval=24h",
             "--concurrency=4",
             "--log-format=json",
+            "--resource-tag=cost-center=1234",
         ]);
+        assert_eq!(
+            args.settings().unwrap().resource_tags,
+            BTreeMap::from([("cost-center".to_string(), "1234".to_string())])
+        );
         assert_eq!(args.metrics_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(args.default_drift_interval, Duration::from_secs(300));
         assert_eq!(
-            args.settings().default_drift_interval,
+            args.settings().unwrap().default_drift_interval,
             Duration::from_secs(300)
         );
         assert_eq!(args.concurrency, 4);
         assert!(matches!(args.log_format, LogFormat::Json));
         assert_eq!(
-            args.settings().grant_audit_interval,
+            args.settings().unwrap().grant_audit_interval,
             Duration::from_secs(24 * 3600)
         );
         let args = run_args(&["--grant-audit-interval=6h"]);
         assert_eq!(
-            args.settings().grant_audit_interval,
+            args.settings().unwrap().grant_audit_interval,
             Duration::from_secs(6 * 3600)
+        );
+    }
+
+    #[test]
+    fn resource_tags_are_key_value_pairs_without_reserved_keys() {
+        assert!(run_args(&[]).settings().unwrap().resource_tags.is_empty());
+        let args = run_args(&[
+            "--resource-tag",
+            "cost-center=1234,owner=platform@example.com",
+            "--resource-tag=note=a=b",
+            "--resource-tag",
+            "empty=",
+        ]);
+        assert_eq!(
+            args.settings().unwrap().resource_tags,
+            BTreeMap::from([
+                ("cost-center".to_string(), "1234".to_string()),
+                ("empty".to_string(), String::new()),
+                ("note".to_string(), "a=b".to_string()),
+                ("owner".to_string(), "platform@example.com".to_string()),
+            ])
+        );
+        for (arg, expected) in [
+            ("aws:createdBy=me", "reserved for AWS"),
+            ("crosskey.dev/owner-uid=x", "reserved for the operator"),
+            ("no-value", "is not KEY=VALUE"),
+            ("=x", "the tag key is empty"),
+        ] {
+            let error = Cli::try_parse_from(["crosskey", "run", "--resource-tag", arg])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("--resource-tag") && error.contains(expected),
+                "{arg}: {error}"
+            );
+        }
+        let twice = run_args(&["--resource-tag", "a=1", "--resource-tag", "a=2"]);
+        assert_eq!(
+            twice.settings().unwrap_err(),
+            "--resource-tag \"a\" is given more than once"
         );
     }
 

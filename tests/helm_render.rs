@@ -175,6 +175,34 @@ fn values_schema_and_guards_reject_mistakes() {
         (&["--set", "watchNamespace=Team_A"], "/watchNamespace"),
         (&["--set", "metrics.port=70000"], "/metrics/port"),
         (
+            &["--set", "monitoring.prometheusRule.enabeld=true"],
+            "'enabeld' not allowed",
+        ),
+        (
+            &["--set", "monitoring.dashbord.enabled=true"],
+            "'dashbord' not allowed",
+        ),
+        (
+            &["--set", "monitoring.prometheusRule.notReadyMinutes=0"],
+            "/monitoring/prometheusRule/notReadyMinutes",
+        ),
+        (
+            &["--set", "podDisruptionBudget.maxUnavailable=1"],
+            "'maxUnavailable' not allowed",
+        ),
+        (
+            &["--set", "deployment.podAntiAffinity=soft"],
+            "/deployment/podAntiAffinity",
+        ),
+        (
+            &["--set-string", "resourceTags.aws:createdBy=me"],
+            "invalid propertyName 'aws:createdBy'",
+        ),
+        (
+            &["--set", "resourceTags.cost-center=1234"],
+            "/resourceTags/cost-center",
+        ),
+        (
             &["--set", "leaderElection.enabled=false"],
             "deployment.replicas > 1 needs leaderElection.enabled",
         ),
@@ -306,8 +334,23 @@ fn default_values_render_a_restricted_two_replica_deployment() {
         deployment["spec"]["selector"]["matchLabels"]
     );
     let pdb = one(&docs, "PodDisruptionBudget");
-    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
     assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
+    // The two replicas prefer different nodes.
+    assert_eq!(
+        pod["affinity"],
+        json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100,
+            "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": deployment["spec"]["selector"],
+            },
+        }]}})
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--resource-tag")),
+        "no resourceTags by default: {args:?}"
+    );
 
     // Least privilege: exactly these rules, cluster-wide.
     let cluster_role = one(&docs, "ClusterRole");
@@ -513,4 +556,250 @@ fn optional_values_render_what_they_promise() {
         Some("false")
     );
     assert!(find(&docs, "Role").is_empty());
+}
+
+#[test]
+fn default_and_example_values_pass_the_schema() {
+    helm_template(&chart("crosskey"), "crosskey", "crosskey", &[]);
+    let dir = support::helm::root().join("examples/helm");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no values file in {}", dir.display());
+    for file in &files {
+        let docs = yaml_docs(&helm_template(
+            &chart("crosskey"),
+            "crosskey",
+            "crosskey",
+            &["-f", file.to_str().unwrap()],
+        ));
+        assert!(!find(&docs, "Deployment").is_empty(), "{}", file.display());
+    }
+}
+
+#[test]
+fn monitoring_values_render_the_alerts_and_the_dashboard() {
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &[
+            "--set",
+            "monitoring.prometheusRule.enabled=true",
+            "--set",
+            "monitoring.prometheusRule.notReadyMinutes=20",
+            "--set",
+            "monitoring.prometheusRule.labels.release=prometheus",
+            "--set",
+            "monitoring.prometheusRule.alertLabels.team=platform",
+            "--set",
+            "monitoring.dashboard.enabled=true",
+            "--set",
+            "monitoring.dashboard.namespace=grafana",
+            "--set",
+            "monitoring.dashboard.sidecarLabel=dashboards.example.com/load",
+            "--set-string",
+            "monitoring.dashboard.sidecarLabelValue=yes",
+        ],
+    ));
+    let rule = one(&docs, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["namespace"], "ops");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let alerts: BTreeSet<_> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    assert_eq!(
+        alerts,
+        BTreeSet::from([
+            "CrosskeyAwsCredentialsFailing",
+            "CrosskeyAwsThrottled",
+            "CrosskeyDriftRepeated",
+            "CrosskeyLeaderMissing",
+            "CrosskeyObjectsNotReady",
+            "CrosskeyReconcileErrors",
+        ])
+    );
+    for rule in rules {
+        let name = &rule["alert"];
+        assert!(
+            rule["expr"].as_str().unwrap().contains("crosskey_"),
+            "{name}"
+        );
+        assert_eq!(rule["labels"]["team"], "platform", "{name}");
+        assert!(
+            ["warning", "critical"].contains(&rule["labels"]["severity"].as_str().unwrap()),
+            "{name}"
+        );
+        let notes = &rule["annotations"];
+        for key in ["summary", "description"] {
+            assert!(
+                notes[key].as_str().is_some_and(|t| t.len() > 10),
+                "{name} has no {key}"
+            );
+        }
+        assert_eq!(
+            notes["runbook_url"],
+            "https://github.com/crosskey/crosskey/blob/main/README.md#alerts"
+        );
+    }
+    let not_ready = rules
+        .iter()
+        .find(|r| r["alert"] == "CrosskeyObjectsNotReady")
+        .unwrap();
+    assert_eq!(not_ready["for"], "20m");
+    // Prometheus' templates reach Prometheus unexpanded.
+    assert!(
+        not_ready["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("{{ $labels.kind }}"),
+        "{not_ready}"
+    );
+    // The README section the runbook_url points at exists.
+    let readme = std::fs::read_to_string(support::helm::root().join("README.md")).unwrap();
+    assert!(
+        readme.lines().any(|l| l == "### Alerts"),
+        "README has no Alerts section"
+    );
+    for alert in &alerts {
+        assert!(
+            readme.contains(&format!("`{alert}`")),
+            "README does not explain {alert}"
+        );
+    }
+
+    let dashboard = one(&docs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["namespace"], "grafana");
+    assert_eq!(
+        dashboard["metadata"]["labels"]["dashboards.example.com/load"],
+        "yes"
+    );
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart("crosskey").join("dashboards/crosskey.json")).unwrap(),
+    )
+    .unwrap();
+    let rendered: Value =
+        serde_json::from_str(dashboard["data"]["crosskey.json"].as_str().unwrap()).unwrap();
+    assert_eq!(rendered, shipped);
+
+    // The default sidecar label.
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &["--set", "monitoring.dashboard.enabled=true"],
+    ));
+    let dashboard = one(&docs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(dashboard["metadata"]["namespace"], "ops");
+}
+
+#[test]
+fn resource_tags_become_operator_flags() {
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &[
+            "--set-string",
+            "resourceTags.cost-center=1234",
+            "--set-string",
+            "resourceTags.owner=platform team",
+        ],
+    ));
+    let args = str_list(&container(one(&docs, "Deployment"))["args"]);
+    let tags: Vec<_> = args
+        .iter()
+        .filter(|a| a.starts_with("--resource-tag"))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "--resource-tag=cost-center=1234",
+            "--resource-tag=owner=platform team"
+        ]
+    );
+}
+
+#[test]
+fn one_replica_gets_no_disruption_budget_nor_anti_affinity() {
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &[
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "deployment.replicas=1",
+        ],
+    ));
+    assert!(find(&docs, "PodDisruptionBudget").is_empty());
+    let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert!(pod.get("affinity").is_none(), "{}", pod["affinity"]);
+
+    // One replica keeps the user's affinity as it is.
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &[
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "deployment.replicas=1",
+            "--set",
+            "deployment.affinity.nodeAffinity.x=1",
+        ],
+    ));
+    assert_eq!(
+        one(&docs, "Deployment")["spec"]["template"]["spec"]["affinity"],
+        json!({"nodeAffinity": {"x": 1}})
+    );
+}
+
+#[test]
+fn several_replicas_are_spread_as_the_values_say() {
+    let render = |args: &[&str]| {
+        let docs = yaml_docs(&helm_template(&chart("crosskey"), "ck", "ops", args));
+        let deployment = one(&docs, "Deployment");
+        (
+            deployment["spec"]["template"]["spec"]["affinity"].clone(),
+            deployment["spec"]["selector"].clone(),
+            find(&docs, "PodDisruptionBudget").len(),
+        )
+    };
+    let (affinity, selector, budgets) = render(&[
+        "--set",
+        "deployment.replicas=3",
+        "--set",
+        "deployment.podAntiAffinity=required",
+        "--set",
+        "deployment.affinity.nodeAffinity.x=1",
+    ]);
+    assert_eq!(budgets, 1);
+    assert_eq!(
+        affinity,
+        json!({
+            "nodeAffinity": {"x": 1},
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": selector,
+            }]},
+        })
+    );
+    // The user's own podAntiAffinity wins; "none" adds nothing.
+    let (affinity, _, _) = render(&["--set", "deployment.affinity.podAntiAffinity.x=1"]);
+    assert_eq!(affinity, json!({"podAntiAffinity": {"x": 1}}));
+    let (affinity, _, budgets) = render(&["--set", "deployment.podAntiAffinity=none"]);
+    assert!(affinity.is_null(), "{affinity}");
+    assert_eq!(
+        budgets, 1,
+        "the budget does not depend on the anti-affinity"
+    );
+    let (_, _, budgets) = render(&["--set", "podDisruptionBudget.enabled=false"]);
+    assert_eq!(budgets, 0);
 }

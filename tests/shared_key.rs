@@ -258,7 +258,13 @@ async fn account_with_foreign_credentials_reports_account_mismatch() {
 
 #[tokio::test]
 async fn key_is_created_with_exactly_the_rendered_policy() {
-    let fx = Fixture::new("create").await;
+    let mut fx = Fixture::without_operator("create").await;
+    // An operator-wide tag (the chart's resourceTags) lands on the key next to spec.tags.
+    fx.operator = Some(Operator::start_with(
+        &fx.namespace,
+        &[],
+        &["--resource-tag", "cost-center=1234"],
+    ));
     let admin = create_role(&fx.iam().await, "KeyAdmin").await;
     fx.create_key(
         "backup-key",
@@ -353,6 +359,11 @@ async fn key_is_created_with_exactly_the_rendered_policy() {
     assert!(
         tags.iter()
             .any(|t| t.tag_key == "team" && t.tag_value == "platform")
+    );
+    assert!(
+        tags.iter()
+            .any(|t| t.tag_key == "cost-center" && t.tag_value == "1234"),
+        "the --resource-tag is on the key: {tags:?}"
     );
     assert!(tags.iter().any(|t| t.tag_key == "crosskey.dev/owner-uid"
         && Some(&t.tag_value) == key.metadata.uid.as_ref()));

@@ -2,7 +2,7 @@
 //! settings, plus the per-object memory of retries (exponential backoff) and of runs of
 //! transient AWS errors (kept out of conditions for a grace period).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -52,6 +52,10 @@ pub struct Settings {
     /// How often a key's grants are audited when its `spec.drift.grantAuditInterval`
     /// is unset.
     pub grant_audit_interval: Duration,
+    /// Tags added to every KMS key and AWS Backup vault the operator creates (`crosskey
+    /// run --resource-tag`), validated by [`super::tags::validate_resource_tag`]; see
+    /// [`super::tags::merged`] for their precedence.
+    pub resource_tags: BTreeMap<String, String>,
 }
 
 /// Default of `--grant-audit-interval`.
@@ -73,6 +77,7 @@ impl Default for Settings {
             create_settle: crate::aws::clients::DEFAULT_ATTEMPT_TIMEOUT + CREATE_SETTLE_MARGIN,
             recheck_promotion: admission::RECHECK_PROMOTION,
             grant_audit_interval: DEFAULT_GRANT_AUDIT_INTERVAL,
+            resource_tags: BTreeMap::new(),
         }
     }
 }

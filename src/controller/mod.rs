@@ -9,6 +9,7 @@
 //! - [`resolve`]: the account lookup with its `allowedNamespaces` check;
 //! - [`usage`]: which keys and vaults use each account (its in-use finalizer);
 //! - [`context`] and [`error`]: what every reconcile gets, and how it fails;
+//! - [`tags`]: the AWS tags of created resources (spec, operator-wide, ownership);
 //! - [`kinds`]: where the layers meet (api kinds for runtime, AWS calls for metrics).
 //!
 //! Reconcilers import the shared modules, never each other.
@@ -24,6 +25,7 @@ mod resolve;
 mod runner;
 pub mod shared_key;
 mod status;
+pub mod tags;
 mod usage;
 pub mod vault;
 mod watches;

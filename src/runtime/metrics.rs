@@ -531,3 +531,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_usage_tests.rs"]
+mod usage_tests;

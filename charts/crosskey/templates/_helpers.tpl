@@ -102,3 +102,24 @@ installScope "namespace" it is never empty: it defaults to the release namespace
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+The pod's affinity: deployment.affinity, plus, with more than one replica, an
+anti-affinity that keeps the replicas on different nodes (deployment.podAntiAffinity),
+unless deployment.affinity has its own podAntiAffinity.
+*/}}
+{{- define "crosskey.affinity" -}}
+{{- $affinity := deepCopy (default (dict) .Values.deployment.affinity) }}
+{{- $mode := .Values.deployment.podAntiAffinity }}
+{{- if and (gt (int .Values.deployment.replicas) 1) (ne $mode "none") (not (hasKey $affinity "podAntiAffinity")) }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "crosskey.selectorLabels" . | fromYaml)) }}
+{{- if eq $mode "required" }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) }}
+{{- else }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) }}
+{{- end }}
+{{- end }}
+{{- if $affinity }}
+{{- toYaml $affinity }}
+{{- end }}
+{{- end }}

@@ -2,8 +2,6 @@
 //! CreateKey), creating it crash-safely, and converging its state, policy and settings
 //! on what [`super::plan`] and [`crate::controller::drift`] decided.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
@@ -18,6 +16,7 @@ use crate::controller::drift::{Verdict, judge};
 use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
 use crate::controller::status::Pass;
+use crate::controller::tags;
 use crate::failpoint;
 use crate::policy::{self, PolicyDocument};
 
@@ -168,8 +167,11 @@ async fn create(
     // sees the marker and looks the key up by its tag instead of creating another.
     pass.status.creation_started_time = Some(Time(pass.now));
     pass.checkpoint().await?;
-    let mut tags = pass.obj.spec.tags.clone();
-    tags.extend(plan::owner_tags(pass.obj));
+    let tags = tags::merged(
+        &pass.obj.spec.tags,
+        &pass.ctx.settings.resource_tags,
+        plan::owner_tags(pass.obj),
+    );
     let description = pass.obj.spec.description.clone().unwrap_or_default();
     let info = match kms.create_key(desired_json, &description, &tags).await {
         Ok(info) => info,
@@ -306,8 +308,11 @@ pub async fn converge_settings(
             .await?;
     }
     let observed_tags = kms.list_tags(&info.key_id).await?;
-    let mut wanted: BTreeMap<String, String> = spec.tags.clone();
-    wanted.extend(plan::owner_tags(pass.obj));
+    let wanted = tags::merged(
+        &spec.tags,
+        &pass.ctx.settings.resource_tags,
+        plan::owner_tags(pass.obj),
+    );
     let (to_set, to_remove) = plan::tag_changes(&observed_tags, &wanted);
     kms.tag(&info.key_id, &to_set).await?;
     kms.untag(&info.key_id, &to_remove).await?;

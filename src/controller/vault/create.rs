@@ -101,7 +101,7 @@ async fn create(
     name: &str,
 ) -> Result<VaultInfo, Error> {
     let uid = pass.obj.uid().unwrap_or_default();
-    let tags = plan::vault_tags(pass.obj);
+    let tags = plan::vault_tags(pass.obj, &pass.ctx.settings.resource_tags);
     backup.create_vault(name, &key.arn, &uid, &tags).await?;
     failpoint::hit(failpoint::VAULT_AFTER_CREATE);
     let (type_, reason, note) = if pass.status.vault_arn.is_some() {

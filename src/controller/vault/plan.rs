@@ -17,6 +17,7 @@ use crate::api::{
 };
 use crate::controller::drift::Verdict;
 use crate::controller::error::Error;
+use crate::controller::tags;
 use crate::policy::arn::{KeyArn, account_of, validate_key_arn};
 
 /// Tag holding the UID of the CrossAccountVault that manages a vault.
@@ -64,19 +65,24 @@ pub fn role_policy_name(vault: &CrossAccountVault) -> String {
     )
 }
 
-/// The spec's tags plus the tags that mark the vault as managed by this object.
-pub fn vault_tags(vault: &CrossAccountVault) -> BTreeMap<String, String> {
-    let mut tags = vault.spec.tags.clone();
-    tags.insert(OWNER_UID_TAG.into(), vault.uid().unwrap_or_default());
-    tags.insert(
-        OWNER_NAME_TAG.into(),
-        format!(
-            "{}/{}",
-            vault.namespace().unwrap_or_default(),
-            vault.name_any()
+/// The vault's tags: the spec's, the operator-wide `resource` tags, and the tags that
+/// mark the vault as managed by this object (which win; see [`tags::merged`]).
+pub fn vault_tags(
+    vault: &CrossAccountVault,
+    resource: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let owner = BTreeMap::from([
+        (OWNER_UID_TAG.to_string(), vault.uid().unwrap_or_default()),
+        (
+            OWNER_NAME_TAG.to_string(),
+            format!(
+                "{}/{}",
+                vault.namespace().unwrap_or_default(),
+                vault.name_any()
+            ),
         ),
-    );
-    tags
+    ]);
+    tags::merged(&vault.spec.tags, resource, owner)
 }
 
 /// The ARN of the SharedKey `key` (in `key_namespace`) if a vault in `vault_namespace`
@@ -652,5 +658,32 @@ mod tests {
     fn roles_no_longer_listed_are_revoked() {
         let wanted = BTreeSet::from(["b".to_string()]);
         assert_eq!(roles_to_revoke(&["a".into(), "b".into()], &wanted), ["a"]);
+    }
+
+    #[test]
+    fn vault_tags_add_the_resource_tags_and_keep_the_ownership_tags() {
+        let vault: CrossAccountVault = serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "CrossAccountVault",
+            "metadata": {"name": "v", "namespace": "team-a", "uid": "uid-1"},
+            "spec": {"accountRef": {"name": "a"},
+                     "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+                     "tags": {"team": "backup", "cost-center": "tenant"}},
+        }))
+        .unwrap();
+        let resource = BTreeMap::from([
+            ("cost-center".to_string(), "platform".to_string()),
+            (OWNER_UID_TAG.to_string(), "forged".to_string()),
+        ]);
+        let tags = vault_tags(&vault, &resource);
+        let expected: BTreeMap<String, String> = [
+            ("cost-center", "platform"),
+            (OWNER_NAME_TAG, "team-a/v"),
+            (OWNER_UID_TAG, "uid-1"),
+            ("team", "backup"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(tags, expected);
     }
 }
