@@ -84,7 +84,9 @@ impl Fixture {
     }
 
     /// `crosskey run` arguments for leader election on `lease` in the test namespace.
+    /// The chart's leader-election RBAC for that Lease is applied first.
     fn lease_args(&self, lease: &str, duration: &str, renew: &str) -> Vec<String> {
+        support::grant_lease(&self.namespace, lease);
         [
             "--leader-elect=true",
             "--lease-namespace",

@@ -1578,3 +1578,76 @@ async fn an_account_in_use_is_not_removed_until_its_users_are_gone() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn install_scope_namespace_converges_with_the_charts_namespace_rbac_only() {
+    let fx = Fixture::without_operator("ns-scope").await;
+    let release = "ck-ns";
+    // Exactly the RBAC the chart renders for installScope: namespace in this namespace.
+    let rendered = support::helm::helm_template(
+        &support::helm::chart("crosskey"),
+        release,
+        &fx.namespace,
+        &["--set", "installScope=namespace"],
+    );
+    let rbac: Vec<String> = support::helm::yaml_docs(&rendered)
+        .into_iter()
+        .filter(|doc| {
+            matches!(
+                doc["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "Role"
+                        | "RoleBinding"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                )
+            )
+        })
+        .map(|doc| serde_json::to_string(&doc).unwrap())
+        .collect();
+    let list = format!(
+        r#"{{"apiVersion": "v1", "kind": "List", "items": [{}]}}"#,
+        rbac.join(",")
+    );
+    support::helm::run(env().kubectl().args(["apply", "-f", "-"]), Some(&list));
+    // The chart names the ServiceAccount after the release's full name.
+    let user = format!("system:serviceaccount:{}:{release}-crosskey", fx.namespace);
+    let kubeconfig = support::kubeconfig_as(&user);
+    let _operator = Operator::start(
+        &fx.namespace,
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+
+    fx.create_key("k", json!({})).await;
+    fx.wait_ready("k").await;
+
+    let requests = support::api_requests_of(&user);
+    assert!(
+        !requests.is_empty(),
+        "the audit log has the operator's requests"
+    );
+    let refused: Vec<_> = requests.iter().filter(|r| r.3 == 403).collect();
+    assert!(
+        refused.is_empty(),
+        "the chart's namespace RBAC refused: {refused:?}"
+    );
+    // Namespaced reads and writes only in its namespace; cluster-wide only AwsAccounts
+    // (cluster-scoped) and the CRDs it waits for.
+    let elsewhere: Vec<_> = requests
+        .iter()
+        .filter(|(_, resource, namespace, _)| match namespace {
+            Some(ns) => ns != &fx.namespace,
+            None => !matches!(
+                resource.as_str(),
+                "crosskey.dev/awsaccounts"
+                    | "crosskey.dev/awsaccounts/status"
+                    | "apiextensions.k8s.io/customresourcedefinitions"
+            ),
+        })
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "requests outside its namespace: {elsewhere:?}"
+    );
+}

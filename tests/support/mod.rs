@@ -40,6 +40,9 @@ pub struct TestEnv {
     /// `crosskey-operator`, created from `deploy/iam/` (`tests/testenv/aws_roles.py`).
     pub operator_aws_config: PathBuf,
     pub operator_aws_profile: String,
+    /// The operator's kubeconfig: it impersonates the chart's ServiceAccount, which has
+    /// exactly the RBAC the chart renders.
+    pub operator_kubeconfig: PathBuf,
 }
 
 static ENV: OnceLock<TestEnv> = OnceLock::new();
@@ -114,6 +117,7 @@ impl TestEnv {
                 .map_or_else(|| PathBuf::from("helm"), PathBuf::from),
             operator_aws_config: PathBuf::from(get("CROSSKEY_TESTENV_OPERATOR_AWS_CONFIG")?),
             operator_aws_profile: get("CROSSKEY_TESTENV_OPERATOR_AWS_PROFILE")?,
+            operator_kubeconfig: PathBuf::from(get("CROSSKEY_TESTENV_OPERATOR_KUBECONFIG")?),
         })
     }
 
@@ -473,7 +477,8 @@ impl Operator {
                 &metrics_addr,
             ])
             .args(extra_args)
-            .env("KUBECONFIG", &env.kubeconfig)
+            // As the chart's ServiceAccount, with the chart's RBAC, as in production.
+            .env("KUBECONFIG", &env.operator_kubeconfig)
             .env("AWS_ENDPOINT_URL", &env.aws_endpoint)
             // The operator's identity is the hub role from deploy/iam/, as in production.
             .env("AWS_CONFIG_FILE", &env.operator_aws_config)
@@ -730,4 +735,89 @@ pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
         .role
         .expect("role")
         .arn
+}
+
+/// Gives the operator's ServiceAccount the leader-election RBAC that the chart renders
+/// for a Lease `lease` in `namespace` (values `leaderElection.namespace` and
+/// `leaderElection.leaseName`), so that tests of leader election run under the chart's
+/// RBAC too.
+pub fn grant_lease(namespace: &str, lease: &str) {
+    let rendered = helm::helm_template(
+        &helm::chart("crosskey"),
+        "crosskey",
+        "crosskey",
+        &[
+            "--set",
+            &format!("leaderElection.namespace={namespace}"),
+            "--set",
+            &format!("leaderElection.leaseName={lease}"),
+        ],
+    );
+    let lease_rbac: Vec<String> = helm::yaml_docs(&rendered)
+        .into_iter()
+        .filter(|doc| {
+            matches!(doc["kind"].as_str(), Some("Role" | "RoleBinding"))
+                && doc["metadata"]["namespace"] == namespace
+        })
+        .map(|doc| serde_json::to_string(&doc).unwrap())
+        .collect();
+    assert_eq!(
+        lease_rbac.len(),
+        2,
+        "the chart renders a Role and a RoleBinding for the Lease"
+    );
+    let list = format!(
+        r#"{{"apiVersion": "v1", "kind": "List", "items": [{}]}}"#,
+        lease_rbac.join(",")
+    );
+    helm::run(env().kubectl().args(["apply", "-f", "-"]), Some(&list));
+}
+
+/// A kubeconfig for the test API server that impersonates `user` (for example
+/// `system:serviceaccount:NS:NAME`); returns its path.
+pub fn kubeconfig_as(user: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&env().kubeconfig).unwrap();
+    let impersonating: String = admin
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("token:") {
+                format!("{line}\n    as: {user}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let path = env()
+        .dir
+        .join(format!("kubeconfig-{}", user.replace(':', "-")));
+    std::fs::write(&path, impersonating).unwrap();
+    path
+}
+
+/// Requests to the API server made as `user` (impersonated), from its audit log:
+/// (verb, group/resource[/subresource], namespace, response code).
+pub fn api_requests_of(user: &str) -> Vec<(String, String, Option<String>, u16)> {
+    let log =
+        std::fs::read_to_string(env().dir.join("logs").join("audit.jsonl")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["impersonatedUser"]["username"] == user)
+        .filter_map(|event| {
+            let object = event.get("objectRef")?;
+            let mut resource = format!(
+                "{}/{}",
+                object["apiGroup"].as_str().unwrap_or("core"),
+                object["resource"].as_str().unwrap_or_default()
+            );
+            if let Some(sub) = object["subresource"].as_str() {
+                resource = format!("{resource}/{sub}");
+            }
+            Some((
+                event["verb"].as_str().unwrap_or_default().to_string(),
+                resource,
+                object["namespace"].as_str().map(str::to_string),
+                event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+            ))
+        })
+        .collect()
 }

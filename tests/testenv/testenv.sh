@@ -140,7 +140,24 @@ cat > "$dir/kube-apiserver.args" <<ARGS
 --authorization-mode=RBAC
 --disable-admission-plugins=ServiceAccount
 --endpoint-reconciler-type=none
+--audit-policy-file=$dir/audit-policy.yaml
+--audit-log-path=$dir/logs/audit.jsonl
+--audit-log-format=json
+--audit-log-maxsize=0
 ARGS
+# Every resource request, at Metadata level: tests/testenv/rbac.py reads what the
+# operator (impersonating the chart's ServiceAccount) did, and what it was refused.
+cat > "$dir/audit-policy.yaml" <<POLICY
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  users: ["system:apiserver", "system:kube-controller-manager", "system:kube-scheduler"]
+- level: None
+  nonResourceURLs: ["*"]
+- level: Metadata
+POLICY
 echo "$bin_dir" > "$dir/bin-dir"
 start_apiserver
 
@@ -182,6 +199,18 @@ wait_for "the default namespace" 60 "${kubectl[@]}" get namespace default
 "${kubectl[@]}" apply --server-side -f "$root/crds/" > "$dir/logs/crds.log"
 "${kubectl[@]}" wait --for condition=established --timeout=60s -f "$root/crds/" >> "$dir/logs/crds.log"
 
+# The operator runs as the chart's ServiceAccount with exactly the RBAC the chart renders
+# (release "crosskey" in namespace "crosskey", default values, cluster scope): its
+# kubeconfig impersonates that ServiceAccount.
+"${kubectl[@]}" create namespace crosskey > "$dir/logs/rbac.log"
+"$helm_dir/helm" template crosskey "$root/charts/crosskey" --namespace crosskey \
+  | "$root/.venv/bin/python" "$root/tests/testenv/rbac.py" select > "$dir/operator-rbac.yaml"
+"${kubectl[@]}" apply -f "$dir/operator-rbac.yaml" >> "$dir/logs/rbac.log"
+sed -e 's/^- name: admin$/- name: operator/' \
+    -e 's/^    token: .*$/&\n    as: system:serviceaccount:crosskey:crosskey/' \
+    -e 's/user: admin, namespace/user: operator, namespace/' \
+    "$kubeconfig" > "$dir/operator-kubeconfig"
+
 # The operator runs as a session of the hub role from deploy/iam/ (see aws_roles.py), never
 # with the default (root) credentials, which stay for setup and out-of-band test actions.
 AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
@@ -216,6 +245,8 @@ export CROSSKEY_TESTENV_HELM="$helm_dir/helm"
 # these, and without AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (which take precedence).
 export CROSSKEY_TESTENV_OPERATOR_AWS_CONFIG="$dir/operator-aws-config"
 export CROSSKEY_TESTENV_OPERATOR_AWS_PROFILE="crosskey-operator"
+# The operator's Kubernetes identity: the chart's ServiceAccount, impersonated.
+export CROSSKEY_TESTENV_OPERATOR_KUBECONFIG="$dir/operator-kubeconfig"
 export PATH="$bin_dir:$helm_dir:\$PATH"
 ENV
 echo "test environment up: source $dir/env.sh (stop it with: $0 down --dir $dir)"
