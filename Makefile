@@ -63,9 +63,11 @@ integration-test: k8s-bins helm-bin venv
 	$(CARGO) test --test '*'
 
 ## What the operator's roles were allowed by deploy/iam/ against what the integration
-## tests and the demo used; fails on an unexpected denial or an unexercised action.
+## tests and the demo used; fails on an unexpected denial or an unexercised action. The
+## same for the chart's Kubernetes RBAC, from the API server's audit log.
 least-privilege: venv
 	.venv/bin/python tests/testenv/least_privilege.py target/testenv-tests target/demo
+	.venv/bin/python tests/testenv/rbac.py check target/testenv-tests --excuses tests/testenv/rbac-not-exercised.txt
 
 ## tests/crds.rs (among the integration tests) fails when crds/ is stale.
 test: lint unit-test emulator-test explain-differential argocd-test integration-test demo least-privilege

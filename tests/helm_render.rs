@@ -58,22 +58,15 @@ fn triples(items: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)
         .collect()
 }
 
+// Exactly what the integration tests saw the operator use (`tests/testenv/rbac.py`): it
+// writes with patches, never with update, and needs no finalizers subresource.
 const CLUSTER_SCOPED_RULES: &[(&str, &str, &[&str])] = &[
-    (
-        "crosskey.dev",
-        "awsaccounts",
-        &["get", "list", "watch", "patch", "update"],
-    ),
-    (
-        "crosskey.dev",
-        "awsaccounts/status",
-        &["get", "patch", "update"],
-    ),
-    ("crosskey.dev", "awsaccounts/finalizers", &["update"]),
+    ("crosskey.dev", "awsaccounts", &["list", "watch", "patch"]),
+    ("crosskey.dev", "awsaccounts/status", &["patch"]),
     (
         "apiextensions.k8s.io",
         "customresourcedefinitions",
-        &["get", "list", "watch"],
+        &["list", "watch"],
     ),
 ];
 
@@ -81,31 +74,18 @@ const NAMESPACED_RULES: &[(&str, &str, &[&str])] = &[
     (
         "crosskey.dev",
         "sharedkeys",
-        &["get", "list", "watch", "patch", "update"],
+        &["get", "list", "watch", "patch"],
     ),
     (
         "crosskey.dev",
         "crossaccountvaults",
-        &["get", "list", "watch", "patch", "update"],
+        &["get", "list", "watch", "patch"],
     ),
-    (
-        "crosskey.dev",
-        "sharedkeys/status",
-        &["get", "patch", "update"],
-    ),
-    (
-        "crosskey.dev",
-        "crossaccountvaults/status",
-        &["get", "patch", "update"],
-    ),
-    ("crosskey.dev", "sharedkeys/finalizers", &["update"]),
-    ("crosskey.dev", "crossaccountvaults/finalizers", &["update"]),
+    ("crosskey.dev", "sharedkeys/status", &["patch"]),
+    ("crosskey.dev", "crossaccountvaults/status", &["patch"]),
 ];
 
-const EVENT_RULES: &[(&str, &str, &[&str])] = &[
-    ("", "events", &["create", "patch"]),
-    ("events.k8s.io", "events", &["create", "patch"]),
-];
+const EVENT_RULES: &[(&str, &str, &[&str])] = &[("events.k8s.io", "events", &["create", "patch"])];
 
 // ---------------------------------------------------------------------------------------
 // Lint, schema and rendering
@@ -372,11 +352,7 @@ fn default_values_render_a_restricted_two_replica_deployment() {
         rbac_triples(&role["rules"]),
         triples(&[
             ("coordination.k8s.io", "leases", &["create"]),
-            (
-                "coordination.k8s.io",
-                "leases/crosskey",
-                &["get", "watch", "update", "patch"]
-            ),
+            ("coordination.k8s.io", "leases/crosskey", &["get", "update"]),
         ])
     );
     assert_eq!(

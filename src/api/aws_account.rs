@@ -154,12 +154,12 @@ pub struct AwsAccountStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountUsers {
-    pub shared_keys: u32,
-    pub cross_account_vaults: u32,
+    pub shared_keys: i64,
+    pub cross_account_vaults: i64,
 }
 
 impl AccountUsers {
-    pub fn total(&self) -> u32 {
+    pub fn total(&self) -> i64 {
         self.shared_keys.saturating_add(self.cross_account_vaults)
     }
 }

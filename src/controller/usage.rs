@@ -49,8 +49,8 @@ pub struct Users {
 impl Users {
     /// "2 SharedKeys and 1 CrossAccountVault (ns/a, ns/b, ns/c)".
     pub fn describe(&self) -> String {
-        let plural = |n: u32, kind: &str| format!("{n} {kind}{}", if n == 1 { "" } else { "s" });
-        let more = self.count.total() as usize > self.names.len();
+        let plural = |n: i64, kind: &str| format!("{n} {kind}{}", if n == 1 { "" } else { "s" });
+        let more = usize::try_from(self.count.total()).unwrap_or(usize::MAX) > self.names.len();
         format!(
             "{} and {} ({}{})",
             plural(self.count.shared_keys, "SharedKey"),
@@ -71,7 +71,7 @@ pub enum FinalizerStep {
 
 /// The finalizer follows use: held while any user exists, released when none does
 /// (deleting or not, so that an account that stopped being used can go at once).
-pub fn finalizer_step(has_finalizer: bool, users: u32) -> FinalizerStep {
+pub fn finalizer_step(has_finalizer: bool, users: i64) -> FinalizerStep {
     match (has_finalizer, users > 0) {
         (false, true) => FinalizerStep::Add,
         (true, false) => FinalizerStep::Remove,

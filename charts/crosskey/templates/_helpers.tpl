@@ -68,36 +68,27 @@ installScope "namespace" it is never empty: it defaults to the release namespace
 {{- define "crosskey.namespacedRules" -}}
 - apiGroups: ["crosskey.dev"]
   resources: ["sharedkeys", "crossaccountvaults"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["crosskey.dev"]
   resources: ["sharedkeys/status", "crossaccountvaults/status"]
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["crosskey.dev"]
-  resources: ["sharedkeys/finalizers", "crossaccountvaults/finalizers"]
-  verbs: ["update"]
+  verbs: ["patch"]
 {{- end }}
 
 {{/* Rules on the cluster-scoped AwsAccount and on the CRDs. */}}
 {{- define "crosskey.clusterScopedRules" -}}
 - apiGroups: ["crosskey.dev"]
   resources: ["awsaccounts"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["crosskey.dev"]
   resources: ["awsaccounts/status"]
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["crosskey.dev"]
-  resources: ["awsaccounts/finalizers"]
-  verbs: ["update"]
+  verbs: ["patch"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
 
 {{/* Events: the operator records Kubernetes Events on the objects it reconciles. */}}
 {{- define "crosskey.eventRules" -}}
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
