@@ -733,28 +733,43 @@ async fn invalid_principal_is_reported_and_retried_without_a_hot_loop() {
         "{:?}",
         condition(&key, "PolicySynced")
     );
-    let first = calls(
-        &env().aws_counters().await,
-        "kms",
-        &["CreateKey"],
-        &fx.account,
-    );
-    // Over the next seconds the retries back off (1s, 2s, 4s... capped at 5s here).
-    let start = std::time::Instant::now();
-    wait_until("a few retries", WAIT, || async {
-        (start.elapsed() > Duration::from_secs(12)).then_some(())
+    // The operator's own count of failed attempts, against the emulator's count of
+    // CreateKey calls: every attempt is one CreateKey, and attempts back off.
+    let operator = fx.operator.as_ref().unwrap();
+    let failures = || async {
+        let text = operator.metrics_text().await?;
+        support::metric_sample(
+            &text,
+            "crosskey_reconcile_errors_total",
+            &[("kind", "SharedKey"), ("reason", "InvalidPrincipal")],
+        )
+    };
+    let first = wait_until("the first failure counted", WAIT, failures).await;
+    let started = tokio::time::Instant::now();
+    // Three more failed attempts: the second and third of them come after backoffs of at
+    // least 2 s and 4 s (1 s, 2 s, 4 s... plus jitter, capped at 5 s here); a hot loop
+    // would make them within milliseconds.
+    let later = wait_until("three more attempts", WAIT, || async {
+        failures().await.filter(|&n| n >= first + 3.0)
     })
     .await;
-    let later = calls(
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(6),
+        "{} failed attempts in {elapsed:?}: a hot loop",
+        later - first
+    );
+    // Read after the metric: at most one attempt more (under way) than counted.
+    let create_calls = calls(
         &env().aws_counters().await,
         "kms",
         &["CreateKey"],
         &fx.account,
     );
+    let attempts = failures().await.unwrap();
     assert!(
-        later - first <= 6,
-        "{} CreateKey calls in 12s is a hot loop",
-        later - first
+        (later as u64..=attempts as u64 + 1).contains(&create_calls),
+        "{create_calls} CreateKey calls for {later}..{attempts} failed attempts"
     );
 
     // Once the role exists the key is created.
