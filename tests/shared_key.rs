@@ -940,38 +940,75 @@ async fn steady_state_of_twenty_keys_makes_no_writes() {
     for name in &names {
         fx.wait_ready(name).await;
     }
-    // Let any trailing writes of the creation settle, then measure two drift intervals.
-    let settle = std::time::Instant::now();
-    wait_until("settle", WAIT, || async {
-        (settle.elapsed() > Duration::from_secs(5)).then_some(())
-    })
-    .await;
+    // From Ready on, every reconcile is a drift check. Measure until every key has been
+    // checked twice more (its policy read twice, in the emulator's decision log) and the
+    // operator has counted at least 40 more reconciles of its own.
     let mut versions = vec![];
+    let mut arns = vec![];
     for name in &names {
-        versions.push(
-            fx.keys()
-                .get(name)
-                .await
-                .unwrap()
-                .metadata
-                .resource_version
-                .unwrap(),
-        );
+        let key = fx.keys().get(name).await.unwrap();
+        versions.push(key.metadata.resource_version.clone().unwrap());
+        arns.push(key.status.unwrap().key_arn.unwrap());
     }
+    let operator = fx.operator.as_ref().unwrap();
+    let reconciles = || async {
+        let text = operator.metrics_text().await?;
+        support::metric_sample(&text, "crosskey_reconciles_total", &[("kind", "SharedKey")])
+    };
+    // GetKeyPolicy calls allowed on each key, from one read of the decision log.
+    let policy_reads = |arns: Vec<String>| async move {
+        let log: Value = reqwest::get(format!("{}/authz", env().aws_admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let decisions = log["decisions"].as_array().unwrap();
+        arns.iter()
+            .map(|arn| {
+                decisions
+                    .iter()
+                    .filter(|d| {
+                        d["action"] == "kms:GetKeyPolicy"
+                            && d["resource"] == arn.as_str()
+                            && d["decision"] == "Allow"
+                    })
+                    .map(|d| d["count"].as_u64().unwrap_or(1))
+                    .sum::<u64>()
+            })
+            .collect::<Vec<u64>>()
+    };
     let before = env().aws_counters().await;
-    let start = std::time::Instant::now();
-    wait_until("two drift intervals", Duration::from_secs(120), || async {
-        (start.elapsed() > Duration::from_secs(66)).then_some(())
-    })
+    let reconciles_before = wait_until("the reconcile count", WAIT, reconciles).await;
+    let reads_before = policy_reads(arns.clone()).await;
+    wait_until(
+        "two drift checks of every key",
+        Duration::from_secs(150),
+        || async {
+            reconciles()
+                .await
+                .filter(|&n| n >= reconciles_before + 40.0)?;
+            let reads = policy_reads(arns.clone()).await;
+            let all = reads
+                .iter()
+                .zip(&reads_before)
+                .all(|(now, was)| *now >= was + 2);
+            all.then_some(())
+        },
+    )
     .await;
     let after = env().aws_counters().await;
+    let checks = reconciles().await.unwrap() - reconciles_before;
     let writes = calls(&after, "kms", KMS_WRITES, &fx.account)
         - calls(&before, "kms", KMS_WRITES, &fx.account);
-    assert_eq!(writes, 0, "no AWS writes in steady state");
+    assert_eq!(writes, 0, "AWS writes in {checks} drift checks");
     let reads = calls(&after, "kms", &[], &fx.account) - calls(&before, "kms", &[], &fx.account);
-    // At most 2 reads per key per interval; 66s covers at most 3 (jittered) intervals.
-    assert!(reads >= 20, "the drift checks did run ({reads} reads)");
-    assert!(reads <= 20 * 2 * 3, "{reads} reads for 20 keys over 66s");
+    // At most 2 reads per check; the counters were read before the reconcile count at the
+    // start and at the end, so two checks under way may have read without being counted.
+    assert!(
+        reads as f64 <= 2.0 * (checks + 2.0),
+        "{reads} reads in {checks} drift checks"
+    );
     for (name, version) in names.iter().zip(&versions) {
         let now = fx
             .keys()
