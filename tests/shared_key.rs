@@ -677,47 +677,6 @@ async fn existing_key_is_adopted_and_an_owned_one_refused() {
 }
 
 #[tokio::test]
-async fn crash_after_create_key_leaves_exactly_one_key() {
-    let mut fx = Fixture::without_operator("crash").await;
-    let mut crashing = Operator::start(
-        &fx.namespace,
-        &[("CROSSKEY_FAILPOINTS", "shared-key-after-create-key")],
-    );
-    fx.create_key("k", json!({"shareWith": {"accounts": ["222222222222"]}}))
-        .await;
-    let code = crashing.wait_exit(WAIT).await;
-    assert_eq!(
-        code,
-        Some(crosskey::failpoint::EXIT_CODE),
-        "the operator died at the failpoint"
-    );
-    let key = fx.keys().get("k").await.unwrap();
-    assert!(
-        key.status.as_ref().and_then(|s| s.key_id.clone()).is_none(),
-        "the crash came before the key was recorded"
-    );
-    assert!(
-        key.status
-            .as_ref()
-            .and_then(|s| s.creation_started_time.clone())
-            .is_some()
-    );
-
-    fx.operator = Some(Operator::start(&fx.namespace, &[]));
-    let key = fx.wait_ready("k").await;
-    let counters = env().aws_counters().await;
-    assert_eq!(
-        calls(&counters, "kms", &["CreateKey"], &fx.account),
-        1,
-        "one CreateKey in all"
-    );
-    let kms = fx.kms().await;
-    let keys = kms.list_keys().send().await.unwrap().keys.unwrap();
-    assert_eq!(keys.len(), 1, "exactly one key in the account: {keys:?}");
-    assert_eq!(keys[0].key_id.as_deref(), Some(key_id(&key).as_str()));
-}
-
-#[tokio::test]
 async fn invalid_principal_is_reported_and_retried_without_a_hot_loop() {
     let fx = Fixture::new("badprincipal").await;
     let missing = format!("arn:aws:iam::{}:role/DoesNotExistYet", fx.account);
