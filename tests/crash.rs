@@ -55,6 +55,17 @@ async fn crash_and_recover(failpoint: &str) {
         Some(crosskey::failpoint::EXIT_CODE),
         "the operator died at {failpoint}"
     );
+    if failpoint == crosskey::failpoint::SHARED_KEY_AFTER_CREATE {
+        let status = keys.get("key").await.unwrap().status.unwrap_or_default();
+        assert!(
+            status.key_id.is_none(),
+            "the crash came before the key was recorded"
+        );
+        assert!(
+            status.creation_started_time.is_some(),
+            "the unconfirmed CreateKey was recorded before it was sent"
+        );
+    }
 
     let _recovered = Operator::start(&namespace, &[]);
     wait_until("key and vault Ready after the restart", WAIT, || {
@@ -74,15 +85,63 @@ async fn crash_and_recover(failpoint: &str) {
     })
     .await;
 
-    // No duplicates: one key in A, one vault in B, one inline policy on the role.
+    // No duplicates: one key in A, created once and recorded; one vault in B, created
+    // once, never deleted, and recorded; one inline policy on the role.
+    let counters = env().aws_counters().await;
+    assert_eq!(
+        calls(&counters, "kms", &["CreateKey"], &a),
+        1,
+        "{failpoint}: one CreateKey in all"
+    );
     let listed = env().key_ids_in(&a).await;
     assert_eq!(listed.len(), 1, "{failpoint}: keys in A: {listed:?}");
-    let backup_b = aws_sdk_backup::Client::new(&env().aws_config_in(&b).await);
-    let vault_list = backup_b.list_backup_vaults().send().await.unwrap();
+    let key = keys.get("key").await.unwrap().status.unwrap();
     assert_eq!(
-        vault_list.backup_vault_list().len(),
+        key.key_id.as_deref(),
+        Some(listed[0].as_str()),
+        "{failpoint}: the status records the one key"
+    );
+    // The emulator refuses a second vault of the same name, so the count of vaults alone
+    // cannot show a vault created twice or deleted and recreated: the calls do.
+    assert_eq!(
+        calls(&counters, "backup", &["CreateBackupVault"], &b),
         1,
-        "{failpoint}: vaults in B"
+        "{failpoint}: one CreateBackupVault in all"
+    );
+    assert_eq!(
+        calls(&counters, "backup", &["DeleteBackupVault"], &b),
+        0,
+        "{failpoint}: no vault deleted"
+    );
+    let backup_b = aws_sdk_backup::Client::new(&env().aws_config_in(&b).await);
+    let in_b: Vec<(String, String)> = backup_b
+        .list_backup_vaults()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| {
+            (
+                v.backup_vault_name.unwrap_or_default(),
+                v.backup_vault_arn.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let named: Vec<&(String, String)> = in_b.iter().filter(|(n, _)| n == "vault").collect();
+    assert_eq!(
+        named.len(),
+        1,
+        "{failpoint}: vaults named `vault` in B: {in_b:?}"
+    );
+    assert_eq!(in_b.len(), 1, "{failpoint}: vaults in B: {in_b:?}");
+    let vault = vaults.get("vault").await.unwrap().status.unwrap();
+    assert_eq!(
+        vault.vault_arn.as_deref(),
+        Some(named[0].1.as_str()),
+        "{failpoint}: the status records the one vault"
     );
     let policies = iam_b
         .list_role_policies()
