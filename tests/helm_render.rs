@@ -516,17 +516,7 @@ fn optional_values_render_what_they_promise() {
     }
 
     // Leader election off: one replica, no lease Role.
-    let docs = yaml_docs(&helm_template(
-        &chart("crosskey"),
-        "ck",
-        "ops",
-        &[
-            "--set",
-            "leaderElection.enabled=false",
-            "--set",
-            "deployment.replicas=1",
-        ],
-    ));
+    let docs = one_replica(&[]);
     assert_eq!(
         env_value(container(one(&docs, "Deployment")), "CROSSKEY_LEADER_ELECT").as_deref(),
         Some("false")
@@ -700,37 +690,28 @@ fn resource_tags_become_operator_flags() {
     );
 }
 
+/// The operator chart (release `ck` in `ops`) with one replica and no leader election,
+/// plus `extra` arguments.
+fn one_replica(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "--set",
+        "leaderElection.enabled=false",
+        "--set",
+        "deployment.replicas=1",
+    ];
+    args.extend_from_slice(extra);
+    yaml_docs(&helm_template(&chart("crosskey"), "ck", "ops", &args))
+}
+
 #[test]
 fn one_replica_gets_no_disruption_budget_nor_anti_affinity() {
-    let docs = yaml_docs(&helm_template(
-        &chart("crosskey"),
-        "ck",
-        "ops",
-        &[
-            "--set",
-            "leaderElection.enabled=false",
-            "--set",
-            "deployment.replicas=1",
-        ],
-    ));
+    let docs = one_replica(&[]);
     assert!(find(&docs, "PodDisruptionBudget").is_empty());
     let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
     assert!(pod.get("affinity").is_none(), "{}", pod["affinity"]);
 
     // One replica keeps the user's affinity as it is.
-    let docs = yaml_docs(&helm_template(
-        &chart("crosskey"),
-        "ck",
-        "ops",
-        &[
-            "--set",
-            "leaderElection.enabled=false",
-            "--set",
-            "deployment.replicas=1",
-            "--set",
-            "deployment.affinity.nodeAffinity.x=1",
-        ],
-    ));
+    let docs = one_replica(&["--set", "deployment.affinity.nodeAffinity.x=1"]);
     assert_eq!(
         one(&docs, "Deployment")["spec"]["template"]["spec"]["affinity"],
         json!({"nodeAffinity": {"x": 1}})

@@ -1595,33 +1595,12 @@ async fn install_scope_namespace_converges_with_the_charts_namespace_rbac_only()
     let fx = Fixture::without_operator("ns-scope").await;
     let release = "ck-ns";
     // Exactly the RBAC the chart renders for installScope: namespace in this namespace.
-    let rendered = support::helm::helm_template(
-        &support::helm::chart("crosskey"),
-        release,
-        &fx.namespace,
-        &["--set", "installScope=namespace"],
-    );
-    let rbac: Vec<String> = support::helm::yaml_docs(&rendered)
-        .into_iter()
-        .filter(|doc| {
-            matches!(
-                doc["kind"].as_str(),
-                Some(
-                    "ServiceAccount"
-                        | "Role"
-                        | "RoleBinding"
-                        | "ClusterRole"
-                        | "ClusterRoleBinding"
-                )
-            )
-        })
-        .map(|doc| serde_json::to_string(&doc).unwrap())
-        .collect();
-    let list = format!(
-        r#"{{"apiVersion": "v1", "kind": "List", "items": [{}]}}"#,
-        rbac.join(",")
-    );
-    support::helm::run(env().kubectl().args(["apply", "-f", "-"]), Some(&list));
+    support::apply_chart_docs(release, &fx.namespace, &["installScope=namespace"], |doc| {
+        matches!(
+            doc["kind"].as_str(),
+            Some("ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding")
+        )
+    });
     // The chart names the ServiceAccount after the release's full name.
     let user = format!("system:serviceaccount:{}:{release}-crosskey", fx.namespace);
     let kubeconfig = support::kubeconfig_as(&user);

@@ -13,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::admission;
+use super::error::Error;
 use super::usage::Usage;
 use crate::api::AwsAccount;
 use crate::aws::{AwsError, ClientFactory, ErrorClass};
@@ -222,10 +223,22 @@ impl Context {
         started.elapsed() < self.settings.transient_error_grace
     }
 
-    /// Ends `obj`'s run of transient errors: a reconcile that ended on another error
-    /// (e.g. a deliberate wait such as `CreateUnconfirmed`, which its condition reports)
-    /// is a break, and the next transient error starts a new grace.
-    pub fn break_transient_run<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+    /// Whether `err`, ending a reconcile of `obj`, stays out of its conditions for now
+    /// ([`Context::quiet_transient`]). Any other error ends the run of transient
+    /// errors: a reconcile that ended on it (e.g. a deliberate wait such as
+    /// `CreateUnconfirmed`, which its condition reports) is a break, and the next
+    /// transient error starts a new grace.
+    pub fn quiet<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> bool {
+        match err {
+            Error::Aws(aws) => self.quiet_transient(obj, aws),
+            _ => {
+                self.break_transient_run(obj);
+                false
+            }
+        }
+    }
+
+    fn break_transient_run<K: Resource<DynamicType = ()>>(&self, obj: &K) {
         self.transient_since
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -41,6 +41,7 @@ pub use context::{
 pub use error::{Error, StartError};
 pub use runner::{CRD_WAIT, wait_for_crds};
 
+use crate::api::{CrossAccountVault, SharedKey};
 use crate::aws::ClientFactory;
 use crate::runtime::Runtime;
 
@@ -70,11 +71,13 @@ pub async fn run(
     // The key and vault caches also count each account's users.
     let keys: Vec<_> = namespaces
         .iter()
-        .map(|namespace| shared_key::controller(&client, namespace.as_deref()))
+        .map(|namespace| runner::namespaced_controller::<SharedKey>(&client, namespace.as_deref()))
         .collect();
     let vaults: Vec<_> = namespaces
         .iter()
-        .map(|namespace| vault::controller(&client, namespace.as_deref()))
+        .map(|namespace| {
+            runner::namespaced_controller::<CrossAccountVault>(&client, namespace.as_deref())
+        })
         .collect();
     let (usage, recounts) = usage::Usage::new(
         &settings.watch_namespaces,

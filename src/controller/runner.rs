@@ -310,6 +310,20 @@ where
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// [`controller_for`] the objects of a namespaced kind in `namespace` (all when `None`).
+pub fn namespaced_controller<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> kube::runtime::Controller<K>
+where
+    K: Object + Resource<Scope = kube::core::NamespaceResourceScope>,
+{
+    controller_for(match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    })
+}
+
 /// A controller over `api` that reconciles on changes of spec (generation),
 /// annotations, finalizers and deletion, but not on its own status writes: a status
 /// write must never trigger the next reconcile, or failures would bypass the backoff.

@@ -134,13 +134,8 @@ impl<'a, K: Object> Pass<'a, K> {
                 self.condition(READY, Status::True, "Converged", converged.to_string());
                 K::set_status_generation(&mut self.status, self.generation);
             }
-            Err(Error::Aws(err)) if self.ctx.quiet_transient(self.obj, err) => {}
-            Err(err) => {
-                if !matches!(err, Error::Aws(_)) {
-                    self.ctx.break_transient_run(self.obj);
-                }
-                self.condition(READY, Status::False, err.reason(), err.to_string());
-            }
+            Err(err) if self.ctx.quiet(self.obj, err) => {}
+            Err(err) => self.condition(READY, Status::False, err.reason(), err.to_string()),
         }
     }
 
@@ -182,11 +177,8 @@ where
 /// Writes why cleanup of `obj` cannot proceed into its `Ready` condition, and returns
 /// the error, which keeps the finalizer in place.
 pub async fn report_cleanup_block<K: Object>(obj: &K, ctx: &Context, err: Error) -> Error {
-    if matches!(&err, Error::Aws(e) if ctx.quiet_transient(obj, e)) {
+    if ctx.quiet(obj, &err) {
         return err;
-    }
-    if !matches!(err, Error::Aws(_)) {
-        ctx.break_transient_run(obj);
     }
     let api = obj.api(ctx.client.clone());
     let mut pass = Pass::new(obj, ctx, api);

@@ -737,40 +737,50 @@ pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
         .arn
 }
 
+/// Applies the documents of `helm template charts/crosskey` (release `release` in
+/// `namespace`, with `--set` values `set`) that `keep` selects; returns how many.
+pub fn apply_chart_docs(
+    release: &str,
+    namespace: &str,
+    set: &[&str],
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> usize {
+    let args: Vec<&str> = set.iter().flat_map(|value| ["--set", value]).collect();
+    let rendered = helm::helm_template(&helm::chart("crosskey"), release, namespace, &args);
+    let docs: Vec<String> = helm::yaml_docs(&rendered)
+        .into_iter()
+        .filter(|doc| keep(doc))
+        .map(|doc| serde_json::to_string(&doc).unwrap())
+        .collect();
+    let list = format!(
+        r#"{{"apiVersion": "v1", "kind": "List", "items": [{}]}}"#,
+        docs.join(",")
+    );
+    helm::run(env().kubectl().args(["apply", "-f", "-"]), Some(&list));
+    docs.len()
+}
+
 /// Gives the operator's ServiceAccount the leader-election RBAC that the chart renders
 /// for a Lease `lease` in `namespace` (values `leaderElection.namespace` and
 /// `leaderElection.leaseName`), so that tests of leader election run under the chart's
 /// RBAC too.
 pub fn grant_lease(namespace: &str, lease: &str) {
-    let rendered = helm::helm_template(
-        &helm::chart("crosskey"),
+    let applied = apply_chart_docs(
         "crosskey",
         "crosskey",
         &[
-            "--set",
             &format!("leaderElection.namespace={namespace}"),
-            "--set",
             &format!("leaderElection.leaseName={lease}"),
         ],
-    );
-    let lease_rbac: Vec<String> = helm::yaml_docs(&rendered)
-        .into_iter()
-        .filter(|doc| {
+        |doc| {
             matches!(doc["kind"].as_str(), Some("Role" | "RoleBinding"))
                 && doc["metadata"]["namespace"] == namespace
-        })
-        .map(|doc| serde_json::to_string(&doc).unwrap())
-        .collect();
+        },
+    );
     assert_eq!(
-        lease_rbac.len(),
-        2,
+        applied, 2,
         "the chart renders a Role and a RoleBinding for the Lease"
     );
-    let list = format!(
-        r#"{{"apiVersion": "v1", "kind": "List", "items": [{}]}}"#,
-        lease_rbac.join(",")
-    );
-    helm::run(env().kubectl().args(["apply", "-f", "-"]), Some(&list));
 }
 
 /// A kubeconfig for the test API server that impersonates `user` (for example

@@ -17,13 +17,12 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
-use kube::{Api, Client};
 
 use super::context::Context;
 use super::desired::DesiredKey;
 use super::error::Error;
 use super::resolve::resolve;
-use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
+use super::runner::{drift_interval, drive, finish, with_finalizer};
 use super::status::{Pass, jittered};
 use super::watches::{account_changes, on_account};
 use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
@@ -33,15 +32,6 @@ use crate::policy::{self, render_consumer_policy, to_canonical_json};
 
 use plan::DescriptionStep;
 pub use plan::{OWNER_NAME_TAG, OWNER_UID_TAG};
-
-/// The controller over SharedKeys in `namespace` (all when `None`).
-pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<SharedKey> {
-    let keys: Api<SharedKey> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    controller_for(keys)
-}
 
 /// Runs the reconciler; an account's changes re-trigger the keys on it.
 pub async fn run(controller: Controller<SharedKey>, ctx: Arc<Context>) {

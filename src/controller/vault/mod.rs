@@ -24,26 +24,16 @@ mod settings;
 use std::sync::Arc;
 
 use kube::runtime::controller::{Action, Controller};
-use kube::{Api, Client};
 
 use super::context::Context;
 use super::error::Error;
 use super::resolve::resolve;
-use super::runner::{controller_for, drift_interval, drive, finish, with_finalizer};
+use super::runner::{drift_interval, drive, finish, with_finalizer};
 use super::status::{Pass, jittered};
 use super::watches::{account_changes, key_changes_in, on_account, vaults_of_key};
 use crate::api::conditions::{KEY_ACCESSIBLE, ROLE_GRANTS_SYNCED, Status};
 use crate::api::{CrossAccountVault, Object};
 use crate::failpoint;
-
-/// The controller over CrossAccountVaults in `namespace` (all when `None`).
-pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<CrossAccountVault> {
-    let vaults: Api<CrossAccountVault> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    controller_for(vaults)
-}
 
 /// Runs the reconciler; changes of a vault's SharedKey or account re-trigger it.
 pub async fn run(controller: Controller<CrossAccountVault>, ctx: Arc<Context>) {
@@ -98,7 +88,7 @@ async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
     let key = match resolve::resolve_key(pass, &account).await {
         Ok(key) => key,
         Err(err) => {
-            if !matches!(&err, Error::Aws(e) if pass.ctx.quiet_transient(pass.obj, e)) {
+            if !pass.ctx.quiet(pass.obj, &err) {
                 pass.condition(KEY_ACCESSIBLE, Status::False, err.reason(), err.to_string());
             }
             if matches!(err, Error::KeyNotShared { .. }) {
