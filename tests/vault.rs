@@ -365,6 +365,138 @@ async fn key_resolution_errors_are_reported_without_aws_writes() {
     );
 }
 
+/// The kstatus conditions next to `Ready`, as tools read them: a vault that only a
+/// person can fix is `Stalled` for its current generation (which `kubectl wait` and the
+/// Argo CD health checks read); one waiting on a key that is not ready is
+/// `Reconciling`; fixed, it converges with both `False`. `kubectl get crosskey` lists
+/// the three kinds.
+#[tokio::test]
+async fn stalled_and_reconciling_tell_tools_what_needs_a_person() {
+    let w = World::new("kstatus").await;
+    w.create_key(
+        "private",
+        json!({"shareWith": {"accounts": ["999999999999"]}}),
+    )
+    .await;
+    // A key on an AwsAccount that does not exist never gets ready.
+    let stuck: SharedKey = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey", "metadata": {"name": "stuck"},
+        "spec": {"accountRef": {"name": "no-such-account"}, "region": "us-east-1"},
+    }))
+    .unwrap();
+    w.keys()
+        .create(&PostParams::default(), &stuck)
+        .await
+        .unwrap();
+    w.create_vault(
+        "stalled",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "private"}}}),
+    )
+    .await;
+    w.create_vault(
+        "waiting",
+        json!({"encryptionKey": {"sharedKeyRef": {"name": "stuck"}}}),
+    )
+    .await;
+
+    let (vault, message) = w.wait_vault("stalled", "Stalled", "KeyNotShared").await;
+    let status = vault.status.as_ref().unwrap();
+    let conditions = &status.conditions;
+    assert!(message.contains("shareWith.accounts"), "{message}");
+    assert_eq!(condition_of(conditions, "Stalled").0, "True");
+    assert_eq!(condition_of(conditions, "Ready").1, "KeyNotShared");
+    let reconciling = condition_of(conditions, "Reconciling");
+    assert_eq!(
+        (reconciling.0.as_str(), reconciling.1.as_str()),
+        ("False", "Stalled")
+    );
+    // The status speaks of the current generation, on itself and on every condition.
+    assert_eq!(status.observed_generation, vault.metadata.generation);
+    for condition in conditions {
+        assert_eq!(
+            condition.observed_generation, vault.metadata.generation,
+            "{condition:?}"
+        );
+    }
+    let (vault, _) = w.wait_vault("waiting", "Reconciling", "KeyNotReady").await;
+    let conditions = &vault.status.as_ref().unwrap().conditions;
+    assert_eq!(condition_of(conditions, "Reconciling").0, "True");
+    assert_eq!(condition_of(conditions, "Stalled").0, "False");
+    let keys = w.keys();
+    let stuck = wait_until("SharedKey stuck Stalled", WAIT, || {
+        let keys = keys.clone();
+        async move {
+            let key = keys.get("stuck").await.unwrap();
+            let stalled = condition_of(&key.status.as_ref()?.conditions, "Stalled");
+            (stalled.0 == "True").then_some(stalled.1)
+        }
+    })
+    .await;
+    assert_eq!(stuck, "AccountNotFound");
+
+    // What tools see: kubectl wait on the conditions, and the kinds by category.
+    let ns = w.namespace.as_str();
+    support::helm::run(
+        env().kubectl().args([
+            "wait",
+            "-n",
+            ns,
+            "--for=condition=Stalled=True",
+            "--timeout=30s",
+            "crossaccountvault/stalled",
+            "sharedkey/stuck",
+        ]),
+        None,
+    );
+    let listed = support::helm::run(
+        env()
+            .kubectl()
+            .args(["get", "crosskey", "-A", "-o", "name"]),
+        None,
+    );
+    for name in [
+        "sharedkey.crosskey.dev/private".to_string(),
+        "crossaccountvault.crosskey.dev/stalled".to_string(),
+        format!("awsaccount.crosskey.dev/{}", w.a_name),
+    ] {
+        assert!(
+            listed.lines().any(|l| l == name),
+            "{name} not in:\n{listed}"
+        );
+    }
+
+    // Fixed on the other object, the stalled vault converges.
+    w.keys()
+        .patch(
+            "private",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"shareWith": {"accounts": [w.b]}}})),
+        )
+        .await
+        .unwrap();
+    let (vault, _) = w.wait_vault("stalled", "Ready", "Converged").await;
+    let conditions = &vault.status.as_ref().unwrap().conditions;
+    for type_ in ["Reconciling", "Stalled"] {
+        let (status, reason, _) = condition_of(conditions, type_);
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "Converged"),
+            "{type_}"
+        );
+    }
+    support::helm::run(
+        env().kubectl().args([
+            "wait",
+            "-n",
+            ns,
+            "--for=condition=Stalled=False",
+            "--timeout=30s",
+            "crossaccountvault/stalled",
+        ]),
+        None,
+    );
+}
+
 #[tokio::test]
 async fn existing_vault_with_another_key_is_key_mismatch_and_left_alone() {
     let w = World::new("mismatch").await;

@@ -14,6 +14,7 @@ use super::common::conditions_schema;
     version = "v1alpha1",
     kind = "AwsAccount",
     shortname = "awsacct",
+    category = "crosskey",
     status = "AwsAccountStatus",
     doc = "An AWS account the operator can act in: the role it assumes there, and the namespaces whose resources may use it.",
     printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),

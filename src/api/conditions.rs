@@ -25,6 +25,14 @@ pub const SETTINGS_SYNCED: &str = "SettingsSynced";
 /// holds its deletion.
 pub const IN_USE: &str = "InUse";
 
+/// kstatus: `True` while the operator is still working toward the spec on its own
+/// (retrying, waiting for AWS or for another object); `False` once it converged or
+/// stalled.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: `True` when the object cannot converge until a person acts, with the same
+/// reason as `Ready`.
+pub const STALLED: &str = "Stalled";
+
 /// Condition status values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

@@ -21,6 +21,7 @@ use super::shared_key::DriftStatus;
     kind = "CrossAccountVault",
     namespaced,
     shortname = "xav",
+    category = "crosskey",
     status = "CrossAccountVaultStatus",
     doc = "An AWS Backup vault in an account, encrypted with a KMS key shared from another account. The operator checks from the vault's account that the key is usable before it creates anything.",
     validation = Rule::new("has(self.spec.vaultName) || self.metadata.name.matches('^[a-zA-Z0-9_-]{2,50}$')").message("metadata.name is not a valid Backup vault name (2-50 letters, digits, '-' or '_'): set spec.vaultName"),

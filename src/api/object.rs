@@ -59,6 +59,8 @@ pub trait Object:
     fn set_status_generation(status: &mut Self::Status, generation: Option<i64>);
     /// Where drift detections are counted; `None` for kinds without drift detection.
     fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus>;
+    /// The drift bookkeeping as recorded, if any.
+    fn drift(status: &Self::Status) -> Option<&DriftStatus>;
     /// How often a converged object is re-read from AWS; `None` means the default.
     fn drift_interval(&self) -> Option<Interval>;
     /// The API of this object's kind where it lives: its namespace, or the cluster.
@@ -79,9 +81,27 @@ pub trait Object:
         }
     }
 
-    /// The generation the status was last written for.
+    /// The generation the operator last acted on, converged or not.
     fn observed_generation(&self) -> Option<i64> {
         self.status().and_then(Self::status_generation)
+    }
+
+    /// The generation the object last converged on: that of a `Ready=True` condition.
+    fn converged_generation(&self) -> Option<i64> {
+        self.status().and_then(Self::converged_generation_of)
+    }
+
+    /// [`Object::converged_generation`] of a status being built. A status written
+    /// before `drift.convergedGeneration` existed falls back on its `Ready=True`
+    /// condition's generation.
+    fn converged_generation_of(status: &Self::Status) -> Option<i64> {
+        Self::drift(status)
+            .and_then(|d| d.converged_generation)
+            .or_else(|| {
+                find(Self::conditions(status), READY)
+                    .filter(|c| c.status == "True")
+                    .and_then(|c| c.observed_generation)
+            })
     }
 }
 
@@ -120,6 +140,9 @@ macro_rules! namespaced_with_drift {
             fn drift_record(status: &mut Self::Status) -> Option<&mut DriftStatus> {
                 Some(status.drift.get_or_insert_with(DriftStatus::default))
             }
+            fn drift(status: &Self::Status) -> Option<&DriftStatus> {
+                status.drift.as_ref()
+            }
             fn drift_interval(&self) -> Option<Interval> {
                 self.spec.drift.parsed_interval()
             }
@@ -140,6 +163,9 @@ impl Object for AwsAccount {
         kube::Api::all(client)
     }
     fn drift_record(_: &mut Self::Status) -> Option<&mut DriftStatus> {
+        None
+    }
+    fn drift(_: &Self::Status) -> Option<&DriftStatus> {
         None
     }
     fn drift_interval(&self) -> Option<Interval> {
@@ -175,5 +201,37 @@ mod tests {
         .unwrap();
         assert_eq!(key.ready_state(), "False");
         assert_eq!(key.observed_generation(), Some(3));
+    }
+
+    fn key_with_status(status: serde_json::Value) -> SharedKey {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {"name": "k", "namespace": "n", "generation": 4},
+            "spec": {"accountRef": {"name": "a"}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_converged_generation_survives_a_failed_pass_and_falls_back_on_ready() {
+        let ready = |status: &str, generation: i64| {
+            serde_json::json!([{"type": "Ready", "status": status, "reason": "X", "message": "",
+                "observedGeneration": generation, "lastTransitionTime": "2024-01-01T00:00:00Z"}])
+        };
+        // Converged on 3, then failed on 4: observed 4, converged still 3.
+        let failed = key_with_status(serde_json::json!({
+            "observedGeneration": 4, "conditions": ready("False", 4),
+            "drift": {"detectedCount": 0, "convergedGeneration": 3},
+        }));
+        assert_eq!(failed.observed_generation(), Some(4));
+        assert_eq!(failed.converged_generation(), Some(3));
+        // A status of an older operator: Ready=True's generation.
+        let older = key_with_status(serde_json::json!({
+            "observedGeneration": 4, "conditions": ready("True", 4),
+        }));
+        assert_eq!(older.converged_generation(), Some(4));
+        let never = key_with_status(serde_json::json!({"conditions": ready("False", 4)}));
+        assert_eq!(never.converged_generation(), None);
     }
 }

@@ -20,6 +20,7 @@ use super::common::{
     kind = "SharedKey",
     namespaced,
     shortname = "sk",
+    category = "crosskey",
     status = "SharedKeyStatus",
     doc = "A KMS customer-managed key owned by one AWS account and shared with others. The operator creates or adopts the key and keeps its key policy converged.",
     printcolumn(name = "Key", type_ = "string", json_path = ".status.keyId"),
@@ -324,6 +325,12 @@ pub struct DriftStatus {
     /// How many times drift has been found.
     #[serde(default)]
     pub detected_count: i64,
+    /// The generation AWS was last converged on. A difference found while the spec is
+    /// still at this generation was made outside the operator (drift); after a spec
+    /// change it is the change to apply. Kept through failed reconciles, unlike
+    /// `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged_generation: Option<i64>,
 }
 
 fn default_true() -> bool {

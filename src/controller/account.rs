@@ -17,7 +17,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::context::{ABANDON_ANNOTATION, Context, Settings};
 use super::error::Error;
 use super::runner::{controller_for, drive, finish};
-use super::status::{Pass, jittered};
+use super::status::{Pass, Progress, jittered};
 use super::usage::{FinalizerStep, Users, finalizer_step};
 use crate::api::conditions::{IN_USE, READY, Status};
 use crate::api::{AwsAccount, Object};
@@ -99,7 +99,8 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
             pass.status.caller_arn = Some(identity.arn.clone());
             pass.status.last_verified_time = Some(Time(pass.now));
             let message = format!("the operator acts as {}", identity.arn);
-            pass.condition(READY, Status::True, "Verified", message);
+            pass.condition(READY, Status::True, "Verified", message.clone());
+            pass.progress(Progress::Converged, "Verified", &message);
             true
         }
         Ok(identity) => {
@@ -113,7 +114,8 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
                 "the credentials belong to account {} ({}), not {}: {fix}",
                 identity.account, identity.arn, account.spec.account_id
             );
-            pass.condition(READY, Status::False, "AccountMismatch", message);
+            pass.condition(READY, Status::False, "AccountMismatch", message.clone());
+            pass.progress(Progress::Stalled, "AccountMismatch", &message);
             false
         }
         // A blip of STS must not mark the account (and every object on it) not Ready.
@@ -132,7 +134,14 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
                 }
                 _ => "the operator retries",
             };
-            pass.condition(READY, Status::False, reason, format!("{err}; {hint}"));
+            let message = format!("{err}; {hint}");
+            pass.condition(READY, Status::False, reason, message.clone());
+            // Only an STS failure without a verdict on the identity is worth retrying.
+            let progress = match reason {
+                "VerificationFailed" => Progress::Retrying,
+                _ => Progress::Stalled,
+            };
+            pass.progress(progress, reason, &message);
             false
         }
     };

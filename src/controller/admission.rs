@@ -27,9 +27,8 @@ impl Lane {
     pub fn of<K: Object>(obj: &K) -> Lane {
         let meta = obj.meta();
         let converged = meta.deletion_timestamp.is_none()
-            && obj.ready_state() == "True"
-            && obj.observed_generation().is_some()
-            && obj.observed_generation() == meta.generation;
+            && obj.converged_generation().is_some()
+            && obj.converged_generation() == meta.generation;
         if converged {
             Lane::Recheck
         } else {
@@ -337,6 +336,7 @@ mod tests {
         }]});
         if let Some(observed) = observed {
             status["observedGeneration"] = observed.into();
+            status["conditions"][0]["observedGeneration"] = observed.into();
         }
         let mut metadata =
             serde_json::json!({"name": "k", "namespace": "n", "generation": generation});

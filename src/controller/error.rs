@@ -194,6 +194,25 @@ impl Error {
             _ => false,
         }
     }
+
+    /// True when the object cannot converge until a person acts (kstatus `Stalled`):
+    /// a spec, another object, IAM or AWS itself must change. False when the operator
+    /// makes progress on its own: throttling, AWS or the API server failing, an
+    /// unconfirmed create, or an AwsAccount or SharedKey that is itself still
+    /// converging.
+    pub fn stalls(&self) -> bool {
+        match self {
+            Error::AccountNotReady { .. }
+            | Error::KeyNotReady(_)
+            | Error::CreateUnconfirmed(_)
+            | Error::Kube(_) => false,
+            Error::Aws(e) => matches!(
+                e.class,
+                ErrorClass::AccessDenied | ErrorClass::InvalidInput | ErrorClass::InvalidPrincipal
+            ),
+            _ => true,
+        }
+    }
 }
 
 impl From<kube::runtime::finalizer::Error<Error>> for Error {
@@ -220,4 +239,61 @@ pub enum StartError {
         #[source]
         source: kube::runtime::wait::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(class: ErrorClass) -> Error {
+        Error::Aws(AwsError {
+            class,
+            service: "kms",
+            operation: "PutKeyPolicy",
+            code: Some("Code".into()),
+            message: "message".into(),
+        })
+    }
+
+    #[test]
+    fn what_a_person_must_fix_stalls_and_what_the_operator_retries_does_not() {
+        let stalled = [
+            Error::InvalidPrincipal {
+                principals: "arn:aws:iam::222233334444:role/missing".into(),
+            },
+            Error::KeyMismatch {
+                vault: "v".into(),
+                actual: "k1".into(),
+                wanted: "k2".into(),
+            },
+            Error::ReferenceNotAllowed {
+                key: "a/k".into(),
+                namespace: "b".into(),
+            },
+            Error::VaultNotEmpty {
+                vault: "v".into(),
+                recovery_points: 3,
+            },
+            aws(ErrorClass::AccessDenied),
+            aws(ErrorClass::InvalidInput),
+        ];
+        for err in &stalled {
+            assert!(err.stalls(), "{} should stall", err.reason());
+        }
+        let progressing = [
+            Error::KeyNotReady("a/k".into()),
+            Error::AccountNotReady {
+                account: "a".into(),
+                reason: "AssumeRoleFailed".into(),
+                message: "m".into(),
+            },
+            Error::CreateUnconfirmed("soon".into()),
+            aws(ErrorClass::Throttled),
+            aws(ErrorClass::Transient),
+            aws(ErrorClass::NotFound),
+        ];
+        for err in &progressing {
+            assert!(!err.stalls(), "{} should not stall", err.reason());
+        }
+    }
 }

@@ -14,7 +14,21 @@ use super::context::{Context, DRIFT_DETECTED, FIELD_MANAGER};
 use super::drift::Verdict;
 use super::error::Error;
 use crate::api::Object;
-use crate::api::conditions::{DRIFTED, READY, Status, new_condition, set_condition};
+use crate::api::conditions::{
+    DRIFTED, READY, RECONCILING, STALLED, Status, new_condition, set_condition,
+};
+
+/// Where a pass leaves its object, as the kstatus conditions `Reconciling` and
+/// `Stalled` tell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Ready for this generation.
+    Converged,
+    /// Not there yet; the operator retries on its own.
+    Retrying,
+    /// Not there, and only a person can change that.
+    Stalled,
+}
 
 /// One reconcile's work on the status of `obj`.
 pub struct Pass<'a, K: Object> {
@@ -125,18 +139,76 @@ impl<'a, K: Object> Pass<'a, K> {
         self.recorded.as_ref() != Some(&self.status)
     }
 
-    /// Sets `Ready` from the outcome of the pass: `True` with `converged` and the
-    /// observed generation, or `False` with the error's reason and message. A transient
-    /// AWS error within its grace leaves the conditions as they are.
+    /// Whether the object last converged on the generation this pass works on: a
+    /// difference in AWS is then a change made outside the operator.
+    pub fn spec_unchanged(&self) -> bool {
+        self.generation.is_some() && K::converged_generation_of(&self.status) == self.generation
+    }
+
+    /// Sets `Ready` from the outcome of the pass: `True` with `converged`, or `False`
+    /// with the error's reason and message, and the kstatus conditions next to it. A
+    /// transient AWS error within its grace leaves the conditions as they are.
     pub fn conclude(&mut self, outcome: &Result<(), Error>, converged: &str) {
         match outcome {
             Ok(()) => {
                 self.condition(READY, Status::True, "Converged", converged.to_string());
-                K::set_status_generation(&mut self.status, self.generation);
+                self.progress(Progress::Converged, "Converged", converged);
+                let generation = self.generation;
+                if let Some(drift) = K::drift_record(&mut self.status) {
+                    drift.converged_generation = generation;
+                }
             }
             Err(err) if self.ctx.quiet(self.obj, err) => {}
-            Err(err) => self.condition(READY, Status::False, err.reason(), err.to_string()),
+            Err(err) => self.failed(err),
         }
+    }
+
+    /// `Ready=False` with the error's reason and message, `Stalled` when only a person
+    /// can fix it, `Reconciling` otherwise.
+    pub fn failed(&mut self, err: &Error) {
+        let message = err.to_string();
+        self.condition(READY, Status::False, err.reason(), message.clone());
+        let progress = if err.stalls() {
+            Progress::Stalled
+        } else {
+            Progress::Retrying
+        };
+        self.progress(progress, err.reason(), &message);
+    }
+
+    /// Sets `Reconciling` and `Stalled` (kstatus) for where this pass leaves the object,
+    /// and records its generation as observed: whatever the outcome, the status now
+    /// speaks of this generation.
+    pub fn progress(&mut self, progress: Progress, reason: &str, message: &str) {
+        let (reconciling, stalled) = match progress {
+            Progress::Converged => (
+                (Status::False, "Converged", message.to_string()),
+                (Status::False, "Converged", message.to_string()),
+            ),
+            Progress::Retrying => (
+                (
+                    Status::True,
+                    reason,
+                    format!("{message} (the operator retries)"),
+                ),
+                (
+                    Status::False,
+                    "Retrying",
+                    format!("the operator makes progress on its own: {reason}"),
+                ),
+            ),
+            Progress::Stalled => (
+                (
+                    Status::False,
+                    "Stalled",
+                    format!("no progress until a person acts: {reason}"),
+                ),
+                (Status::True, reason, message.to_string()),
+            ),
+        };
+        self.condition(RECONCILING, reconciling.0, reconciling.1, reconciling.2);
+        self.condition(STALLED, stalled.0, stalled.1, stalled.2);
+        K::set_status_generation(&mut self.status, self.generation);
     }
 
     /// Writes the status if it changed since the API server last had it.
@@ -182,7 +254,7 @@ pub async fn report_cleanup_block<K: Object>(obj: &K, ctx: &Context, err: Error)
     }
     let api = obj.api(ctx.client.clone());
     let mut pass = Pass::new(obj, ctx, api);
-    pass.condition(READY, Status::False, err.reason(), err.to_string());
+    pass.failed(&err);
     if let Err(write) = pass.write().await {
         return write;
     }

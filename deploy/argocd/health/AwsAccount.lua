@@ -1,67 +1,80 @@
 -- Argo CD health check for crosskey.dev/AwsAccount
 -- (argocd-cm: resource.customizations.health.crosskey.dev_AwsAccount).
--- Healthy: Ready=True for the current generation. Degraded: Ready=False for a
--- reason the operator cannot recover from by retrying (see "Condition reasons"
--- in the README). Progressing: everything else, including a status that is
--- missing or older than metadata.generation. Lua 5.1 (gopher-lua in Argo CD).
-
--- Ready=False reasons that need a user's action:
--- only a change of roleArn, its trust policy or externalId fixes these.
-local degraded = {
-  AccountMismatch = true,
-  AssumeRoleFailed = true,
-  AccessDenied = true,
-}
+-- It reads the kstatus conditions that the operator writes next to Ready.
+-- Degraded: Stalled=True for the current generation (only a person can fix it; its
+-- reason is in the README's "Condition reasons"). Healthy: Ready=True for the
+-- current generation. Progressing: everything else, including Reconciling=True and a
+-- status that is missing or older than metadata.generation. Lua 5.1 (gopher-lua in
+-- Argo CD). The object is only read.
 
 hs = {}
 
-local function progressing(message)
-  hs.status = "Progressing"
+local function report(state, message)
+  hs.status = state
   hs.message = message
   return hs
 end
 
+-- "Reason: message" of a condition, or `fallback` when it has neither.
+local function describe(condition, fallback)
+  local message = condition.message or ""
+  if condition.reason ~= nil and condition.reason ~= "" then
+    if message ~= "" then
+      message = condition.reason .. ": " .. message
+    else
+      message = condition.reason
+    end
+  end
+  if message == "" then
+    return fallback
+  end
+  return message
+end
+
 if obj.status == nil then
-  return progressing("Waiting for the operator to report a status")
+  return report("Progressing", "Waiting for the operator to report a status")
 end
 
 -- A status written for an older spec says nothing about the current one.
 local generation = obj.metadata.generation
 local observed = obj.status.observedGeneration
 if generation ~= nil and (observed == nil or observed < generation) then
-  return progressing("Waiting for the operator to observe generation " .. tostring(generation))
+  return report("Progressing", "Waiting for the operator to observe generation " .. tostring(generation))
 end
 
-local ready = nil
+local conditions = {}
 if obj.status.conditions ~= nil then
   for _, condition in ipairs(obj.status.conditions) do
-    if condition.type == "Ready" then
-      ready = condition
-    end
+    conditions[condition.type] = condition
   end
 end
-if ready == nil then
-  return progressing("Waiting for the Ready condition")
-end
-if ready.observedGeneration ~= nil and generation ~= nil and ready.observedGeneration < generation then
-  return progressing("Waiting for the Ready condition of generation " .. tostring(generation))
+
+-- A condition without observedGeneration counts as current.
+local function current(condition)
+  return condition ~= nil
+    and (condition.observedGeneration == nil or generation == nil or condition.observedGeneration >= generation)
 end
 
-local message = ready.message or ""
-if ready.reason ~= nil and ready.reason ~= "" then
-  message = ready.reason .. ": " .. message
+local stalled = conditions["Stalled"]
+if current(stalled) and stalled.status == "True" then
+  return report("Degraded", describe(stalled, "Stalled"))
+end
+
+local ready = conditions["Ready"]
+if ready == nil then
+  return report("Progressing", "Waiting for the Ready condition")
+end
+if not current(ready) then
+  return report("Progressing", "Waiting for the Ready condition of generation " .. tostring(generation))
 end
 if ready.status == "True" then
-  hs.status = "Healthy"
-  hs.message = message
-  return hs
+  return report("Healthy", describe(ready, "Ready"))
 end
-if ready.status == "False" and degraded[ready.reason] then
-  hs.status = "Degraded"
-  hs.message = message
-  return hs
+
+-- Not Ready, and the operator works on it (Reconciling=True), or Ready is Unknown.
+local reconciling = conditions["Reconciling"]
+if current(reconciling) and reconciling.status == "True" then
+  return report("Progressing", describe(reconciling, "Reconciling"))
 end
--- Ready False for a reason the operator retries on its own (throttling, AWS
--- unavailable, a referenced object not ready yet), or Ready Unknown.
-progressing(message)
+report("Progressing", describe(ready, "Not ready"))
 return hs

@@ -100,7 +100,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     if applied {
         grants::revoke_unshared(pass, &kms, &info, account.id()).await?;
     }
-    let spec_changed = fresh || pass.status.observed_generation != pass.generation;
+    let spec_changed = fresh || !pass.spec_unchanged();
     if spec_changed {
         key::converge_settings(pass, &kms, &info).await?;
     }

@@ -57,9 +57,8 @@ pub async fn converge_role_grants(
         };
         // What the operator put there, as long as the spec is unchanged since: a policy
         // that is gone or differs was changed outside the operator.
-        let ours = pass.status.granted_roles.contains(role)
-            && observed.is_some()
-            && pass.status.observed_generation == pass.generation;
+        let ours =
+            pass.status.granted_roles.contains(role) && observed.is_some() && pass.spec_unchanged();
         let last_applied = ours.then_some(digest.as_str());
         let verdict = judge(
             &desired,

@@ -37,7 +37,7 @@ pub async fn converge_access_policy(
     if desired.statements().is_empty() {
         let verdict = plan::setting_verdict(
             observed.is_some(),
-            spec_unchanged(pass),
+            pass.spec_unchanged(),
             pass.obj.spec.drift.policy,
             "a vault access policy was added".to_string(),
         );
@@ -95,7 +95,7 @@ pub async fn converge_lock(
     };
     let verdict = plan::setting_verdict(
         step != LockStep::Keep,
-        spec_unchanged(pass),
+        pass.spec_unchanged(),
         pass.obj.spec.drift.policy,
         change,
     );
@@ -164,7 +164,7 @@ pub async fn converge_notifications(
     };
     let verdict = plan::setting_verdict(
         step != NotificationStep::Keep,
-        spec_unchanged(pass),
+        pass.spec_unchanged(),
         pass.obj.spec.drift.policy,
         change,
     );
@@ -193,10 +193,4 @@ pub async fn converge_notifications(
 pub fn settings_synced(pass: &mut Pass<'_, CrossAccountVault>) {
     let message = "the vault lock and notifications match the spec where it sets them";
     pass.condition(SETTINGS_SYNCED, Status::True, "InSync", message.to_string());
-}
-
-/// Whether the spec is unchanged since the last converged pass: a difference in AWS
-/// is then a change made outside the operator.
-fn spec_unchanged(pass: &Pass<'_, CrossAccountVault>) -> bool {
-    pass.status.observed_generation.is_some() && pass.status.observed_generation == pass.generation
 }
