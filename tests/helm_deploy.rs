@@ -516,9 +516,18 @@ fn rust_version(text: &str) -> (u32, u32, u32) {
 
 /// The highest `rust-version` among the packages the `crosskey` binary links (normal
 /// dependencies of the locked graph), with the package that sets it.
+/// Only this machine's platform (Linux, as the image's): offline, the crates of other
+/// platforms were never downloaded on a fresh machine.
 fn highest_dependency_rust_version() -> ((u32, u32, u32), String) {
+    let rustc = Command::new("rustc").arg("-vV").output().unwrap();
+    let rustc = String::from_utf8_lossy(&rustc.stdout);
+    let host = rustc
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names the host");
     let output = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", host])
         .current_dir(root())
         .output()
         .unwrap();
