@@ -12,7 +12,7 @@ use kube::ResourceExt;
 
 use crate::api::conditions::{self, READY};
 use crate::api::{
-    AwsAccountSpec, CrossAccountVault, DeletionPolicy, DriftPolicy, SharedKey, VaultLock,
+    AwsAccountSpec, CrossAccountVault, DeletionPolicy, DriftPolicy, Object, SharedKey, VaultLock,
     VaultNotifications, VaultOrigin,
 };
 use crate::controller::drift::Verdict;
@@ -108,11 +108,17 @@ pub fn usable_shared_key(
         });
     }
     let status = key.status.clone().unwrap_or_default();
-    let arn = match (
-        &status.key_arn,
-        conditions::is_true(&status.conditions, READY),
-    ) {
+    // Ready for its current spec: while a new shareWith is not applied yet, the key's
+    // account may still deny the vault's.
+    let converged = conditions::is_true(&status.conditions, READY)
+        && key.converged_generation() == key.metadata.generation;
+    let arn = match (&status.key_arn, converged) {
         (Some(arn), true) => arn.clone(),
+        (Some(_), false) if conditions::is_true(&status.conditions, READY) => {
+            return Err(Error::KeyNotReady(format!(
+                "{name} (applying its changed spec)"
+            )));
+        }
         _ => {
             let why = conditions::find(&status.conditions, READY)
                 .map(|c| format!("{}: {}", c.reason, c.message))
@@ -427,6 +433,27 @@ mod tests {
         assert!(matches!(err, Error::KeyNotShared { .. }));
         // The key's own account needs no share.
         assert!(usable_shared_key(&other, "team", "team", "111122223333").is_ok());
+    }
+
+    #[test]
+    fn a_key_still_applying_a_changed_spec_is_not_ready() {
+        // Ready for generation 1, while generation 2 (which adds the share) is applied.
+        let mut changing = key("team", shared(&["444455556666"]), true);
+        changing.metadata.generation = Some(2);
+        let status = changing.status.as_mut().unwrap();
+        status.conditions[0].observed_generation = Some(1);
+        status.drift = Some(crate::api::DriftStatus {
+            converged_generation: Some(1),
+            ..Default::default()
+        });
+        let err = usable_shared_key(&changing, "team", "team", "444455556666").unwrap_err();
+        assert!(
+            matches!(&err, Error::KeyNotReady(why) if why.contains("changed spec")),
+            "{err}"
+        );
+        let status = changing.status.as_mut().unwrap();
+        status.drift.as_mut().unwrap().converged_generation = Some(2);
+        assert!(usable_shared_key(&changing, "team", "team", "444455556666").is_ok());
     }
 
     #[test]
