@@ -76,6 +76,10 @@ case "$cmd" in
   restart-apiserver)
     # Stops the API server, then starts it again on the same port; returns once it is
     # ready. etcd, the emulator and the data survive.
+    # The restart's window goes to logs/apiserver-restarts.log: a freshly started API
+    # server refuses requests (403) until its RBAC caches are filled, which
+    # `rbac.py check` must not count as a gap in the chart's RBAC.
+    restart_started="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
     pid="$(cat "$dir/kube-apiserver.pid")"
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -85,6 +89,7 @@ case "$cmd" in
     port="$(grep -- '--secure-port=' "$dir/kube-apiserver.args" | cut -d= -f2)"
     wait_for "kube-apiserver /readyz after the restart" 120 \
       curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz"
+    echo "$restart_started $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >> "$dir/logs/apiserver-restarts.log"
     exit 0
     ;;
   down)
