@@ -515,6 +515,16 @@ fn vaults_hang_under_their_key_and_keys_under_their_account() {
         "{text}"
     );
 
+    // The vault's own account is shown even when all its vaults hang under A's key.
+    let hanging = tree::build(&Objects {
+        accounts: objects.accounts.clone(),
+        keys: objects.keys.clone(),
+        vaults: vec![vault("team", by_ref("backup-key"), &[])],
+        every_account: false,
+    });
+    assert_eq!(names(&hanging), ["a", "b"]);
+    assert!(hanging[1].children.is_empty());
+
     let every = tree::build(&Objects {
         every_account: true,
         ..objects

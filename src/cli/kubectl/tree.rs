@@ -196,11 +196,18 @@ pub fn build(objects: &Objects) -> Vec<Node> {
         }
     }
 
-    let mut named: BTreeSet<String> = keys
+    // The accounts of the keys and of the vaults (where they live, also when they hang
+    // under a key of another account).
+    let named: BTreeSet<String> = keys
         .iter()
         .map(|k| k.spec.account_ref.name.clone())
+        .chain(
+            objects
+                .vaults
+                .iter()
+                .map(|v| v.spec.account_ref.name.clone()),
+        )
         .collect();
-    named.extend(loose.keys().cloned());
     let mut roots: BTreeMap<String, Node> = BTreeMap::new();
     match &objects.accounts {
         Some(accounts) => {
