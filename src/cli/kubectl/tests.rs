@@ -202,9 +202,19 @@ fn a_role_the_account_does_not_allow_is_the_account_allow_list() {
     let mut case = Case::healthy();
     case.vault = vault("team", by_ref("backup-key"), &["BackupRole", "Admin"]);
     case.vault.status.as_mut().unwrap().granted_roles = vec!["BackupRole".into()];
+    let operator_says = crate::controller::Error::RoleNotAllowed {
+        account: "b".into(),
+        roles: "Admin".into(),
+    }
+    .to_string();
     set_condition(
         &mut case.vault,
-        cond("RoleGrantsSynced", "False", "RoleNotAllowed", "not allowed"),
+        cond(
+            "RoleGrantsSynced",
+            "False",
+            "RoleNotAllowed",
+            &operator_says,
+        ),
     );
     let why = case.why();
     assert_eq!(why.missing, Some(Side::AccountAllowLists));
@@ -216,10 +226,14 @@ fn a_role_the_account_does_not_allow_is_the_account_allow_list() {
         why.conclusion
     );
     assert!(why.conclusion.contains("spec.grantableRoles"));
+    // The operator's message is the sentence's already: not said twice.
     assert!(
         why.conclusion
-            .contains("RoleGrantsSynced=False (RoleNotAllowed)")
+            .ends_with("; the operator reports RoleGrantsSynced=False (RoleNotAllowed)."),
+        "{}",
+        why.conclusion
     );
+    assert_eq!(why.conclusion.matches(&operator_says).count(), 1);
     // Step 4 says the same from B's side.
     assert!(
         states(&why, State::Missing)

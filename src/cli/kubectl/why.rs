@@ -189,10 +189,10 @@ struct Facts<'a> {
 }
 
 /// `; the operator reports Type=Status (Reason): message` for a condition of the vault
-/// that is not True, else nothing.
-fn reported(vault: &CrossAccountVault, type_: &str) -> String {
+/// that is not True, else nothing; without the message when `said` already says it.
+fn reported(vault: &CrossAccountVault, type_: &str, said: &str) -> String {
     let conditions = vault.status.as_ref().map_or(&[][..], |s| &s.conditions);
-    condition_note(conditions, type_)
+    condition_note(conditions, type_, said)
 }
 
 fn key_id(key: &SharedKey) -> String {
@@ -290,7 +290,7 @@ fn account_step<'a>(chain: &mut Chain, input: &WhyInput<'a>, facts: &mut Facts<'
             ),
             format!(
                 "B's IAM gets no grant for role(s) {refused} in account {id}: {err}{}",
-                reported(vault, ROLE_GRANTS_SYNCED)
+                reported(vault, ROLE_GRANTS_SYNCED, &err.to_string())
             ),
         );
     }
@@ -464,7 +464,7 @@ fn shared_key_checks(
         let sentence = format!(
             "SharedKey {id} shares with account {b} in its spec, but the key policy the operator last applied does not (status.sharedWith: {:?}){}",
             status.shared_with,
-            condition_note(&status.conditions, POLICY_SYNCED)
+            condition_note(&status.conditions, POLICY_SYNCED, "")
         );
         chain.missing(
             Side::KeyPolicy,
@@ -495,9 +495,12 @@ fn shared_key_checks(
 }
 
 /// `; the operator reports Type=Status (Reason): message` of a condition that is not
-/// True, else nothing.
-fn condition_note(conditions: &[Condition], type_: &str) -> String {
+/// True, else nothing; without the message when `said` already says it.
+fn condition_note(conditions: &[Condition], type_: &str, said: &str) -> String {
     match find(conditions, type_) {
+        Some(c) if c.status != "True" && (c.message.is_empty() || said.contains(&c.message)) => {
+            format!("; the operator reports {type_}={} ({})", c.status, c.reason)
+        }
         Some(c) if c.status != "True" => format!(
             "; the operator reports {type_}={} ({}): {}",
             c.status, c.reason, c.message
@@ -593,7 +596,7 @@ fn key_policy_step(
             "not applied: status.policyDigest is not the rendered policy's".into(),
             format!(
                 "the operator has not applied the key policy that SharedKey {id} renders (status.policyDigest differs){}",
-                condition_note(&status.conditions, POLICY_SYNCED)
+                condition_note(&status.conditions, POLICY_SYNCED, "")
             ),
         );
     }
@@ -641,7 +644,7 @@ fn iam_step(chain: &mut Chain, vault: &CrossAccountVault, facts: &Facts<'_>) {
                 format!("role {role}: no grant (not in status.grantedRoles)"),
                 format!(
                     "role {role} in account {b} has no grant for key {arn}{}",
-                    reported(vault, ROLE_GRANTS_SYNCED)
+                    reported(vault, ROLE_GRANTS_SYNCED, "")
                 ),
             );
             continue;
