@@ -1,6 +1,7 @@
 //! The `crosskey` binary: command-line parsing, logging setup, and dispatch to the
 //! library (`run` the controller with its HTTP server and leader election, print the
-//! `crd`s, the offline `policy` tools).
+//! `crd`s, the offline `policy` tools, the `kubectl` plugin). Started as
+//! `kubectl-crosskey` (a symlink or a copy), it is the kubectl plugin.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ enum Command {
     /// Offline policy tools: render, compare, lint and explain key and IAM policies.
     #[command(subcommand)]
     Policy(crosskey::cli::PolicyCommand),
+    /// The kubectl plugin (`kubectl crosskey`, when installed as kubectl-crosskey):
+    /// status, why and render, with your kubeconfig and no AWS credentials.
+    Kubectl(crosskey::cli::kubectl::KubectlArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -250,8 +254,19 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let plugin = std::env::args_os()
+        .next()
+        .is_some_and(|argv0| crosskey::cli::kubectl::is_plugin_name(&argv0));
+    if plugin {
+        let cli = crosskey::cli::kubectl::PluginCli::parse();
+        return exit_code(crosskey::cli::kubectl::run(cli.args, &mut std::io::stdout()).await);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => match crosskey::api::crds_yaml() {
@@ -264,9 +279,9 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Policy(command) => {
-            let code = crosskey::cli::run(command, &mut std::io::stdout());
-            ExitCode::from(u8::try_from(code).unwrap_or(2))
+        Command::Policy(command) => exit_code(crosskey::cli::run(command, &mut std::io::stdout())),
+        Command::Kubectl(args) => {
+            exit_code(crosskey::cli::kubectl::run(args, &mut std::io::stdout()).await)
         }
         Command::Run(args) => run(*args).await,
     }

@@ -6,7 +6,9 @@
 //! (different / lint errors / Deny), 2 invalid input.
 //!
 //! - `policy`: the `crosskey policy` subcommands and `equal`, `lint`, `explain`;
-//! - `render`: `crosskey policy render`, from a manifest to the policies it asks for.
+//! - `render`: `crosskey policy render`, from a manifest to the policies it asks for;
+//! - `kubectl`: the `kubectl crosskey` plugin (`crosskey kubectl`), which reads the
+//!   cluster with the user's kubeconfig (and only reads it).
 
 use std::io::Write;
 use std::path::Path;
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 use crate::policy::model::PolicyDocument;
 
+pub mod kubectl;
 pub mod policy;
 mod render;
 #[cfg(test)]

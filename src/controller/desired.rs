@@ -148,6 +148,26 @@ pub fn key_policy(input: &KeyPolicyInput, owner: &str) -> Result<PolicyDocument,
     }
 }
 
+/// The inline IAM policy a vault puts on each role of `grantKeyUseToRoles`: use of the
+/// key `key_arn` with the operations (and the grants for AWS resources) that the
+/// SharedKey managing it grants, or the default operations with grants for a key that
+/// no SharedKey manages. `region` is the key's Region.
+pub fn role_grant_policy(
+    key_arn: &str,
+    shared_key: Option<&SharedKeySpec>,
+    region: &str,
+) -> Result<PolicyDocument, Error> {
+    let (operations, allow_grants) = match shared_key {
+        Some(spec) => (
+            key_policy_input(spec, region).effective_operations(),
+            spec.allow_aws_service_grants,
+        ),
+        None => (vec![], true),
+    };
+    render::render_consumer_policy(key_arn, &operations, allow_grants)
+        .map_err(|e| Error::InvalidSpec(e.to_string()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
@@ -348,6 +368,35 @@ mod tests {
             .unwrap();
             assert!(document.statements().is_empty());
         }
+    }
+
+    #[test]
+    fn role_grants_carry_the_shared_keys_operations_and_grants() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let spec: SharedKeySpec = serde_json::from_value(json!({
+            "accountRef": {"name": "a"},
+            "operations": ["kms:Decrypt"],
+            "allowAwsServiceGrants": false,
+        }))
+        .unwrap();
+        let narrow =
+            to_canonical_json(&role_grant_policy(arn, Some(&spec), "eu-west-1").unwrap()).unwrap();
+        assert!(
+            narrow.contains("kms:Decrypt") && narrow.contains(arn),
+            "{narrow}"
+        );
+        assert!(!narrow.contains("kms:CreateGrant"), "{narrow}");
+        assert!(!narrow.contains("kms:Encrypt"), "{narrow}");
+        // A key that no SharedKey manages: the default operations and grants.
+        let external =
+            to_canonical_json(&role_grant_policy(arn, None, "eu-west-1").unwrap()).unwrap();
+        assert!(external.contains("kms:CreateGrant"), "{external}");
+        assert!(external.contains("kms:GenerateDataKey*"), "{external}");
+        let alias = "arn:aws:kms:eu-west-1:111122223333:alias/backup";
+        assert!(matches!(
+            role_grant_policy(alias, None, "eu-west-1"),
+            Err(Error::InvalidSpec(_))
+        ));
     }
 
     #[test]

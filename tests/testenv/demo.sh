@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the cross-account workflow end to end on the local environment. Starts
 # the control plane and the AWS emulator, runs the operator, applies examples/ 01-03,
-# prints what happened, shows drift repair and a rejected alias ARN, and cleans up.
+# prints what happened, shows drift repair, `kubectl crosskey why` naming a missing
+# role grant, and a rejected alias ARN, and cleans up.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="$root/target/demo"
@@ -78,6 +79,42 @@ wait_for 60 "the key policy to be repaired" aws shares-with-b "$key_id"
 kubectl get sk backup-key -n platform-security \
   -o jsonpath='  Drifted={.status.conditions[?(@.type=="Drifted")].reason}: {.status.conditions[?(@.type=="Drifted")].message}{"\n"}  drift count={.status.drift.detectedCount}{"\n"}'
 echo "  A's key policy shares with B again"
+
+say "kubectl crosskey why: a vault in B whose role grant is missing, and the fix"
+# The plugin is the crosskey binary under the name kubectl-crosskey (README "kubectl
+# crosskey"); kubectl finds it on PATH. It reads the objects with the kubeconfig only.
+mkdir -p "$dir/plugin"
+ln -sf "$root/target/debug/crosskey" "$dir/plugin/kubectl-crosskey"
+plugin() { env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL PATH="$dir/plugin:$PATH" kubectl crosskey "$@"; }
+reason_is() { # reason_is OBJECT NAMESPACE CONDITION REASON
+  [[ "$(kubectl get "$1" -n "$2" -o jsonpath="{.status.conditions[?(@.type==\"$3\")].reason}")" == "$4" ]]
+}
+# RestoreRole is not among the workload account's grantableRoles: B's IAM gets no grant.
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: crosskey.dev/v1alpha1
+kind: CrossAccountVault
+metadata: {name: restore-vault, namespace: team-backup}
+spec:
+  accountRef: {name: workload}
+  encryptionKey: {sharedKeyRef: {name: backup-key, namespace: platform-security}}
+  grantKeyUseToRoles: [AWSBackupDefaultServiceRole, RestoreRole]
+YAML
+wait_for 60 "restore-vault to report RoleNotAllowed" reason_is xav/restore-vault team-backup RoleGrantsSynced RoleNotAllowed
+echo "  \$ kubectl crosskey status -n team-backup"
+plugin status -n team-backup | sed 's/^/  /'
+echo "  \$ kubectl crosskey why xav/restore-vault -n team-backup"
+code=0
+plugin why xav/restore-vault -n team-backup > "$dir/why.txt" || code=$?
+sed 's/^/  /' "$dir/why.txt"
+if [[ $code != 1 ]] || ! tail -n 1 "$dir/why.txt" | grep -q "^Missing: the AwsAccount's allow-lists — B's IAM gets no grant for role(s) RestoreRole in account 222222222222: .*spec.grantableRoles"; then
+  echo "expected kubectl crosskey why to exit 1 naming B's missing role grant (exit $code)" >&2
+  exit 1
+fi
+# The fix the sentence suggests: grant only a role the account allows.
+kubectl patch xav restore-vault -n team-backup --type merge -p '{"spec": {"grantKeyUseToRoles": ["AWSBackupDefaultServiceRole"]}}' >/dev/null
+kubectl wait --for=condition=Ready --timeout=90s -n team-backup xav/restore-vault >/dev/null
+echo "  after removing RestoreRole from grantKeyUseToRoles:"
+plugin why xav/restore-vault -n team-backup | tail -n 1 | sed 's/^/  /'
 
 say "A vault with an alias ARN is rejected by the API server"
 if kubectl apply -f - 2>"$dir/alias.err" <<YAML; then

@@ -17,7 +17,7 @@ use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
 use crate::controller::status::Pass;
 use crate::failpoint;
-use crate::policy::{self, render_consumer_policy, to_canonical_json};
+use crate::policy::{self, to_canonical_json};
 
 pub async fn converge_role_grants(
     pass: &mut Pass<'_, CrossAccountVault>,
@@ -26,15 +26,11 @@ pub async fn converge_role_grants(
 ) -> Result<(), Error> {
     let iam = account.clients.iam();
     let policy_name = plan::role_policy_name(pass.obj);
-    let (operations, allow_grants) = match &key.shared_key {
-        Some(shared_key) => (
-            desired::key_policy_input(&shared_key.spec, &key.parsed.region).effective_operations(),
-            shared_key.spec.allow_aws_service_grants,
-        ),
-        None => (vec![], true),
-    };
-    let desired = render_consumer_policy(&key.arn, &operations, allow_grants)
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let desired = desired::role_grant_policy(
+        &key.arn,
+        key.shared_key.as_deref().map(|k| &k.spec),
+        &key.parsed.region,
+    )?;
     let desired_json =
         to_canonical_json(&desired).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let digest = policy::digest(&desired);

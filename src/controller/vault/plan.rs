@@ -95,13 +95,7 @@ pub fn usable_shared_key(
     vault_account: &str,
 ) -> Result<String, Error> {
     let name = format!("{key_namespace}/{}", key.name_any());
-    if key_namespace != vault_namespace
-        && !key
-            .spec
-            .allow_references_from
-            .iter()
-            .any(|n| n == "*" || n == vault_namespace)
-    {
+    if !allows_references_from(key, key_namespace, vault_namespace) {
         return Err(Error::ReferenceNotAllowed {
             key: name,
             namespace: vault_namespace.to_string(),
@@ -134,6 +128,18 @@ pub fn usable_shared_key(
         });
     }
     Ok(arn)
+}
+
+/// Whether vaults in `vault_namespace` may reference the SharedKey `key` (in
+/// `key_namespace`): always from the key's own namespace, else when its
+/// `allowReferencesFrom` lists the namespace or `*`.
+pub fn allows_references_from(key: &SharedKey, key_namespace: &str, vault_namespace: &str) -> bool {
+    key_namespace == vault_namespace
+        || key
+            .spec
+            .allow_references_from
+            .iter()
+            .any(|n| n == "*" || n == vault_namespace)
 }
 
 /// Which SharedKey (of `managers`, each with its namespace: those whose `status.keyArn`
