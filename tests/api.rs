@@ -156,6 +156,10 @@ rejected!(allowed_namespaces_names, "AwsAccount", {"allowedNamespaces": ["Team_A
 // SharedKey
 rejected!(pending_window_below_7, "SharedKey", {"pendingWindowDays": 6}, "pendingWindowDays must be between 7 and 30");
 rejected!(pending_window_above_30, "SharedKey", {"pendingWindowDays": 31}, "pendingWindowDays must be between 7 and 30");
+rejected!(control_tower_alias, "SharedKey",
+    {"alias": "alias/aws-controltower-key"}, "belong to AWS Control Tower");
+rejected!(statements_ownership_needs_a_key_id, "SharedKey",
+    {"policyOwnership": "Statements"}, "policyOwnership: Statements needs keyId");
 rejected!(key_id_rejects_alias, "SharedKey", {"keyId": "alias/backup"}, "keyId must be a KMS key ID or key ARN");
 rejected!(key_id_rejects_alias_arn, "SharedKey", {"keyId": "arn:aws:kms:eu-central-1:111111111111:alias/backup"}, "keyId must be a KMS key ID or key ARN");
 rejected!(share_accounts_12_digits, "SharedKey", {"shareWith": {"accounts": ["22222222222"]}}, "shareWith.accounts entries must be 12-digit account IDs");
@@ -225,11 +229,32 @@ rejected!(lock_changeable_needs_retention, "CrossAccountVault",
     {"lock": {"changeableForDays": 3}}, "lock.changeableForDays needs minRetentionDays or maxRetentionDays");
 rejected!(grant_roles_are_names, "CrossAccountVault",
     {"grantKeyUseToRoles": ["arn:aws:iam::222222222222:role/AWSBackupDefaultServiceRole"]}, "role names (not ARNs)");
+rejected!(control_tower_vault_name, "CrossAccountVault",
+    {"vaultName": "aws-controltower-BackupVault"}, "belong to AWS Control Tower");
+rejected!(control_tower_roles, "CrossAccountVault",
+    {"grantKeyUseToRoles": ["aws-controltower-BackupRole"]}, "belong to AWS Control Tower");
 immutable!(encryption_key_immutable, "CrossAccountVault", {},
     {"encryptionKey": {"sharedKeyRef": {"name": "another-key"}}}, "encryptionKey is immutable");
 immutable!(vault_name_immutable, "CrossAccountVault", {"vaultName": "vault-a"}, {"vaultName": "vault-b"}, "vaultName is immutable");
 immutable!(vault_name_cannot_be_added, "CrossAccountVault", {}, {"vaultName": "vault-b"}, "vaultName is immutable");
 immutable!(vault_account_ref_immutable, "CrossAccountVault", {}, {"accountRef": {"name": "other"}}, "accountRef is immutable");
+
+/// A vault named by its metadata.name (no spec.vaultName) is held to the same rule.
+#[tokio::test]
+async fn control_tower_vault_by_metadata_name() {
+    let client = env().client().await;
+    let ns = support::namespace(&client, "cel").await;
+    let api = dynamic_api(&client, "CrossAccountVault", &ns);
+    let obj = object(
+        "CrossAccountVault",
+        "aws-controltower-backupvault",
+        &json!({}),
+    );
+    expect_422(
+        api.create(&PostParams::default(), &obj).await,
+        "belong to AWS Control Tower",
+    );
+}
 
 #[tokio::test]
 async fn explicit_removal_forms_and_tenancy_lists_are_accepted() {

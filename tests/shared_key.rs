@@ -1641,3 +1641,194 @@ async fn install_scope_namespace_converges_with_the_charts_namespace_rbac_only()
         "requests outside its namespace: {elsewhere:?}"
     );
 }
+
+/// Policy text of a key, exactly as KMS returns it.
+async fn key_policy_text(kms: &aws_sdk_kms::Client, key_id: &str) -> String {
+    kms.get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+}
+
+async fn put_key_policy_text(kms: &aws_sdk_kms::Client, key_id: &str, text: &str) {
+    kms.put_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .policy(text)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A key made outside crosskey with `policy`, which `fx`'s account allows to adopt.
+async fn foreign_key(fx: &Fixture, policy: &str) -> (String, String) {
+    let meta = fx
+        .kms()
+        .await
+        .create_key()
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let arn = meta.arn.unwrap();
+    let allow = json!({"spec": {"allowedExternalKeys": [arn]}});
+    Api::<AwsAccount>::all(fx.client.clone())
+        .patch(
+            &fx.account_name,
+            &PatchParams::default(),
+            &Patch::Merge(&allow),
+        )
+        .await
+        .unwrap();
+    (meta.key_id, arn)
+}
+
+/// An adopted key's policy is shared with the team that made it (`policyOwnership:
+/// Statements`, the default for `keyId`): their statements stay byte for byte through
+/// adoption, repair of ours and deletion; a change of theirs is not drift; and a Deny
+/// of theirs that cancels our share is reported as `ForeignStatementConflict`.
+#[tokio::test]
+async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
+    let fx = Fixture::new("ownstmts").await;
+    let a = &fx.account;
+    let root = format!(
+        r#"{{ "Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{a}:root"}}, "Action": "kms:*", "Resource": "*" }}"#
+    );
+    let audit = format!(
+        r#"{{"Resource":"*","Action":["kms:DescribeKey","kms:GetKeyPolicy"],"Effect":"Allow","Sid":"AuditRead","Principal":{{"AWS":"arn:aws:iam::{a}:root"}}}}"#
+    );
+    let policy = |statements: &[&str]| {
+        format!(
+            "{{\"Version\":\"2012-10-17\",\"Id\":\"team-policy\",\"Statement\":[{}]}}",
+            statements.join(",")
+        )
+    };
+    let (key_id, _) = foreign_key(&fx, &policy(&[&root, &audit])).await;
+    let kms = fx.kms().await;
+    fx.create_key(
+        "shared",
+        json!({"keyId": key_id, "shareWith": {"accounts": ["444455556666"]}}),
+    )
+    .await;
+    let key = fx.wait_ready("shared").await;
+    assert_eq!(condition(&key, "PolicySynced").0, "True");
+    let text = key_policy_text(&kms, &key_id).await;
+    assert!(text.contains(&root) && text.contains(&audit), "{text}");
+    assert!(text.contains("\"Id\":\"team-policy\""), "{text}");
+    let sids = sids(&PolicyDocument::parse(&text).unwrap());
+    assert!(
+        sids.contains(&"CrosskeyExternalUse".to_string()),
+        "{sids:?}"
+    );
+    assert!(!sids.contains(&"OwnerRoot".to_string()), "{sids:?}");
+
+    // The team edits its own statement: not drift, nothing written.
+    let operator = fx.operator.as_ref().unwrap();
+    let reconciles = || async {
+        let text = operator.metrics_text().await?;
+        support::metric_sample(&text, "crosskey_reconciles_total", &[("kind", "SharedKey")])
+    };
+    let audit_v2 = audit.replace("kms:GetKeyPolicy", "kms:ListGrants");
+    let edited = text.replace(&audit, &audit_v2);
+    put_key_policy_text(&kms, &key_id, &edited).await;
+    let writes = || async { calls(&env().aws_counters().await, "kms", &["PutKeyPolicy"], a) };
+    let writes_before = writes().await;
+    let before = reconciles().await.unwrap();
+    fx.poke("shared").await;
+    wait_until("a reconcile after the poke", WAIT, || async {
+        (reconciles().await? > before).then_some(())
+    })
+    .await;
+    assert_eq!(
+        writes().await,
+        writes_before,
+        "a foreign edit is not repaired"
+    );
+    let key = fx.keys().get("shared").await.unwrap();
+    assert_eq!(condition(&key, "Drifted").1, "NoDrift");
+
+    // Someone removes our statements: repaired, theirs kept as they are now.
+    let ours_removed = policy(&[&root, &audit_v2]);
+    put_key_policy_text(&kms, &key_id, &ours_removed).await;
+    fx.poke("shared").await;
+    let key = fx
+        .wait_key("shared", "our statements repaired", |k| {
+            condition(k, "Drifted").1 == "DriftRepaired"
+        })
+        .await;
+    assert!(key.status.unwrap().drift.unwrap().detected_count >= 1);
+    let text = key_policy_text(&kms, &key_id).await;
+    assert!(text.contains(&root) && text.contains(&audit_v2), "{text}");
+    assert!(text.contains("CrosskeyExternalUse"), "{text}");
+
+    // A Deny of theirs that cancels the share.
+    let deny = r#"{"Sid":"NoDecryptOutside","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:Decrypt","Resource":"*"}"#;
+    let with_deny = text.replacen(&root, &format!("{root},{deny}"), 1);
+    put_key_policy_text(&kms, &key_id, &with_deny).await;
+    fx.poke("shared").await;
+    let key = fx
+        .wait_key("shared", "ForeignStatementConflict", |k| {
+            condition(k, "Ready").1 == "ForeignStatementConflict"
+        })
+        .await;
+    let (_, _, message) = condition(&key, "Ready");
+    assert!(
+        message.contains("NoDecryptOutside") && message.contains("444455556666"),
+        "{message}"
+    );
+    assert_eq!(condition(&key, "Stalled").0, "True");
+
+    // Deleted (Retain, the default): their statements are still there, byte for byte.
+    fx.keys()
+        .delete("shared", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until("SharedKey gone", WAIT, || async {
+        fx.keys()
+            .get_opt("shared")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let text = key_policy_text(&kms, &key_id).await;
+    assert!(
+        text.contains(&root) && text.contains(&audit_v2) && text.contains(deny),
+        "{text}"
+    );
+}
+
+/// A key of AWS Control Tower (an `aws-controltower-*` alias) is refused before any
+/// write, even when the AwsAccount allows it.
+#[tokio::test]
+async fn a_control_tower_key_is_refused_without_a_write() {
+    let fx = Fixture::new("controltower").await;
+    let (key_id, _) = foreign_key(&fx, &owner_only_policy(&fx.account)).await;
+    fx.kms()
+        .await
+        .create_alias()
+        .alias_name("alias/aws-controltower-logging")
+        .target_key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let before = calls(&env().aws_counters().await, "kms", KMS_WRITES, &fx.account);
+    fx.create_key("ct", json!({"keyId": key_id})).await;
+    let key = fx
+        .wait_key("ct", "ControlTowerResource", |k| {
+            condition(k, "Ready").1 == "ControlTowerResource"
+        })
+        .await;
+    let (_, _, message) = condition(&key, "Ready");
+    assert!(message.contains("aws-controltower-logging"), "{message}");
+    assert_eq!(condition(&key, "Stalled").0, "True");
+    let after = calls(&env().aws_counters().await, "kms", KMS_WRITES, &fx.account);
+    assert_eq!(after, before, "nothing written to a Control Tower key");
+}

@@ -25,6 +25,7 @@ use super::shared_key::DriftStatus;
     status = "CrossAccountVaultStatus",
     doc = "An AWS Backup vault in an account, encrypted with a KMS key shared from another account. The operator checks from the vault's account that the key is usable before it creates anything.",
     validation = Rule::new("has(self.spec.vaultName) || self.metadata.name.matches('^[a-zA-Z0-9_-]{2,50}$')").message("metadata.name is not a valid Backup vault name (2-50 letters, digits, '-' or '_'): set spec.vaultName"),
+    validation = Rule::new("(has(self.spec.vaultName) ? self.spec.vaultName : self.metadata.name).startsWith('aws-controltower-') == false").message("vault names beginning with aws-controltower- belong to AWS Control Tower, whose SCPs protect them: crosskey never creates or changes them; choose another vaultName"),
     printcolumn(name = "Vault", type_ = "string", json_path = ".status.vaultArn"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "KeyAccessible", type_ = "string", json_path = ".status.conditions[?(@.type==\"KeyAccessible\")].status"),
@@ -79,7 +80,10 @@ pub struct CrossAccountVaultSpec {
     /// get an inline policy delegating use of the key: the second side of a
     /// cross-account key grant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(r, r.matches('^[A-Za-z0-9+=,.@_-]{1,64}$'))").message("grantKeyUseToRoles entries must be IAM role names (not ARNs) of 1-64 characters"))]
+    #[x_kube(
+        validation = Rule::new("self.all(r, r.matches('^[A-Za-z0-9+=,.@_-]{1,64}$'))").message("grantKeyUseToRoles entries must be IAM role names (not ARNs) of 1-64 characters"),
+        validation = Rule::new("self.all(r, !r.startsWith('aws-controltower-'))").message("roles beginning with aws-controltower- belong to AWS Control Tower, whose SCPs protect them: crosskey never changes their policies"),
+    )]
     #[schemars(length(max = 50), inner(length(max = 128)))]
     pub grant_key_use_to_roles: Vec<String>,
 

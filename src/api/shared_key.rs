@@ -50,6 +50,7 @@ use super::common::{
 #[x_kube(
     validation = Rule::new("!has(oldSelf.keyId) || (has(self.keyId) && self.keyId == oldSelf.keyId)").message("keyId is immutable once set: create a new SharedKey to manage another key"),
     validation = Rule::new("!has(oldSelf.region) || (has(self.region) && self.region == oldSelf.region)").message("region is immutable once set: a key cannot move between Regions"),
+    validation = Rule::new("!has(self.policyOwnership) || self.policyOwnership == 'Full' || has(self.keyId)").message("policyOwnership: Statements needs keyId: a key that crosskey creates has no other owner, so crosskey owns its whole policy (Full)"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SharedKeySpec {
@@ -84,6 +85,7 @@ pub struct SharedKeySpec {
     #[x_kube(
         validation = Rule::new("self.matches('^alias/[A-Za-z0-9/_-]{1,250}$')").message("alias must look like alias/NAME, using letters, digits, '/', '_' and '-'"),
         validation = Rule::new("!self.startsWith('alias/aws/')").message("aliases beginning with alias/aws/ are reserved for AWS managed keys"),
+        validation = Rule::new("!self.startsWith('alias/aws-controltower-')").message("aliases beginning with alias/aws-controltower- belong to AWS Control Tower, whose SCPs protect them: choose another alias"),
     )]
     #[schemars(length(max = 256))]
     pub alias: Option<String>,
@@ -146,6 +148,14 @@ pub struct SharedKeySpec {
     #[schemars(length(max = 256), inner(length(max = 63)))]
     pub allow_references_from: Vec<String>,
 
+    /// Which part of the key policy the operator owns. `Full`: the whole document
+    /// (default for a key it creates). `Statements` (default for a key adopted through
+    /// `keyId`): only the statements whose Sid starts with `Crosskey`; every other
+    /// statement, for example one that another tool or team maintains, is kept byte for
+    /// byte, and changes to them are not drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_ownership: Option<PolicyOwnership>,
+
     /// How out-of-band changes to the key policy are detected and handled, and how
     /// often the key's grants are audited.
     #[serde(default)]
@@ -161,6 +171,27 @@ pub struct SharedKeySpec {
     #[serde(default = "default_pending_window_days")]
     #[x_kube(validation = Rule::new("self >= 7 && self <= 30").message("pendingWindowDays must be between 7 and 30 days (the range AWS KMS accepts)"))]
     pub pending_window_days: i32,
+}
+
+/// Which part of a key policy the operator owns.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyOwnership {
+    /// The whole key policy.
+    Full,
+    /// Only the statements whose Sid starts with `Crosskey`.
+    Statements,
+}
+
+impl SharedKeySpec {
+    /// `spec.policyOwnership`, or its default: `Statements` for an adopted key, `Full`
+    /// for one the operator creates.
+    pub fn effective_policy_ownership(&self) -> PolicyOwnership {
+        self.policy_ownership.unwrap_or(if self.key_id.is_some() {
+            PolicyOwnership::Statements
+        } else {
+            PolicyOwnership::Full
+        })
+    }
 }
 
 /// How drift is detected and handled on a key, and how often its grants are audited.

@@ -13,13 +13,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{EXIT_OK, InvalidInput, OutputFormat, read, to_json_value, write_json};
-use crate::api::{CrossAccountVault, SharedKey};
+use crate::api::{CrossAccountVault, PolicyOwnership, SharedKey};
 use crate::controller::desired::{key_policy_input, vault_policy_input};
-use crate::policy::arn;
 use crate::policy::model::PolicyDocument;
 use crate::policy::render::{
     render_consumer_policy, render_key_policy, render_vault_access_policy, to_canonical_json,
 };
+use crate::policy::{arn, ownership};
 
 /// Account ID used by `render` when `--account-id` is not given.
 pub const PLACEHOLDER_ACCOUNT_ID: &str = "000000000000";
@@ -201,8 +201,14 @@ fn render_manifest(manifest: &Manifest, options: &RenderOptions) -> Result<Rende
         Manifest::SharedKey(key) => {
             let mut input = key_policy_input(&key.spec, &region);
             input.partition = Some(partition.to_string());
-            let key_policy = render_key_policy(&input, &account)
+            let mut key_policy = render_key_policy(&input, &account)
                 .map_err(|error| InvalidInput(format!("spec.{error}")))?;
+            if key.spec.effective_policy_ownership() == PolicyOwnership::Statements {
+                key_policy = ownership::owned_statements(&key_policy);
+                notes.push(
+                    "policyOwnership: Statements: these statements are merged into the key's policy; its other statements are kept as they are".to_string(),
+                );
+            }
             policies.push(("keyPolicy", key_policy));
             let key_arn = match (&options.key_arn, key.spec.key_id.as_deref()) {
                 (Some(key_arn), _) => key_arn.clone(),

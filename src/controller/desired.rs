@@ -7,9 +7,12 @@
 //! a field added to or renamed in the CRD does not compile here until someone decides
 //! whether it reaches the policy. Pure: no I/O, no AWS, nothing async.
 
-use crate::api::{AllowCopyFrom, OrganizationShare, ShareWith, SharedKeySpec, VaultAccessPolicy};
+use crate::api::{
+    AllowCopyFrom, OrganizationShare, PolicyOwnership, ShareWith, SharedKeySpec, VaultAccessPolicy,
+};
 use crate::controller::error::Error;
 use crate::policy::arn::partition_of_region;
+use crate::policy::ownership;
 use crate::policy::render::{self, CopySources, KeyPolicyInput, VaultPolicyInput};
 use crate::policy::{
     LintContext, PolicyDocument, Severity, lint_key_policy_document, to_canonical_json,
@@ -41,6 +44,8 @@ pub fn key_policy_input(spec: &SharedKeySpec, region: &str) -> KeyPolicyInput {
         drift: _,
         deletion_policy: _,
         pending_window_days: _,
+        // Which statements of the rendered policy are written: `DesiredKey::new`.
+        policy_ownership: _,
     } = spec;
     KeyPolicyInput {
         administrators: administrators.clone(),
@@ -111,22 +116,31 @@ fn copy_sources(sources: &AllowCopyFrom) -> CopySources {
 #[derive(Clone, Debug)]
 pub struct DesiredKey {
     pub input: KeyPolicyInput,
+    /// Under `Full` ownership the whole key policy; under `Statements` only the
+    /// operator's statements, which are merged into the policy in AWS.
     pub policy: PolicyDocument,
-    /// The policy as sent to AWS.
+    /// The policy as sent to AWS under `Full` ownership.
     pub policy_json: String,
+    pub ownership: PolicyOwnership,
 }
 
 impl DesiredKey {
     /// The desired key of `spec` in `region`, owned by account `owner`.
     pub fn new(spec: &SharedKeySpec, region: &str, owner: &str) -> Result<Self, Error> {
         let input = key_policy_input(spec, region);
-        let policy = key_policy(&input, owner)?;
+        let rendered = key_policy(&input, owner)?;
+        let ownership = spec.effective_policy_ownership();
+        let policy = match ownership {
+            PolicyOwnership::Full => rendered,
+            PolicyOwnership::Statements => ownership::owned_statements(&rendered),
+        };
         let policy_json =
             to_canonical_json(&policy).map_err(|e| Error::InvalidSpec(e.to_string()))?;
         Ok(Self {
             input,
             policy,
             policy_json,
+            ownership,
         })
     }
 }
@@ -187,6 +201,7 @@ mod tests {
             },
             region: Some("eu-central-1".into()),
             key_id: Some("1234abcd-12ab-34cd-56ef-1234567890ab".into()),
+            policy_ownership: Some(PolicyOwnership::Statements),
             description: Some("backup key".into()),
             alias: Some("alias/backup".into()),
             tags: BTreeMap::from([("team".into(), "platform".into())]),

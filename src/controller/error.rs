@@ -107,6 +107,14 @@ pub enum Error {
         "vault {0} was deleted outside the operator; drift.policy is Observe, so it is not recreated: set drift.policy: Enforce to recreate it, or delete this CrossAccountVault"
     )]
     VaultMissing(String),
+    #[error(
+        "a statement of the key policy that crosskey does not own cancels the share: {0}. Remove or narrow that statement (the key's other owners maintain it), or stop sharing with that account"
+    )]
+    ForeignStatementConflict(String),
+    #[error(
+        "{0} belongs to AWS Control Tower (named aws-controltower-*): Control Tower's SCPs protect it and crosskey never modifies it; nothing was changed. Use a key or vault of your own"
+    )]
+    ControlTowerResource(String),
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -158,6 +166,8 @@ impl Error {
             Error::RoleNotAllowed { .. } => "RoleNotAllowed",
             Error::VaultExists { .. } => "VaultExists",
             Error::VaultMissing(_) => "VaultMissing",
+            Error::ForeignStatementConflict(_) => "ForeignStatementConflict",
+            Error::ControlTowerResource(_) => "ControlTowerResource",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -189,6 +199,7 @@ impl Error {
             | Error::ExternalKeyNotAllowed { .. }
             | Error::RoleNotAllowed { .. }
             | Error::VaultExists { .. }
+            | Error::ControlTowerResource(_)
             | Error::KeyNotOwned { .. } => true,
             Error::Aws(e) => e.class == ErrorClass::InvalidInput,
             _ => false,

@@ -6,7 +6,8 @@
 //! - `normalize` / `diff`: meaning-level comparison, digest, orphaned principals;
 //! - `render`: the policies a SharedKey or CrossAccountVault spec asks for;
 //! - `lint`: findings with stable codes; controllers refuse policies with errors;
-//! - `explain`: whether a principal may perform an action on a key, and why.
+//! - `explain`: whether a principal may perform an action on a key, and why;
+//! - `ownership`: a key policy shared with other owners (`policyOwnership: Statements`).
 
 pub mod actions;
 pub mod arn;
@@ -16,6 +17,7 @@ pub mod explain;
 pub mod lint;
 pub mod model;
 pub mod normalize;
+pub mod ownership;
 pub mod render;
 
 #[cfg(test)]

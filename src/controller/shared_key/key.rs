@@ -7,8 +7,9 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::plan::{self, KeyStateStep, Locate, OWNER_UID_TAG, Ownership};
-use crate::api::SharedKey;
+use super::statements;
 use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
+use crate::api::{PolicyOwnership, SharedKey};
 use crate::aws::kms::{KeyInfo, Kms};
 use crate::aws::{AwsError, ErrorClass};
 use crate::controller::desired::DesiredKey;
@@ -132,6 +133,14 @@ async fn adopt(
             )),
             _ => Error::Aws(err),
         })?;
+    // Control Tower's keys carry its aliases; its SCPs refuse changes anyway.
+    let aliases = kms.aliases_of(&info.key_id).await?;
+    if let Some(alias) = aliases.iter().find(|a| plan::is_control_tower_alias(a)) {
+        return Err(Error::ControlTowerResource(format!(
+            "key {} (alias {alias})",
+            info.arn
+        )));
+    }
     let tags = kms.list_tags(&info.key_id).await?;
     match plan::ownership(&tags, &pass.obj.uid().unwrap_or_default()) {
         Ownership::Ours => {}
@@ -255,26 +264,51 @@ pub async fn converge_policy(
     desired: &DesiredKey,
     fresh: bool,
 ) -> Result<(), Error> {
-    let desired_json = desired.policy_json.as_str();
     let observed = kms.get_key_policy(&info.key_id).await?;
     pass.status.orphaned_principals = PolicyDocument::parse(&observed)
         .map(|doc| policy::orphaned_principals(&doc))
         .unwrap_or_default();
+    // Under Statements ownership only our statements are judged; the others are kept.
+    let (judged, split, what) = match desired.ownership {
+        PolicyOwnership::Full => (observed, None, "the key policy"),
+        PolicyOwnership::Statements => {
+            let (ours, split) = statements::observed_part(&observed)?;
+            (
+                ours,
+                Some(split),
+                "the operator's statements of the key policy",
+            )
+        }
+    };
     // A key created or adopted just now has no policy of ours on it yet.
     let last_applied = pass.status.policy_digest.clone().filter(|_| !fresh);
     let verdict = judge(
         &desired.policy,
-        Some(&observed),
+        Some(&judged),
         last_applied.as_deref(),
         pass.obj.spec.drift.policy,
     );
-    if !pass.judged(&verdict, "the key policy", POLICY_SYNCED).await {
+    if !pass.judged(&verdict, what, POLICY_SYNCED).await {
         return Ok(());
     }
+    let written = match &split {
+        None => desired.policy_json.clone(),
+        Some(split) => {
+            let owner = policy::arn::account_of(&info.arn).unwrap_or_default();
+            statements::merged_policy(split, &desired.policy, owner)?
+        }
+    };
     if verdict.writes() {
-        kms.put_key_policy(&info.key_id, desired_json)
+        kms.put_key_policy(&info.key_id, &written)
             .await
-            .map_err(|e| policy_error(e, desired_json))?;
+            .map_err(|e| policy_error(e, &written))?;
+    }
+    // A foreign Deny can cancel what our statements share, whoever wrote last.
+    if split.is_some()
+        && let Some(conflict) = statements::conflict(&written, desired, &info.arn)
+    {
+        pass.status.policy_digest = Some(policy::digest(&desired.policy));
+        return Err(conflict);
     }
     if let Verdict::Apply { change } = &verdict {
         let note = format!("key policy updated: {change}");

@@ -12,6 +12,7 @@ mod cleanup;
 mod grants;
 mod key;
 pub mod plan;
+mod statements;
 
 use std::sync::Arc;
 

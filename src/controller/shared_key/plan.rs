@@ -238,6 +238,16 @@ pub fn alias_to_delete(
         .map(str::to_string)
 }
 
+/// Prefix of the names of AWS Control Tower's resources, which its SCPs protect.
+pub const CONTROL_TOWER_PREFIX: &str = "aws-controltower-";
+
+/// Whether a KMS alias (`alias/NAME`) names a Control Tower resource.
+pub fn is_control_tower_alias(alias: &str) -> bool {
+    alias
+        .strip_prefix("alias/")
+        .is_some_and(|name| name.starts_with(CONTROL_TOWER_PREFIX))
+}
+
 /// Accounts in `recorded` (the last applied shared set) that `now` no longer has.
 pub fn unshared_accounts(recorded: &[String], now: &[String]) -> Vec<String> {
     recorded
