@@ -1360,3 +1360,133 @@ async fn the_preflight_names_the_side_that_refused_from_real_denials() {
         .unwrap();
     assert!(listed.backup_vault_list().is_empty(), "{listed:?}");
 }
+
+/// KMS of `account` in `region`.
+async fn kms_in(account: &str, region: &str) -> aws_sdk_kms::Client {
+    let config = env().aws_config_in(account).await;
+    let regional = aws_sdk_kms::config::Builder::from(&config)
+        .region(aws_sdk_kms::config::Region::new(region.to_string()))
+        .build();
+    aws_sdk_kms::Client::from_conf(regional)
+}
+
+async fn policy_of(kms: &aws_sdk_kms::Client, arn: &str) -> PolicyDocument {
+    let text = kms
+        .get_key_policy()
+        .key_id(arn)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    PolicyDocument::parse(&text).unwrap()
+}
+
+async fn state_of(kms: &aws_sdk_kms::Client, arn: &str) -> String {
+    support::key_state(kms, arn).await
+}
+
+/// A multi-Region key: its replica gets the key policy (AWS does not sync it), a policy
+/// edited on the replica alone is repaired, a vault in the replica's Region uses the
+/// replica through the SharedKey, and deletion schedules the replica before the
+/// primary, which AWS holds in PendingReplicaDeletion.
+#[tokio::test]
+async fn a_replica_key_gets_its_policy_serves_its_region_and_is_deleted_first() {
+    let w = World::new("replica").await;
+    let key = w
+        .create_key(
+            "mrk",
+            json!({"shareWith": {"accounts": [w.b]}, "replicaRegions": ["eu-west-1"], "deletionPolicy": "Delete"}),
+        )
+        .await;
+    let status = key.status.clone().unwrap();
+    let primary = status.key_arn.clone().unwrap();
+    assert!(
+        primary.contains(":us-east-1:") && primary.contains(":key/mrk-"),
+        "{primary}"
+    );
+    assert_eq!(status.replicas.len(), 1, "{:?}", status.replicas);
+    let replica = status.replicas[0].key_arn.clone();
+    assert_eq!(replica, primary.replace(":us-east-1:", ":eu-west-1:"));
+    assert_eq!(status.replicas[0].key_state.as_deref(), Some("Enabled"));
+    let kms_a = kms_in(&w.a, "us-east-1").await;
+    let kms_replica = kms_in(&w.a, "eu-west-1").await;
+    let wanted = policy_of(&kms_a, &primary).await;
+    assert!(crosskey::policy::semantically_equal(
+        &policy_of(&kms_replica, &replica).await,
+        &wanted
+    ));
+
+    // Edited on the replica alone: repaired there.
+    let owner_only = json!({"Version": "2012-10-17", "Statement": [{"Sid": "OwnerOnly", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", w.a)}, "Action": "kms:*", "Resource": "*"}]});
+    kms_replica
+        .put_key_policy()
+        .key_id(&replica)
+        .policy_name("default")
+        .policy(owner_only.to_string())
+        .send()
+        .await
+        .unwrap();
+    let annotate = json!({"metadata": {"annotations": {"crosskey.dev/check-now": "1"}}});
+    w.keys()
+        .patch("mrk", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    wait_until("the replica's policy repaired", WAIT, || {
+        let kms = kms_replica.clone();
+        let (replica, wanted) = (replica.clone(), wanted.clone());
+        async move {
+            let now = policy_of(&kms, &replica).await;
+            crosskey::policy::semantically_equal(&now, &wanted).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        policy_of(&kms_a, &primary).await,
+        wanted,
+        "the primary was not touched"
+    );
+
+    // A vault in the replica's Region uses the replica.
+    w.create_vault(
+        "in-eu",
+        json!({"region": "eu-west-1", "encryptionKey": {"sharedKeyRef": {"name": "mrk"}}}),
+    )
+    .await;
+    let (vault, _) = w.wait_vault("in-eu", "Ready", "Converged").await;
+    let status = vault.status.unwrap();
+    assert_eq!(status.encryption_key_arn.as_deref(), Some(replica.as_str()));
+    assert!(status.vault_arn.unwrap().contains(":eu-west-1:"));
+
+    // Deletion: the vault first (it uses the key), then the key and its replica.
+    w.vaults()
+        .delete("in-eu", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until("vault gone", WAIT, || async {
+        w.vaults()
+            .get_opt("in-eu")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    w.keys()
+        .delete("mrk", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until("SharedKey gone", WAIT, || async {
+        w.keys()
+            .get_opt("mrk")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(state_of(&kms_replica, &replica).await, "PendingDeletion");
+    assert_eq!(state_of(&kms_a, &primary).await, "PendingReplicaDeletion");
+}

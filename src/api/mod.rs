@@ -19,8 +19,8 @@ pub use cross_account_vault::{
 };
 pub use object::{Interval, Object};
 pub use shared_key::{
-    DriftStatus, KeyDriftSpec, OrganizationShare, PolicyOwnership, ShareWith, SharedKey,
-    SharedKeySpec, SharedKeyStatus,
+    DriftStatus, KeyDriftSpec, OrganizationShare, PolicyOwnership, ReplicaStatus, ShareWith,
+    SharedKey, SharedKeySpec, SharedKeyStatus,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

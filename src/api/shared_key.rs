@@ -51,6 +51,10 @@ use super::common::{
     validation = Rule::new("!has(oldSelf.keyId) || (has(self.keyId) && self.keyId == oldSelf.keyId)").message("keyId is immutable once set: create a new SharedKey to manage another key"),
     validation = Rule::new("!has(oldSelf.region) || (has(self.region) && self.region == oldSelf.region)").message("region is immutable once set: a key cannot move between Regions"),
     validation = Rule::new("!has(self.policyOwnership) || self.policyOwnership == 'Full' || has(self.keyId)").message("policyOwnership: Statements needs keyId: a key that crosskey creates has no other owner, so crosskey owns its whole policy (Full)"),
+    validation = Rule::new("!has(self.replicaRegions) || !has(self.region) || !(self.region in self.replicaRegions)").message("replicaRegions must not contain the key's own region"),
+    validation = Rule::new("!has(self.replicaRegions) || self.replicaRegions.all(r, self.replicaRegions.filter(x, x == r).size() == 1)").message("replicaRegions must not repeat a region"),
+    validation = Rule::new("(has(oldSelf.replicaRegions) && size(oldSelf.replicaRegions) > 0) || !has(self.replicaRegions) || size(self.replicaRegions) == 0").message("replicaRegions cannot be added to a key created without them: a single-Region key cannot be replicated; create a new SharedKey"),
+    validation = Rule::new("!has(oldSelf.replicaRegions) || (has(self.replicaRegions) && oldSelf.replicaRegions.all(r, r in self.replicaRegions))").message("replicaRegions can be added, not removed: a replica is deleted with its SharedKey"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SharedKeySpec {
@@ -147,6 +151,17 @@ pub struct SharedKeySpec {
         .message("allowReferencesFrom entries must be namespace names or '*'"))]
     #[schemars(length(max = 256), inner(length(max = 63)))]
     pub allow_references_from: Vec<String>,
+
+    /// Regions that get a multi-Region replica of the key (ReplicateKey), e.g.
+    /// `[eu-west-1]`. Non-empty at creation makes the key a multi-Region primary; a key
+    /// created without replicas is single-Region and cannot get any. Regions may be
+    /// added, not removed. Each replica gets the rendered key policy (AWS does not sync
+    /// policies between replicas) and is drift-checked on its own; a vault in a
+    /// replica's Region uses that replica through `sharedKeyRef`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(r, r.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$'))").message("replicaRegions entries must be AWS Region names such as eu-west-1"))]
+    #[schemars(length(max = 20), inner(length(max = 32)))]
+    pub replica_regions: Vec<String>,
 
     /// Which part of the key policy the operator owns. `Full`: the whole document
     /// (default for a key it creates). `Statements` (default for a key adopted through
@@ -312,6 +327,10 @@ pub struct SharedKeyStatus {
     /// were deleted. The operator never writes them back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphaned_principals: Vec<String>,
+    /// The multi-Region replicas of the key, one per `spec.replicaRegions` entry
+    /// replicated so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
     /// Drift detection bookkeeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
@@ -339,6 +358,21 @@ pub struct SharedKeyStatus {
 
 fn is_zero(n: &i64) -> bool {
     *n == 0
+}
+
+/// One multi-Region replica of the key.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    pub region: String,
+    /// The replica's ARN (the primary's key ID, in `region`).
+    pub key_arn: String,
+    /// The key state KMS reports for the replica, e.g. `Creating` or `Enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_state: Option<String>,
+    /// Hash of the key policy applied to the replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
 }
 
 /// When drift was last checked for and found.

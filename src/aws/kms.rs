@@ -20,6 +20,8 @@ pub struct KeyInfo {
     pub state: String,
     pub description: String,
     pub enabled: bool,
+    /// A multi-Region key (primary or replica).
+    pub multi_region: bool,
 }
 
 impl From<aws_sdk_kms::types::KeyMetadata> for KeyInfo {
@@ -32,6 +34,7 @@ impl From<aws_sdk_kms::types::KeyMetadata> for KeyInfo {
                 .unwrap_or_default(),
             description: meta.description.unwrap_or_default(),
             enabled: meta.enabled,
+            multi_region: meta.multi_region.unwrap_or(false),
             key_id: meta.key_id,
         }
     }
@@ -80,12 +83,14 @@ impl Kms {
         Ok(KeyInfo::from(meta))
     }
 
-    /// Creates a symmetric encryption key with its policy and tags in one call.
+    /// Creates a symmetric encryption key with its policy and tags in one call; a
+    /// multi-Region primary when `multi_region`.
     pub async fn create_key(
         &self,
         policy: &str,
         description: &str,
         tags: &BTreeMap<String, String>,
+        multi_region: bool,
     ) -> Result<KeyInfo, AwsError> {
         // No automatic retry by the SDK: after a 5xx or a timeout the key may exist, and
         // a blind retry would create a second one (the caller's creation marker and tag
@@ -101,6 +106,7 @@ impl Kms {
                     .policy(policy)
                     .description(description)
                     .set_tags(Some(tags.clone()))
+                    .multi_region(multi_region)
                     .customize()
                     .config_override(
                         aws_sdk_kms::config::Builder::default()
@@ -121,6 +127,38 @@ impl Kms {
         let meta = out
             .key_metadata
             .ok_or_else(|| missing("CreateKey", "KeyMetadata"))?;
+        Ok(KeyInfo::from(meta))
+    }
+
+    /// Replicates the multi-Region primary `key_id` into `region`, with its own policy,
+    /// description and tags (AWS copies none of them). Returns the replica, usually
+    /// `Creating`.
+    pub async fn replicate_key(
+        &self,
+        key_id: &str,
+        region: &str,
+        policy: &str,
+        description: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<KeyInfo, AwsError> {
+        let out = self
+            .limiter
+            .call(
+                SERVICE,
+                "ReplicateKey",
+                self.client
+                    .replicate_key()
+                    .key_id(key_id)
+                    .replica_region(region)
+                    .policy(policy)
+                    .description(description)
+                    .set_tags(Some(to_tags(tags)?))
+                    .send(),
+            )
+            .await?;
+        let meta = out
+            .replica_key_metadata
+            .ok_or_else(|| missing("ReplicateKey", "ReplicaKeyMetadata"))?;
         Ok(KeyInfo::from(meta))
     }
 

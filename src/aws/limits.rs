@@ -19,6 +19,7 @@ use super::error::{AwsError, ErrorClass, classify};
 /// listed share their service's bucket.
 const DEFAULT_QUOTAS: &[(&str, u32)] = &[
     ("kms:CreateKey", 5),
+    ("kms:ReplicateKey", 5),
     ("kms:CreateAlias", 5),
     ("kms:UpdateAlias", 5),
     ("kms:DeleteAlias", 5),

@@ -46,6 +46,8 @@ pub fn key_policy_input(spec: &SharedKeySpec, region: &str) -> KeyPolicyInput {
         pending_window_days: _,
         // Which statements of the rendered policy are written: `DesiredKey::new`.
         policy_ownership: _,
+        // Where copies of the key live; each gets the same policy.
+        replica_regions: _,
     } = spec;
     KeyPolicyInput {
         administrators: administrators.clone(),
@@ -202,6 +204,7 @@ mod tests {
             region: Some("eu-central-1".into()),
             key_id: Some("1234abcd-12ab-34cd-56ef-1234567890ab".into()),
             policy_ownership: Some(PolicyOwnership::Statements),
+            replica_regions: vec!["eu-west-1".into()],
             description: Some("backup key".into()),
             alias: Some("alias/backup".into()),
             tags: BTreeMap::from([("team".into(), "platform".into())]),

@@ -115,6 +115,10 @@ pub enum Error {
         "{0} belongs to AWS Control Tower (named aws-controltower-*): Control Tower's SCPs protect it and crosskey never modifies it; nothing was changed. Use a key or vault of your own"
     )]
     ControlTowerResource(String),
+    #[error(
+        "the key's replica in {0} is still being created by AWS (KeyState Creating); the operator checks again shortly"
+    )]
+    ReplicaCreating(String),
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -168,6 +172,7 @@ impl Error {
             Error::VaultMissing(_) => "VaultMissing",
             Error::ForeignStatementConflict(_) => "ForeignStatementConflict",
             Error::ControlTowerResource(_) => "ControlTowerResource",
+            Error::ReplicaCreating(_) => "ReplicaCreating",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -216,6 +221,7 @@ impl Error {
             Error::AccountNotReady { .. }
             | Error::KeyNotReady(_)
             | Error::CreateUnconfirmed(_)
+            | Error::ReplicaCreating(_)
             | Error::Kube(_) => false,
             Error::Aws(e) => matches!(
                 e.class,

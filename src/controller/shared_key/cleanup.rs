@@ -1,5 +1,6 @@
-//! Deletion of a SharedKey: Retain releases the key (removes the ownership tags);
-//! Delete schedules it for deletion, unless a CrossAccountVault still uses it or grants
+//! Deletion of a SharedKey: Retain releases the key and its replicas (removes the
+//! ownership tags); Delete schedules the replicas' deletion, then the key's (which AWS
+//! holds in PendingReplicaDeletion until the replicas are gone), unless a CrossAccountVault still uses it or grants
 //! of another account or of an AWS service remain on it (`KeyInUse`). A
 //! SharedKey deleted while its CreateKey is unanswered first finds that key by its
 //! ownership tag, so that no key leaks.
@@ -13,6 +14,7 @@ use kube::runtime::events::EventType;
 
 use super::grants::key_grants;
 use super::plan::{self, OWNER_NAME_TAG, OWNER_UID_TAG};
+use super::replicas::kms_in;
 use crate::api::{DeletionPolicy, SharedKey};
 use crate::aws::{ErrorClass, Refusal};
 use crate::controller::context::Context;
@@ -64,9 +66,28 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
             }
         }
     };
+    // The replicas first: AWS deletes a primary only after its replicas.
+    let mut replicas = vec![];
+    for replica in &status.replicas {
+        replicas.push((
+            replica.key_arn.clone(),
+            kms_in(&ctx, &account, &replica.region).await,
+        ));
+    }
     let (reason, note) = match spec.deletion_policy {
         DeletionPolicy::Retain => {
             let ours = [OWNER_UID_TAG.to_string(), OWNER_NAME_TAG.to_string()];
+            for (arn, regional) in &replicas {
+                match regional.untag(arn, &ours).await {
+                    Err(err)
+                        if !err.is(ErrorClass::NotFound)
+                            && err.refusal() != Some(Refusal::UntagRefusedByKeyState) =>
+                    {
+                        return Err(err.into());
+                    }
+                    _ => {}
+                }
+            }
             match kms.untag(&key_id, &ours).await {
                 // Someone scheduled the key's deletion: AWS refuses tag changes then, and
                 // Retain never cancels what a person started. Release it as it is.
@@ -92,11 +113,19 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
             }
             // Vaults and recovery points outside this cluster hold grants: a key deleted
             // under them leaves their data unrecoverable.
-            let grants = match key_grants(&kms, &key_id).await {
-                Ok(grants) => grants,
-                Err(err) if err.is(ErrorClass::NotFound) => vec![],
-                Err(err) => return Err(err.into()),
-            };
+            let mut grants = vec![];
+            let keys = std::iter::once((key_id.clone(), &kms)).chain(
+                replicas
+                    .iter()
+                    .map(|(arn, regional)| (arn.clone(), regional)),
+            );
+            for (key, client) in keys {
+                match key_grants(client, &key).await {
+                    Ok(found) => grants.extend(found),
+                    Err(err) if err.is(ErrorClass::NotFound) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
             let in_use = plan::grantees_in_use(&grants, account.id());
             if !in_use.is_empty() {
                 let err = Error::KeyInUse(format!(
@@ -106,6 +135,16 @@ pub async fn cleanup(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, E
                 return Err(report_cleanup_block(key.as_ref(), &ctx, err).await);
             }
             let days = spec.pending_window_days;
+            for (arn, regional) in &replicas {
+                match regional.schedule_deletion(arn, days).await {
+                    Err(err)
+                        if !err.is(ErrorClass::NotFound) && !err.is_already_pending_deletion() =>
+                    {
+                        return Err(err.into());
+                    }
+                    _ => {}
+                }
+            }
             match kms.schedule_deletion(&key_id, days).await {
                 Err(err) if !err.is(ErrorClass::NotFound) && !err.is_already_pending_deletion() => {
                     return Err(err.into());

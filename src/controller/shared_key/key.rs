@@ -7,19 +7,16 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::plan::{self, KeyStateStep, Locate, OWNER_UID_TAG, Ownership};
-use super::statements;
-use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
-use crate::api::{PolicyOwnership, SharedKey};
+use crate::api::SharedKey;
+use crate::api::conditions::{DRIFTED, Status};
 use crate::aws::kms::{KeyInfo, Kms};
 use crate::aws::{AwsError, ErrorClass};
-use crate::controller::desired::DesiredKey;
-use crate::controller::drift::{Verdict, judge};
 use crate::controller::error::Error;
 use crate::controller::resolve::ResolvedAccount;
 use crate::controller::status::Pass;
 use crate::controller::tags;
 use crate::failpoint;
-use crate::policy::{self, PolicyDocument};
+use crate::policy::PolicyDocument;
 
 /// Finds the key this object manages, or creates it. Returns the key and whether it
 /// was created or adopted just now.
@@ -182,7 +179,11 @@ async fn create(
         plan::owner_tags(pass.obj),
     );
     let description = pass.obj.spec.description.clone().unwrap_or_default();
-    let info = match kms.create_key(desired_json, &description, &tags).await {
+    let multi_region = !pass.obj.spec.replica_regions.is_empty();
+    let info = match kms
+        .create_key(desired_json, &description, &tags, multi_region)
+        .await
+    {
         Ok(info) => info,
         Err(err) => {
             if err.answered_by_aws() && err.class != ErrorClass::Transient {
@@ -207,7 +208,7 @@ async fn create(
 
 /// Maps a KMS answer to a policy write onto the controller's error, naming the
 /// principals when KMS says some do not exist.
-fn policy_error(err: AwsError, policy_json: &str) -> Error {
+pub(super) fn policy_error(err: AwsError, policy_json: &str) -> Error {
     if err.class != ErrorClass::InvalidPrincipal {
         return Error::Aws(err);
     }
@@ -253,80 +254,6 @@ pub async fn converge_state(
             Ok(kms.describe_key(&info.key_id).await?)
         }
     }
-}
-
-/// Judges the key policy in AWS against the desired one and acts on the verdict; the
-/// only place that writes a key policy.
-pub async fn converge_policy(
-    pass: &mut Pass<'_, SharedKey>,
-    kms: &Kms,
-    info: &KeyInfo,
-    desired: &DesiredKey,
-    fresh: bool,
-) -> Result<(), Error> {
-    let observed = kms.get_key_policy(&info.key_id).await?;
-    pass.status.orphaned_principals = PolicyDocument::parse(&observed)
-        .map(|doc| policy::orphaned_principals(&doc))
-        .unwrap_or_default();
-    // Under Statements ownership only our statements are judged; the others are kept.
-    let (judged, split, what) = match desired.ownership {
-        PolicyOwnership::Full => (observed, None, "the key policy"),
-        PolicyOwnership::Statements => {
-            let (ours, split) = statements::observed_part(&observed)?;
-            (
-                ours,
-                Some(split),
-                "the operator's statements of the key policy",
-            )
-        }
-    };
-    // A key created or adopted just now has no policy of ours on it yet.
-    let last_applied = pass.status.policy_digest.clone().filter(|_| !fresh);
-    let verdict = judge(
-        &desired.policy,
-        Some(&judged),
-        last_applied.as_deref(),
-        pass.obj.spec.drift.policy,
-    );
-    if !pass.judged(&verdict, what, POLICY_SYNCED).await {
-        return Ok(());
-    }
-    let written = match &split {
-        None => desired.policy_json.clone(),
-        Some(split) => {
-            let owner = policy::arn::account_of(&info.arn).unwrap_or_default();
-            statements::merged_policy(split, &desired.policy, owner)?
-        }
-    };
-    if verdict.writes() {
-        kms.put_key_policy(&info.key_id, &written)
-            .await
-            .map_err(|e| policy_error(e, &written))?;
-    }
-    // A foreign Deny can cancel what our statements share, whoever wrote last.
-    if split.is_some()
-        && let Some(conflict) = statements::conflict(&written, desired, &info.arn)
-    {
-        pass.status.policy_digest = Some(policy::digest(&desired.policy));
-        return Err(conflict);
-    }
-    if let Verdict::Apply { change } = &verdict {
-        let note = format!("key policy updated: {change}");
-        pass.ctx
-            .event(
-                pass.obj,
-                EventType::Normal,
-                "PolicyUpdated",
-                "PutKeyPolicy",
-                note,
-            )
-            .await;
-    }
-    pass.no_drift_unless_reported();
-    pass.status.policy_digest = Some(policy::digest(&desired.policy));
-    let synced = "the key policy matches the spec".to_string();
-    pass.condition(POLICY_SYNCED, Status::True, "InSync", synced);
-    Ok(())
 }
 
 /// Rotation, tags and alias: converged when the spec changed or the key is new, not

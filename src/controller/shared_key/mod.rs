@@ -11,7 +11,9 @@
 mod cleanup;
 mod grants;
 mod key;
+mod key_policy;
 pub mod plan;
+mod replicas;
 mod statements;
 
 use std::sync::Arc;
@@ -93,7 +95,8 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
 
     let info = key::converge_state(pass, &kms, info).await?;
     pass.status.key_state = Some(info.state.clone());
-    key::converge_policy(pass, &kms, &info, &desired, fresh).await?;
+    key_policy::converge_policy(pass, &kms, &info, &desired, fresh).await?;
+    replicas::converge_replicas(pass, &account, &kms, &info, &desired).await?;
     // Only once the policy of this spec is on the key (not when Observe left a drifted
     // policy in place): then revoke, and only then record the new shared set.
     let applied =

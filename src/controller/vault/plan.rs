@@ -257,6 +257,18 @@ pub fn shares_with(key: &SharedKey, account: &str) -> bool {
         || share.organization.is_some()
 }
 
+/// The ARN a vault in `region` uses for SharedKey `key` whose primary is `primary_arn`:
+/// the primary in its own Region, else the key's replica there once AWS has created
+/// it; otherwise the primary (and the Region check refuses it).
+pub fn key_arn_in_region(key: &SharedKey, primary_arn: &str, region: &str) -> String {
+    key.status
+        .iter()
+        .flat_map(|s| &s.replicas)
+        .find(|r| r.region == region && r.key_state.as_deref() != Some("Creating"))
+        .filter(|_| !primary_arn.contains(&format!(":kms:{region}:")))
+        .map_or_else(|| primary_arn.to_string(), |r| r.key_arn.clone())
+}
+
 /// A key in another Region than the vault's cannot encrypt it.
 pub fn check_region(key: &KeyRef, region: &str) -> Result<(), Error> {
     if key.parsed.region == region {
@@ -460,6 +472,23 @@ mod tests {
         let status = changing.status.as_mut().unwrap();
         status.drift.as_mut().unwrap().converged_generation = Some(2);
         assert!(usable_shared_key(&changing, "team", "team", "444455556666").is_ok());
+    }
+
+    #[test]
+    fn a_vault_in_a_replicas_region_uses_the_replica() {
+        let mut key = key("team", shared(&["444455556666"]), true);
+        let replica = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        key.status.as_mut().unwrap().replicas = vec![crate::api::ReplicaStatus {
+            region: "us-east-1".into(),
+            key_arn: replica.into(),
+            key_state: Some("Enabled".into()),
+            policy_digest: None,
+        }];
+        assert_eq!(key_arn_in_region(&key, ARN, "us-east-1"), replica);
+        assert_eq!(key_arn_in_region(&key, ARN, "eu-west-1"), ARN);
+        assert_eq!(key_arn_in_region(&key, ARN, "ap-south-1"), ARN);
+        key.status.as_mut().unwrap().replicas[0].key_state = Some("Creating".into());
+        assert_eq!(key_arn_in_region(&key, ARN, "us-east-1"), ARN);
     }
 
     #[test]

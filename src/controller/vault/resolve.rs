@@ -44,6 +44,7 @@ pub async fn resolve_key(
                 .ok_or_else(|| Error::KeyNotFound(format!("{key_namespace}/{}", reference.name)))?;
             let arn =
                 plan::usable_shared_key(&key, &key_namespace, &vault_namespace, account.id())?;
+            let arn = plan::key_arn_in_region(&key, &arn, &account.region);
             KeyRef::new(&arn, Some(Arc::new(key)))?
         }
         (None, Some(arn)) => {
