@@ -31,6 +31,7 @@ const NOT_REASONS: &[(&str, &str)] = &[
         "Event action (AWS operation)",
     ),
     ("RevokeGrant", "Event action (AWS operation)"),
+    ("ReplicateKey", "Event action (AWS operation)"),
     (
         "Pending",
         "an AwsAccount's state quoted in AccountNotReady's message",
