@@ -160,6 +160,16 @@ rejected!(control_tower_alias, "SharedKey",
     {"alias": "alias/aws-controltower-key"}, "belong to AWS Control Tower");
 rejected!(statements_ownership_needs_a_key_id, "SharedKey",
     {"policyOwnership": "Statements"}, "policyOwnership: Statements needs keyId");
+rejected!(replica_regions_not_the_keys_own, "SharedKey",
+    {"region": "eu-central-1", "replicaRegions": ["eu-central-1"]}, "must not contain the key's own region");
+rejected!(replica_regions_not_repeated, "SharedKey",
+    {"replicaRegions": ["eu-west-1", "eu-west-1"]}, "must not repeat a region");
+rejected!(replica_regions_are_regions, "SharedKey",
+    {"replicaRegions": ["Ireland"]}, "replicaRegions entries must be AWS Region names");
+immutable!(replica_regions_not_added_to_a_single_region_key, "SharedKey", {},
+    {"replicaRegions": ["eu-west-1"]}, "cannot be added to a key created without them");
+immutable!(replica_regions_not_removed, "SharedKey", {"replicaRegions": ["eu-west-1", "us-west-2"]},
+    {"replicaRegions": ["eu-west-1"]}, "can be added, not removed");
 rejected!(key_id_rejects_alias, "SharedKey", {"keyId": "alias/backup"}, "keyId must be a KMS key ID or key ARN");
 rejected!(key_id_rejects_alias_arn, "SharedKey", {"keyId": "arn:aws:kms:eu-central-1:111111111111:alias/backup"}, "keyId must be a KMS key ID or key ARN");
 rejected!(share_accounts_12_digits, "SharedKey", {"shareWith": {"accounts": ["22222222222"]}}, "shareWith.accounts entries must be 12-digit account IDs");
