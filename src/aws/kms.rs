@@ -141,6 +141,8 @@ impl Kms {
         description: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<KeyInfo, AwsError> {
+        // AWS counts a replica against the CreateKey quota of its Region too.
+        self.limiter.wait_in(region, SERVICE, "CreateKey").await;
         let out = self
             .limiter
             .call(

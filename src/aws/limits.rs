@@ -204,6 +204,14 @@ impl Limiter {
             .await;
     }
 
+    /// Waits for `operation`'s limit of this account in another Region: a call that AWS
+    /// also counts there (ReplicateKey counts as a CreateKey in the replica's Region).
+    pub async fn wait_in(&self, region: &str, service: &'static str, operation: &'static str) {
+        self.limits
+            .acquire(&self.account, region, service, operation)
+            .await;
+    }
+
     /// Records the outcome of a call made outside [`Limiter::call`].
     pub fn observe(&self, error: Option<&AwsError>) {
         self.limits.observe(&self.account, &self.region, error);
