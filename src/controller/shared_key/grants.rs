@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 
 use super::plan::{self, GrantStep};
 use crate::api::SharedKey;
-use crate::aws::kms::{KeyInfo, Kms};
+use crate::aws::kms::Kms;
 use crate::aws::{AwsError, ErrorClass};
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
@@ -19,13 +19,13 @@ use crate::controller::status::Pass;
 /// The Event reason of a revocation.
 pub const GRANTS_REVOKED: &str = "GrantsRevoked";
 
-/// Lists the key's grants when the shared set shrank or the grant audit is due, and
-/// revokes those of accounts no longer shared. `owner` is the key's account. Call it
-/// only once the key policy for the current spec is applied.
+/// Lists the grants of the key and its replicas (`keys`: each ARN with the client of
+/// its Region) when the shared set shrank or the grant audit is due, and revokes those
+/// of accounts no longer shared. `owner` is the key's account. Call it only once the
+/// key policy for the current spec is applied.
 pub async fn revoke_unshared(
     pass: &mut Pass<'_, SharedKey>,
-    kms: &Kms,
-    info: &KeyInfo,
+    keys: &[(String, Kms)],
     owner: &str,
 ) -> Result<(), Error> {
     let spec = &pass.obj.spec;
@@ -50,22 +50,23 @@ pub async fn revoke_unshared(
         GrantStep::ListShrank(gone) => format!("no longer shared with {}", gone.join(", ")),
         GrantStep::ListAudit => "grant audit".to_string(),
     };
-    let grants = key_grants(kms, &info.key_id).await?;
     let organization = spec.share_with.organization.is_some();
-    let revocations = plan::grants_to_revoke(&grants, &shared_now, owner, organization);
     let mut revoked = 0_i64;
     let mut accounts = BTreeSet::new();
     let result = async {
-        for revocation in &revocations {
-            match kms.revoke_grant(&info.key_id, &revocation.grant_id).await {
-                Ok(()) => {}
-                // Retired or revoked by someone else meanwhile: gone all the same.
-                Err(err) if err.is(ErrorClass::NotFound) => continue,
-                Err(err) => return Err(Error::from(err)),
+        for (arn, kms) in keys {
+            let grants = key_grants(kms, arn).await?;
+            for revocation in plan::grants_to_revoke(&grants, &shared_now, owner, organization) {
+                match kms.revoke_grant(arn, &revocation.grant_id).await {
+                    Ok(()) => {}
+                    // Retired or revoked by someone else meanwhile: gone all the same.
+                    Err(err) if err.is(ErrorClass::NotFound) => continue,
+                    Err(err) => return Err(Error::from(err)),
+                }
+                tracing::info!(key = %arn, grant = %revocation.grant_id, account = %revocation.account, "revoked grant");
+                revoked += 1;
+                accounts.insert(revocation.account.clone());
             }
-            tracing::info!(key = %info.arn, grant = %revocation.grant_id, account = %revocation.account, "revoked grant");
-            revoked += 1;
-            accounts.insert(revocation.account.clone());
         }
         Ok(())
     }
@@ -77,9 +78,12 @@ pub async fn revoke_unshared(
             .metrics
             .grants_revoked(u64::try_from(revoked).unwrap_or_default());
         let accounts = accounts.into_iter().collect::<Vec<_>>().join(", ");
+        let key = keys
+            .first()
+            .map(|(arn, _)| arn.as_str())
+            .unwrap_or_default();
         let note = format!(
-            "revoked {revoked} grant(s) on key {} of account(s) {accounts} ({why})",
-            info.arn
+            "revoked {revoked} grant(s) on key {key} (and its replicas) of account(s) {accounts} ({why})"
         );
         pass.ctx
             .event(

@@ -102,7 +102,12 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     let applied =
         pass.status.policy_digest.as_deref() == Some(policy::digest(&desired.policy).as_str());
     if applied {
-        grants::revoke_unshared(pass, &kms, &info, account.id()).await?;
+        let mut keys = vec![(info.arn.clone(), kms.clone())];
+        for replica in &pass.status.replicas {
+            let regional = replicas::kms_in(pass.ctx, &account, &replica.region).await;
+            keys.push((replica.key_arn.clone(), regional));
+        }
+        grants::revoke_unshared(pass, &keys, account.id()).await?;
     }
     let spec_changed = fresh || !pass.spec_unchanged();
     if spec_changed {
