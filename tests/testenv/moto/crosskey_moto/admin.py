@@ -17,6 +17,9 @@ POST   /_crosskey/accounts           bootstrap an account: role OrganizationAcco
 GET    /_crosskey/authz              the authorization decision log of role sessions
 DELETE /_crosskey/authz              clear the decision log
 POST   /_crosskey/authz/expected     mark denials of (action, resource) patterns as provoked by a test
+POST   /_crosskey/kms/complete-deletions  delete now the KMS keys pending deletion
+GET    /_crosskey/kms/transient-states    how long Creating and Updating last
+POST   /_crosskey/kms/transient-states    set it
 POST   /_crosskey/reset              reset the extension's state only
 """
 
@@ -26,7 +29,7 @@ import json
 import re
 import threading
 
-from . import authz, backup_ext
+from . import authz, backup_ext, multi_region
 from .faults import STATE
 
 REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"}
@@ -161,9 +164,30 @@ def _route(method: str, path: str, environ):
         authz.DECISIONS.expect(str(body["action"]), str(body["resource"]))
         return 200, {"expected": {"action": body["action"], "resource": body["resource"]}}
 
+    if path == f"{PREFIX}/kms/complete-deletions" and method == "POST":
+        body = _body(environ)
+        within = body.get("withinDays")
+        if within is not None and (isinstance(within, bool) or not isinstance(within, (int, float)) or within < 0):
+            raise AdminError(400, "'withinDays' must be a number of days >= 0")
+        for name in ("account", "region", "keyId"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise AdminError(400, f"'{name}' must be a string")
+        if body.get("account") is not None and not re.fullmatch(r"\d{12}", body["account"]):
+            raise AdminError(400, "account must be 12 digits")
+        return 200, multi_region.complete_deletions(
+            body.get("account"), body.get("region"), body.get("keyId"), within,
+        )
+
+    if path == f"{PREFIX}/kms/transient-states":
+        if method == "GET":
+            return 200, multi_region.settings_json()
+        if method == "POST":
+            return 200, multi_region.set_settings(_body(environ))
+
     if path == f"{PREFIX}/reset" and method == "POST":
         STATE.reset()
         authz.DECISIONS.clear()
+        multi_region.reset(keys_too=False)
         return 200, {"reset": True}
 
     raise AdminError(404 if method in ("GET", "POST", "DELETE") else 405, f"no admin route {method} {path}")

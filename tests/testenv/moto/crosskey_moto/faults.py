@@ -28,6 +28,10 @@ DEFAULT_QUOTAS: dict[str, float] = {
     "kms:CreateKey": 5, "kms:CreateAlias": 5, "kms:EnableKey": 5, "kms:DisableKey": 5,
     "kms:DisableKeyRotation": 5, "kms:CancelKeyDeletion": 5, "kms:UntagResource": 5,
     "kms:UpdateAlias": 5, "kms:UpdateKeyDescription": 5,
+    # A ReplicateKey also counts as two CreateKey requests in the replica's Region, and an
+    # UpdatePrimaryRegion as one UpdatePrimaryRegion request in each of its two Regions
+    # (kms_ext.quota_charges).
+    "kms:ReplicateKey": 5, "kms:UpdatePrimaryRegion": 5,
     "kms:PutKeyPolicy": 15, "kms:EnableKeyRotation": 15, "kms:ScheduleKeyDeletion": 15,
     "kms:DeleteAlias": 15,
     "kms:TagResource": 10,
@@ -293,24 +297,33 @@ class ExtensionState:
                 names.append(group)
         return names
 
-    def take_quota(self, service: str, operation: str, account: str, region: str) -> bool:
-        """True if the call fits the quotas (or quotas are off); consumes tokens."""
+    def take_quota(
+        self, service: str, operation: str, account: str, region: str,
+        extra: list[tuple[str, str, int]] | None = None,
+    ) -> bool:
+        """True if the call fits the quotas (or quotas are off); consumes tokens.
+        `extra` lists the (operation, Region, requests) the call also counts as, in the
+        same account (ReplicateKey's CreateKey requests in the replica Region); the call
+        passes only if every one of them fits."""
         with self.lock:
             if not self.quotas_enabled:
                 return True
             table = {**DEFAULT_QUOTAS, **self.quota_overrides}
+            needed: dict[tuple, int] = {}
+            for op, reg, n in [(operation, region, 1)] + list(extra or []):
+                for name in self._bucket_names(service, op):
+                    needed[(name, account, reg)] = needed.get((name, account, reg), 0) + n
             buckets = []
-            for name in self._bucket_names(service, operation):
-                key = (name, account, region)
+            for key, n in needed.items():
                 bucket = self.buckets.get(key)
-                if bucket is None or bucket.rate != table[name]:
-                    bucket = self.buckets[key] = _Bucket(table[name])
+                if bucket is None or bucket.rate != table[key[0]]:
+                    bucket = self.buckets[key] = _Bucket(table[key[0]])
                 bucket.refill(self.refill_paused)
-                buckets.append(bucket)
-            if any(b.tokens < 1 for b in buckets):
+                buckets.append((bucket, n))
+            if any(b.tokens < n for b, n in buckets):
                 return False
-            for b in buckets:
-                b.tokens -= 1
+            for b, n in buckets:
+                b.tokens -= n
             return True
 
     # -- counters ------------------------------------------------------------------

@@ -14,6 +14,12 @@ AWS documents followed (KMS Developer Guide unless noted):
 - "Key states of AWS KMS keys" (the key-state table, in key_states.py).
 - API Reference: PutKeyPolicy, CreateKey, GetKeyPolicy, ScheduleKeyDeletion,
   CancelKeyDeletion (errors and constraints).
+- Multi-Region keys: API Reference ReplicateKey and UpdatePrimaryRegion (required
+  permissions, errors), Developer Guide "Controlling access to multi-Region keys"
+  (kms:ReplicateKey in the primary's key policy, kms:CreateKey in an IAM policy in the
+  replica Region, kms:UpdatePrimaryRegion on both keys), "Condition keys for AWS KMS"
+  (kms:MultiRegion, kms:MultiRegionKeyType, kms:ReplicaRegion, kms:PrimaryRegion). The
+  model side is in multi_region.py.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Callable
 from moto.kms.models import kms_backends
 from moto.kms.utils import CIPHERTEXT_HEADER_FORMAT, HEADER_LEN
 
-from . import authz, key_states
+from . import authz, key_states, multi_region
 from . import policy as pol
 from .principals import Caller, principal_exists, unique_id_for
 
@@ -186,21 +192,27 @@ def authorize(
     return err
 
 
-def authorize_keyless(caller: Caller, op: str) -> KmsError | None:
-    err = _authorize_keyless(caller, op)
-    authz.record_kms(caller, f"kms:{op}", "*", base_context(caller), err)
+def authorize_keyless(
+    caller: Caller, op: str, extra_ctx: dict | None = None, resource: str = "*"
+) -> KmsError | None:
+    """Only the caller's identity policies: the keyless operations (on `*`), and the
+    permissions ReplicateKey needs in the replica Region (kms:CreateKey, and
+    kms:TagResource on the replica's ARN)."""
+    ctx = base_context(caller)
+    ctx.update(extra_ctx or {})
+    err = _authorize_keyless(caller, op, ctx, resource)
+    authz.record_kms(caller, f"kms:{op}", resource, ctx, err)
     return err
 
 
-def _authorize_keyless(caller: Caller, op: str) -> KmsError | None:
+def _authorize_keyless(caller: Caller, op: str, ctx: dict, resource: str) -> KmsError | None:
     if caller.identity_policies is None:
         return None
-    ctx = base_context(caller)
-    result = pol.evaluate_identity_policies(caller.identity_policies, f"kms:{op}", "*", ctx)
+    result = pol.evaluate_identity_policies(caller.identity_policies, f"kms:{op}", resource, ctx)
     if result == "deny":
-        return _denied(caller, f"kms:{op}", "*", "with an explicit deny in an identity-based policy")
+        return _denied(caller, f"kms:{op}", resource, "with an explicit deny in an identity-based policy")
     if result != "allow":
-        return _denied(caller, f"kms:{op}", "*", f"because no identity-based policy allows the kms:{op} action")
+        return _denied(caller, f"kms:{op}", resource, f"because no identity-based policy allows the kms:{op} action")
     return None
 
 
@@ -364,6 +376,112 @@ def check_state(key, op: str) -> None:
 # --- the request handler ---------------------------------------------------------------
 
 
+REGION_RE = re.compile(r"^([a-z]+-){2,3}\d+$")  # RegionType in the KMS API model
+MSG_NOT_PRIMARY = "{arn} is not a multi-region primary key."
+
+
+def _policy_text(key) -> str:
+    """A key policy as GetKeyPolicy shows it."""
+    return json.dumps(effective_policy(key), indent=2, separators=(",", " : "))
+
+
+def _require_primary(key) -> None:
+    """ReplicateKey and UpdatePrimaryRegion take a multi-Region primary key. The message
+    is AWS's for a replica (recorded in localstack's AWS snapshot of
+    test_replicate_replica_key_should_fail); for a single-Region key it is a guess."""
+    if multi_region.key_type(key) != "PRIMARY":
+        raise KmsError("UnsupportedOperationException", MSG_NOT_PRIMARY.format(arn=key.arn))
+
+
+def _replicate_key(key, params: dict, caller: Caller, extra: dict) -> Outcome:
+    """ReplicateKey (API Reference): kms:ReplicateKey on the primary key (key policy,
+    and IAM as for any key operation, with kms:ReplicaRegion), kms:CreateKey in an IAM
+    policy in the replica Region, kms:TagResource in an IAM policy when Tags are given;
+    then the key must be a multi-Region primary in a state the key-state table allows,
+    and the replica Region a KMS Region of the same partition without a related key."""
+    replica_region = params["ReplicaRegion"]
+    err = authorize(key, caller, "ReplicateKey", dict(extra, **{"kms:replicaregion": replica_region}))
+    if err:
+        raise err
+    replica_arn = multi_region.key_arn(key.account_id, replica_region, key.id)
+    in_replica_region = {
+        "aws:requestedregion": replica_region, "kms:multiregion": True, "kms:multiregionkeytype": "REPLICA",
+    }
+    err = authorize_keyless(caller, "CreateKey", in_replica_region)
+    if err:
+        raise err
+    if params.get("Tags"):
+        err = authorize_keyless(caller, "TagResource", {"aws:requestedregion": replica_region}, replica_arn)
+        if err:
+            raise err
+    _require_primary(key)
+    check_state(key, "ReplicateKey")
+    if replica_region not in multi_region.kms_regions(key.region):
+        raise KmsError("UnsupportedOperationException", f"{replica_region} is not a supported Region for a replica key.")
+    backend = kms_backends[key.account_id].get(replica_region)
+    existing = key if replica_region == key.region else (backend.keys.get(key.id) if backend else None)
+    if existing is not None:
+        raise KmsError("AlreadyExistsException", f"{replica_arn} already exists.")
+    doc = None
+    if params.get("Policy") is not None:
+        doc = validate_key_policy(
+            params["Policy"], caller, key.account_id, replica_arn, bool(params.get("BypassPolicyLockoutSafetyCheck")),
+        )
+
+    def post(status: int, body: bytes) -> bytes:
+        replica = kms_backends[key.account_id][replica_region].keys.get(key.id)
+        out = json.loads(body)
+        if replica is not None:
+            if doc is not None:
+                record_principal_ids(replica, doc)
+            out["ReplicaPolicy"] = _policy_text(replica)
+        return json.dumps(out).encode()
+
+    return Outcome(post=post)
+
+
+def _update_primary_region(key, params: dict, caller: Caller, extra: dict) -> Outcome:
+    """UpdatePrimaryRegion (API Reference): kms:UpdatePrimaryRegion on the current
+    primary key and on the replica key that becomes primary (each key's policy, and IAM
+    in that key's Region), with kms:PrimaryRegion; both keys in a state the key-state
+    table allows."""
+    new_region = params["PrimaryRegion"]
+    extra = dict(extra, **{"kms:primaryregion": new_region})
+    err = authorize(key, caller, "UpdatePrimaryRegion", extra)
+    if err:
+        raise err
+    _require_primary(key)
+    if new_region == key.region:
+        raise KmsError("UnsupportedOperationException", f"{key.arn} is already the primary key in {new_region}.")
+    backend = kms_backends[key.account_id].get(new_region)
+    replica = backend.keys.get(key.id) if backend is not None else None
+    if replica is None or multi_region.key_type(replica) != "REPLICA":
+        raise KmsError(
+            "NotFoundException", f"Key '{multi_region.key_arn(key.account_id, new_region, key.id)}' does not exist"
+        )
+    replica_ctx = dict(extra, **{"aws:requestedregion": new_region, "kms:multiregionkeytype": "REPLICA"})
+    err = authorize(replica, caller, "UpdatePrimaryRegion", replica_ctx)
+    if err:
+        raise err
+    check_state(key, "UpdatePrimaryRegion")
+    check_state(replica, "UpdatePrimaryRegion")
+    return Outcome()
+
+
+def quota_charges(op: str, params: dict | None) -> list[tuple[str, str, int]]:
+    """Requests that an operation also counts in other Regions (KMS "Request quotas"): a
+    ReplicateKey is one ReplicateKey request in the primary's Region and two CreateKey
+    requests in the replica's; an UpdatePrimaryRegion is one UpdatePrimaryRegion request
+    in each of the two Regions. (operation, Region, requests) beyond the call itself."""
+    if not isinstance(params, dict):
+        return []
+    if op == "ReplicateKey" and isinstance(params.get("ReplicaRegion"), str):
+        return [("CreateKey", params["ReplicaRegion"], 2)]
+    if op == "UpdatePrimaryRegion" and isinstance(params.get("PrimaryRegion"), str):
+        return [("UpdatePrimaryRegion", params["PrimaryRegion"], 1)]
+    return []
+
+
 VIA_SERVICE_RE = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 
@@ -396,8 +514,23 @@ def handle(op: str, params: dict, caller: Caller, region: str, via_service: str 
                 "satisfy constraint: Member must have value less than or equal to 30",
             )
 
+    for name, param in (("ReplicateKey", "ReplicaRegion"), ("UpdatePrimaryRegion", "PrimaryRegion")):
+        if op == name:
+            value = params.get(param)
+            if not isinstance(value, str) or not REGION_RE.match(value):
+                raise KmsError(
+                    "ValidationException",
+                    f"1 validation error detected: Value '{value}' at '{param[0].lower() + param[1:]}' "
+                    "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                    "^([a-z]+-){2,3}\\d+$",
+                )
+
     if op == "CreateKey":
-        err = authorize_keyless(caller, op)
+        multi = bool(params.get("MultiRegion"))
+        mr_ctx = {"kms:multiregion": multi}
+        if multi:
+            mr_ctx["kms:multiregionkeytype"] = "PRIMARY"
+        err = authorize_keyless(caller, op, mr_ctx)
         if err:
             raise err
         text = params.get("Policy")
@@ -463,11 +596,17 @@ def handle(op: str, params: dict, caller: Caller, region: str, via_service: str 
         return Outcome()  # same account: moto answers (also creates aws/* managed keys)
     key = target.key
 
-    extra = {}
-    if op in GRANT_OPS:
-        extra["kms:grantisforawsresource"] = via_service is not None
+    extra = {"kms:multiregion": bool(getattr(key, "multi_region", False))}
+    if multi_region.key_type(key):
+        extra["kms:multiregionkeytype"] = multi_region.key_type(key)
     if via_service is not None:
         extra["kms:viaservice"] = via_service
+    if op == "ReplicateKey":
+        return _replicate_key(key, params, caller, extra)
+    if op == "UpdatePrimaryRegion":
+        return _update_primary_region(key, params, caller, extra)
+    if op in GRANT_OPS:
+        extra["kms:grantisforawsresource"] = via_service is not None
     if op == "CreateGrant":
         extra["kms:granteeprincipal"] = params.get("GranteePrincipal")
         extra["kms:grantoperations"] = list(params.get("Operations") or [])
@@ -523,6 +662,10 @@ def handle(op: str, params: dict, caller: Caller, region: str, via_service: str 
             if op == "ScheduleKeyDeletion":
                 out["KeyState"] = key.key_state
                 out["PendingWindowInDays"] = params.get("PendingWindowInDays") or 30
+                if key.key_state == "PendingReplicaDeletion":
+                    # "DeletionDate is omitted because it is uncertain" (Developer
+                    # Guide, "Deleting multi-Region keys").
+                    out.pop("DeletionDate", None)
             return json.dumps(out).encode()
 
     return Outcome(account=target.owner if cross else None, post=post)

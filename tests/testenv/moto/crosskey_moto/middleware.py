@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from . import admin, authz, kms_ext, patches
+from . import admin, authz, kms_ext, multi_region, patches
 from .faults import STATE, error500, throttle_error
 from .principals import access_key_from_environ, resolve_caller
 
@@ -184,6 +184,7 @@ class CrosskeyMiddleware:
             if path.rstrip("/") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
                 STATE.reset()
                 authz.DECISIONS.clear()
+                multi_region.reset()
                 result = self.moto_app(environ, start_response)
                 patches.after_reset()
                 return result
@@ -200,12 +201,22 @@ class CrosskeyMiddleware:
     def _serve(self, call: Call, environ, start_response):
         key = (call.service, call.operation, call.account)
         STATE.count(*key, total=1)
+        multi_region.settle()  # end the Creating and Updating states whose time is up
+
+        params = None
+        extra = []
+        if call.service == "kms" and call.protocol == "json":
+            try:
+                params = json.loads(call.body or b"{}")
+            except ValueError:
+                params = None
+            extra = kms_ext.quota_charges(call.operation, params)
 
         def reply_error(status, code, message):
             STATE.count(*key, **{"client_errors" if status < 500 else "server_errors": 1})
             return error_response(start_response, call, status, code, message)
 
-        if not STATE.take_quota(call.service, call.operation, call.account, call.region):
+        if not STATE.take_quota(call.service, call.operation, call.account, call.region, extra):
             STATE.count(*key, quota_throttled=1)
             return reply_error(*throttle_error(call.service))
 
@@ -221,10 +232,6 @@ class CrosskeyMiddleware:
 
         post = None
         if call.service == "kms" and call.protocol == "json":
-            try:
-                params = json.loads(call.body or b"{}")
-            except ValueError:
-                params = None
             if isinstance(params, dict):
                 caller = resolve_caller(call.access_key, environ.get("HTTP_X_MOTO_ACCOUNT_ID"))
                 try:

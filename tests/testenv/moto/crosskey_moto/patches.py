@@ -19,10 +19,14 @@
    (moto keeps it on the BackendDict, which reset only empties), so after a reset a
    former member account still counts as "already in an organization". The middleware
    calls `after_reset()` to clear it.
-5. moto's own key-policy check (`KmsResponse._validate_key_policy`, called by
+6. moto's own key-policy check (`KmsResponse._validate_key_policy`, called by
    DescribeKey) denies on any Deny statement whose Action names DescribeKey, ignoring
    its Principal and Condition. kms_ext has already authorized the request with the
    full evaluation (policy.py), so moto's check is turned off: ours decides.
+7. Multi-Region keys (multi_region.install()): AWS-form `mrk-` key IDs (and moto's
+   raw-ID check accepting them), ReplicateKey building a replica of its own,
+   UpdatePrimaryRegion, PendingReplicaDeletion on ScheduleKeyDeletion of a primary with
+   replicas, and DescribeKey's PendingDeletionWindowInDays and MultiRegionConfiguration.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from moto.iam.models import IAMBackend
 from moto.kms.exceptions import NotFoundException
 from moto.kms.models import KmsBackend
 
-from . import backup_ext
+from . import backup_ext, multi_region
 
 _applied = False
 
@@ -125,4 +129,5 @@ def apply() -> None:
     IAMBackend.put_role_policy = _put_role_policy(IAMBackend.put_role_policy)
     backup_ext.install()
     disable_moto_key_policy_check()
+    multi_region.install()
     _applied = True
