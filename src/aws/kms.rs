@@ -141,8 +141,11 @@ impl Kms {
         description: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<KeyInfo, AwsError> {
-        // AWS counts a replica against the CreateKey quota of its Region too.
-        self.limiter.wait_in(region, SERVICE, "CreateKey").await;
+        // AWS counts a ReplicateKey as two CreateKey requests in the replica's Region
+        // (KMS Developer Guide, "Request quotas").
+        for _ in 0..2 {
+            self.limiter.wait_in(region, SERVICE, "CreateKey").await;
+        }
         let out = self
             .limiter
             .call(
