@@ -89,7 +89,11 @@ impl AwsError {
     pub fn refusal(&self) -> Option<Refusal> {
         match (self.service, self.operation, self.code.as_deref()?) {
             ("kms", "CreateAlias", "AlreadyExistsException") => Some(Refusal::AliasTaken),
-            ("kms", "ScheduleKeyDeletion", "KMSInvalidStateException") => {
+            // "… is pending deletion." or "… is pending replica deletion."; a key that
+            // is Creating or Updating (a multi-Region key) is refused too, for a moment.
+            ("kms", "ScheduleKeyDeletion", "KMSInvalidStateException")
+                if self.message.contains("pending") =>
+            {
                 Some(Refusal::AlreadyPendingDeletion)
             }
             ("kms", "UntagResource", "KMSInvalidStateException") => {
@@ -349,12 +353,21 @@ mod tests {
 
     #[test]
     fn an_invalid_state_on_scheduling_is_already_pending_deletion() {
-        let pending = answer(
-            "kms",
-            "ScheduleKeyDeletion",
-            Some("KMSInvalidStateException"),
-        );
+        let state = |message: &str| AwsError {
+            message: message.to_string(),
+            ..answer(
+                "kms",
+                "ScheduleKeyDeletion",
+                Some("KMSInvalidStateException"),
+            )
+        };
+        let pending = state("arn:aws:kms:us-east-1:111122223333:key/k is pending deletion.");
         assert_eq!(pending.refusal(), Some(Refusal::AlreadyPendingDeletion));
+        let replicas =
+            state("arn:aws:kms:us-east-1:111122223333:key/mrk-1 is pending replica deletion.");
+        assert!(replicas.is_already_pending_deletion());
+        let updating = state("arn:aws:kms:us-east-1:111122223333:key/mrk-1 is updating.");
+        assert!(!updating.is_already_pending_deletion());
         assert!(pending.is_already_pending_deletion());
         assert!(!pending.is_alias_taken());
         assert!(
