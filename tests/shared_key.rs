@@ -141,16 +141,7 @@ fn key_id(key: &SharedKey) -> String {
 }
 
 async fn key_policy(kms: &aws_sdk_kms::Client, key_id: &str) -> PolicyDocument {
-    let text = kms
-        .get_key_policy()
-        .key_id(key_id)
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
-    PolicyDocument::parse(&text).unwrap()
+    PolicyDocument::parse(&support::key_policy_text(kms, key_id).await).unwrap()
 }
 
 /// A key policy with only the owner root statement: what a console edit leaves behind.
@@ -1642,18 +1633,6 @@ async fn install_scope_namespace_converges_with_the_charts_namespace_rbac_only()
     );
 }
 
-/// Policy text of a key, exactly as KMS returns it.
-async fn key_policy_text(kms: &aws_sdk_kms::Client, key_id: &str) -> String {
-    kms.get_key_policy()
-        .key_id(key_id)
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap()
-}
-
 async fn put_key_policy_text(kms: &aws_sdk_kms::Client, key_id: &str, text: &str) {
     kms.put_key_policy()
         .key_id(key_id)
@@ -1722,7 +1701,7 @@ async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
     };
     let (key_id, _) = foreign_key(&fx, &policy(&[&root, &audit])).await;
     let kms = fx.kms().await;
-    let theirs = foreign_statements(&key_policy_text(&kms, &key_id).await);
+    let theirs = foreign_statements(&support::key_policy_text(&kms, &key_id).await);
     assert_eq!(theirs.len(), 2);
     fx.create_key(
         "shared",
@@ -1731,7 +1710,7 @@ async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
     .await;
     let key = fx.wait_ready("shared").await;
     assert_eq!(condition(&key, "PolicySynced").0, "True");
-    let text = key_policy_text(&kms, &key_id).await;
+    let text = support::key_policy_text(&kms, &key_id).await;
     assert_eq!(foreign_statements(&text), theirs, "{text}");
     assert!(text.contains("team-policy"), "{text}");
     let sids = sids(&PolicyDocument::parse(&text).unwrap());
@@ -1760,7 +1739,7 @@ async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
     edited.extend(ours.iter().cloned());
     let edited: Vec<&str> = edited.iter().map(String::as_str).collect();
     put_key_policy_text(&kms, &key_id, &policy(&edited)).await;
-    let theirs = foreign_statements(&key_policy_text(&kms, &key_id).await);
+    let theirs = foreign_statements(&support::key_policy_text(&kms, &key_id).await);
     let writes = || async { calls(&env().aws_counters().await, "kms", &["PutKeyPolicy"], a) };
     let writes_before = writes().await;
     let before = reconciles().await.unwrap();
@@ -1786,7 +1765,7 @@ async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
         })
         .await;
     assert!(key.status.unwrap().drift.unwrap().detected_count >= 1);
-    let text = key_policy_text(&kms, &key_id).await;
+    let text = support::key_policy_text(&kms, &key_id).await;
     assert_eq!(foreign_statements(&text), theirs, "{text}");
     assert!(text.contains("CrosskeyExternalUse"), "{text}");
 
@@ -1796,7 +1775,7 @@ async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
     with_deny.extend(ours.iter().cloned());
     let with_deny: Vec<&str> = with_deny.iter().map(String::as_str).collect();
     put_key_policy_text(&kms, &key_id, &policy(&with_deny)).await;
-    let theirs = foreign_statements(&key_policy_text(&kms, &key_id).await);
+    let theirs = foreign_statements(&support::key_policy_text(&kms, &key_id).await);
     fx.poke("shared").await;
     let key = fx
         .wait_key("shared", "ForeignStatementConflict", |k| {
@@ -1824,7 +1803,7 @@ async fn statements_ownership_keeps_foreign_statements_byte_for_byte() {
             .then_some(())
     })
     .await;
-    let text = key_policy_text(&kms, &key_id).await;
+    let text = support::key_policy_text(&kms, &key_id).await;
     assert_eq!(foreign_statements(&text), theirs, "{text}");
 }
 

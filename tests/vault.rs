@@ -1371,16 +1371,7 @@ async fn kms_in(account: &str, region: &str) -> aws_sdk_kms::Client {
 }
 
 async fn policy_of(kms: &aws_sdk_kms::Client, arn: &str) -> PolicyDocument {
-    let text = kms
-        .get_key_policy()
-        .key_id(arn)
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
-    PolicyDocument::parse(&text).unwrap()
+    PolicyDocument::parse(&support::key_policy_text(kms, arn).await).unwrap()
 }
 
 async fn state_of(kms: &aws_sdk_kms::Client, arn: &str) -> String {

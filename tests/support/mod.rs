@@ -602,6 +602,18 @@ pub async fn authz_decisions(actions: &[&str], resource: &str, decision: &str) -
         .sum()
 }
 
+/// The policy of KMS key `key` (ID or ARN), exactly as `kms` returns it.
+pub async fn key_policy_text(kms: &aws_sdk_kms::Client, key: &str) -> String {
+    kms.get_key_policy()
+        .key_id(key)
+        .policy_name("default")
+        .send()
+        .await
+        .expect("GetKeyPolicy")
+        .policy
+        .expect("a policy")
+}
+
 /// The state of KMS key `key` (ID or ARN) as `kms` sees it, e.g. "Enabled".
 pub async fn key_state(kms: &aws_sdk_kms::Client, key: &str) -> String {
     let meta = kms
