@@ -99,8 +99,7 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
             pass.status.caller_arn = Some(identity.arn.clone());
             pass.status.last_verified_time = Some(Time(pass.now));
             let message = format!("the operator acts as {}", identity.arn);
-            pass.condition(READY, Status::True, "Verified", message.clone());
-            pass.progress(Progress::Converged, "Verified", &message);
+            pass.ready(Progress::Converged, "Verified", &message);
             true
         }
         Ok(identity) => {
@@ -114,8 +113,7 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
                 "the credentials belong to account {} ({}), not {}: {fix}",
                 identity.account, identity.arn, account.spec.account_id
             );
-            pass.condition(READY, Status::False, "AccountMismatch", message.clone());
-            pass.progress(Progress::Stalled, "AccountMismatch", &message);
+            pass.ready(Progress::Stalled, "AccountMismatch", &message);
             false
         }
         // A blip of STS must not mark the account (and every object on it) not Ready.
@@ -135,13 +133,12 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
                 _ => "the operator retries",
             };
             let message = format!("{err}; {hint}");
-            pass.condition(READY, Status::False, reason, message.clone());
             // Only an STS failure without a verdict on the identity is worth retrying.
             let progress = match reason {
                 "VerificationFailed" => Progress::Retrying,
                 _ => Progress::Stalled,
             };
-            pass.progress(progress, reason, &message);
+            pass.ready(progress, reason, &message);
             false
         }
     };

@@ -355,7 +355,9 @@ where
             obj.labels_mut().clear();
         })
         .reflect(writer)
-        .flat_map(move |event| futures::stream::iter(triggers_of(event, &reader_for_relists)))
+        .flat_map(move |event| {
+            futures::stream::iter(super::watches::triggers_of(event, &reader_for_relists))
+        })
         .predicate_filter(
             predicates::generation
                 .combine(predicates::annotations)
@@ -366,31 +368,6 @@ where
     kube::runtime::Controller::for_stream(triggers, reader)
 }
 
-/// The objects a watch event should reconcile. A (re)list triggers its objects only
-/// once it is done, from the store: the reflector fills the store at `InitDone`, and an
-/// object triggered earlier (as `applied_objects` does for each `InitApply`) would be
-/// reconciled before the store has it, dropped as not found, and not triggered again.
-/// That happened to objects created while the API server restarted.
-fn triggers_of<K>(
-    event: Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>,
-    store: &Store<K>,
-) -> Vec<Result<K, kube::runtime::watcher::Error>>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    use kube::runtime::watcher::Event;
-    match event {
-        Ok(Event::Apply(obj)) => vec![Ok(obj)],
-        Ok(Event::InitDone) => store
-            .state()
-            .iter()
-            .map(|obj| Ok((**obj).clone()))
-            .collect(),
-        Ok(Event::Init | Event::InitApply(_) | Event::Delete(_)) => vec![],
-        Err(err) => vec![Err(err)],
-    }
-}
-
 /// Logs the outcome of each reconcile of a controller stream.
 pub fn log_result<K, E: std::fmt::Display>(result: Result<(ObjectRef<K>, Action), E>)
 where
@@ -399,59 +376,5 @@ where
     match result {
         Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
         Err(error) => tracing::debug!(%error, "reconcile error"),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
-mod tests {
-    use kube::runtime::reflector;
-    use kube::runtime::watcher::Event;
-
-    use super::*;
-
-    fn key(name: &str) -> SharedKey {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
-            "metadata": {"name": name, "namespace": "n"},
-            "spec": {"accountRef": {"name": "a"}},
-        }))
-        .unwrap()
-    }
-
-    fn names(triggers: Vec<Result<SharedKey, kube::runtime::watcher::Error>>) -> Vec<String> {
-        let mut names: Vec<_> = triggers
-            .into_iter()
-            .map(|t| t.unwrap().name_any())
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn a_relist_triggers_its_objects_once_the_store_has_them() {
-        let (reader, mut writer) = reflector::store::<SharedKey>();
-        let events = [
-            Event::Init,
-            Event::InitApply(key("old")),
-            Event::InitApply(key("new")),
-        ];
-        for event in events {
-            writer.apply_watcher_event(&event);
-            // Nothing is triggered while the store does not have the objects yet.
-            assert!(triggers_of(Ok(event), &reader).is_empty());
-        }
-        writer.apply_watcher_event(&Event::InitDone);
-        let triggered = names(triggers_of(Ok(Event::InitDone), &reader));
-        assert_eq!(triggered, ["new", "old"]);
-        for name in &triggered {
-            let found = reader.get(&ObjectRef::new(name).within("n"));
-            assert!(found.is_some(), "{name} is in the store when triggered");
-        }
-        // A change after the list triggers its object alone; a deletion nothing.
-        let applied = Event::Apply(key("new"));
-        writer.apply_watcher_event(&applied);
-        assert_eq!(names(triggers_of(Ok(applied), &reader)), ["new"]);
-        assert!(triggers_of(Ok(Event::Delete(key("old"))), &reader).is_empty());
     }
 }

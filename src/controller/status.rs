@@ -151,8 +151,7 @@ impl<'a, K: Object> Pass<'a, K> {
     pub fn conclude(&mut self, outcome: &Result<(), Error>, converged: &str) {
         match outcome {
             Ok(()) => {
-                self.condition(READY, Status::True, "Converged", converged.to_string());
-                self.progress(Progress::Converged, "Converged", converged);
+                self.ready(Progress::Converged, "Converged", converged);
                 let generation = self.generation;
                 if let Some(drift) = K::drift_record(&mut self.status) {
                     drift.converged_generation = generation;
@@ -166,20 +165,24 @@ impl<'a, K: Object> Pass<'a, K> {
     /// `Ready=False` with the error's reason and message, `Stalled` when only a person
     /// can fix it, `Reconciling` otherwise.
     pub fn failed(&mut self, err: &Error) {
-        let message = err.to_string();
-        self.condition(READY, Status::False, err.reason(), message.clone());
         let progress = if err.stalls() {
             Progress::Stalled
         } else {
             Progress::Retrying
         };
-        self.progress(progress, err.reason(), &message);
+        self.ready(progress, err.reason(), &err.to_string());
     }
 
-    /// Sets `Reconciling` and `Stalled` (kstatus) for where this pass leaves the object,
-    /// and records its generation as observed: whatever the outcome, the status now
-    /// speaks of this generation.
-    pub fn progress(&mut self, progress: Progress, reason: &str, message: &str) {
+    /// Sets `Ready` (`True` only when converged) with `reason` and `message`, and
+    /// `Reconciling` and `Stalled` (kstatus) for where this pass leaves the object, and
+    /// records its generation as observed: whatever the outcome, the status now speaks
+    /// of this generation.
+    pub fn ready(&mut self, progress: Progress, reason: &str, message: &str) {
+        let ready = match progress {
+            Progress::Converged => Status::True,
+            Progress::Retrying | Progress::Stalled => Status::False,
+        };
+        self.condition(READY, ready, reason, message.to_string());
         let (reconciling, stalled) = match progress {
             Progress::Converged => (
                 (Status::False, "Converged", message.to_string()),

@@ -65,11 +65,12 @@ pub async fn apply_policy(
             conflict: None,
         });
     }
-    let written = match &split {
-        None => desired.policy_json.clone(),
+    let (written, merged) = match &split {
+        None => (desired.policy_json.clone(), None),
         Some(split) => {
             let owner = policy::arn::account_of(arn).unwrap_or_default();
-            statements::merged_policy(split, &desired.policy, owner)?
+            let (text, document) = statements::merged_policy(split, &desired.policy, owner)?;
+            (text, Some(document))
         }
     };
     if verdict.writes() {
@@ -90,10 +91,7 @@ pub async fn apply_policy(
             .await;
     }
     // A foreign Deny can cancel what our statements share, whoever wrote last.
-    let conflict = split
-        .is_some()
-        .then(|| statements::conflict(&written, desired, arn))
-        .flatten();
+    let conflict = merged.and_then(|merged| statements::conflict(&merged, desired, arn));
     Ok(PolicyOutcome {
         observed,
         applied: true,

@@ -28,14 +28,15 @@ pub fn observed_part(observed: &str) -> Result<(String, SplitPolicy), Error> {
     Ok((text, split))
 }
 
-/// The document to write: the foreign statements of `split` verbatim, then `owned`.
+/// The document to write, as text and parsed: the foreign statements of `split`
+/// verbatim, then `owned`.
 /// Refused when the whole would leave the owner account unable to administer the key
 /// (KMS would reject it, and the operator must not lock anyone out).
 pub fn merged_policy(
     split: &SplitPolicy,
     owned: &PolicyDocument,
     owner: &str,
-) -> Result<String, Error> {
+) -> Result<(String, PolicyDocument), Error> {
     let text = ownership::merge(split, owned).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let merged = PolicyDocument::parse(&text).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let lockout: Vec<String> = lint_key_policy_document(&merged, &LintContext::for_owner(owner))
@@ -44,7 +45,7 @@ pub fn merged_policy(
         .map(|finding| finding.message)
         .collect();
     if lockout.is_empty() {
-        Ok(text)
+        Ok((text, merged))
     } else {
         Err(Error::PolicyInvalid(format!(
             "with policyOwnership: Statements the key's other statements must keep account {owner} able to administer the key, and they do not ({}); add such a statement to the key policy, or set policyOwnership: Full",
@@ -55,8 +56,7 @@ pub fn merged_policy(
 
 /// The shares of `desired` that the foreign statements in `merged` cancel, as one
 /// `ForeignStatementConflict`, or `None`.
-pub fn conflict(merged: &str, desired: &DesiredKey, key_arn: &str) -> Option<Error> {
-    let merged = PolicyDocument::parse(merged).ok()?;
+pub fn conflict(merged: &PolicyDocument, desired: &DesiredKey, key_arn: &str) -> Option<Error> {
     let mut context = BTreeMap::new();
     if let Some(service) = desired.input.via_services.first() {
         context.insert("kms:ViaService".to_string(), vec![service.clone()]);
@@ -69,7 +69,7 @@ pub fn conflict(merged: &str, desired: &DesiredKey, key_arn: &str) -> Option<Err
         key_arn,
         context,
     };
-    let found = ownership::conflicts(&merged, &desired.policy, &probe);
+    let found = ownership::conflicts(merged, &desired.policy, &probe);
     (!found.is_empty()).then(|| Error::ForeignStatementConflict(found.join("; ")))
 }
 
@@ -122,9 +122,9 @@ mod tests {
     fn the_merged_policy_keeps_the_root_statement_and_is_refused_without_one() {
         let desired = desired();
         let (_, split) = observed_part(&policy(&[ROOT])).unwrap();
-        let text = merged_policy(&split, &desired.policy, OWNER).unwrap();
+        let (text, merged) = merged_policy(&split, &desired.policy, OWNER).unwrap();
         assert!(text.contains(ROOT));
-        assert!(conflict(&text, &desired, KEY_ARN).is_none());
+        assert!(conflict(&merged, &desired, KEY_ARN).is_none());
 
         let user_only = r#"{"Sid":"OnlyAUser","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kms:Decrypt","Resource":"*"}"#;
         let (_, split) = observed_part(&policy(&[user_only])).unwrap();
@@ -138,8 +138,8 @@ mod tests {
         let desired = desired();
         let deny = r#"{"Sid":"NoDecryptForB","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:Decrypt","Resource":"*"}"#;
         let (_, split) = observed_part(&policy(&[ROOT, deny])).unwrap();
-        let text = merged_policy(&split, &desired.policy, OWNER).unwrap();
-        let err = conflict(&text, &desired, KEY_ARN).unwrap();
+        let (_, merged) = merged_policy(&split, &desired.policy, OWNER).unwrap();
+        let err = conflict(&merged, &desired, KEY_ARN).unwrap();
         assert_eq!(err.reason(), "ForeignStatementConflict");
         assert!(err.to_string().contains("NoDecryptForB"), "{err}");
     }

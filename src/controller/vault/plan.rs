@@ -258,14 +258,13 @@ pub fn shares_with(key: &SharedKey, account: &str) -> bool {
 }
 
 /// The ARN a vault in `region` uses for SharedKey `key` whose primary is `primary_arn`:
-/// the primary in its own Region, else the key's replica there once AWS has created
-/// it; otherwise the primary (and the Region check refuses it).
+/// the key's replica there once AWS has created it (no replica is in the primary's
+/// Region), otherwise the primary (and the Region check refuses it elsewhere).
 pub fn key_arn_in_region(key: &SharedKey, primary_arn: &str, region: &str) -> String {
     key.status
         .iter()
         .flat_map(|s| &s.replicas)
         .find(|r| r.region == region && r.key_state.as_deref() != Some("Creating"))
-        .filter(|_| !primary_arn.contains(&format!(":kms:{region}:")))
         .map_or_else(|| primary_arn.to_string(), |r| r.key_arn.clone())
 }
 
