@@ -18,9 +18,16 @@
 //! - memory without AWS: peak and steady RSS of an operator that starts with M
 //!   SharedKeys in the API server (`CROSSKEY_BENCH_MEMORY_N`, default `1000,10000`),
 //!   converged (Ready status, as after a restart) or pending (their AwsAccount does not
-//!   exist: every object reconciled at once). This phase runs last: its objects stay.
+//!   exist: every object reconciled at once). It first measures the baseline: an operator
+//!   with no object at all. This phase runs last: its objects stay. From it come the
+//!   sizing figures: marginal KiB per object between the two largest M, and the
+//!   projection to 100,000 objects;
+//! - accounts: 1,000 SharedKeys spread over 10 owner accounts (`CROSSKEY_BENCH_ACCOUNTS`)
+//!   in one process with quotas on, against the per-account floor (100 keys / 5 per
+//!   second): accounts must not queue behind each other;
+//! - the size of the operator binary.
 //!
-//! `CROSSKEY_BENCH_PHASES` (default `ttr,convergence,drift,memory`) picks phases;
+//! `CROSSKEY_BENCH_PHASES` (default `ttr,convergence,drift,accounts,memory`) picks phases;
 //! `CROSSKEY_BENCH_OPERATOR_ENV` (`NAME=value;...`) adds environment to every operator.
 //!
 //! Figures go to stdout as a table and to `target/bench/convergence.json` (everything)
@@ -98,7 +105,7 @@ impl Settings {
         };
         Settings {
             phases: var("CROSSKEY_BENCH_PHASES")
-                .unwrap_or_else(|| "ttr,convergence,drift,memory".to_string())
+                .unwrap_or_else(|| "ttr,convergence,drift,accounts,memory".to_string())
                 .split(',')
                 .map(|p| p.trim().to_string())
                 .collect(),
@@ -717,6 +724,88 @@ async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
 /// worst case, every object due at the same moment. `converged: true`: the objects
 /// carry a Ready status for their generation, as after a restart of a converged fleet;
 /// their first drift checks are spread over their interval (1 h here), so none is due.
+/// RSS of an operator with nothing to reconcile: an empty namespace, caches synced.
+async fn bench_baseline(client: &Client) -> Value {
+    let namespace = support::namespace(client, "bench-baseline").await;
+    let operator = start_operator(&namespace, &[("RUST_LOG", "info")], &[]);
+    let pid = operator.pid();
+    let ready = Instant::now();
+    while ready.elapsed() < Duration::from_secs(60) {
+        if matches!(operator.http_get("/readyz").await, Some((200, _))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // As in the memory phase: let the allocator settle, then read.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rss, hwm) = rss_mib(pid).unwrap_or((f64::NAN, f64::NAN));
+    json!({"rss_mib": rss, "vmhwm_mib": hwm})
+}
+
+/// N SharedKeys spread round-robin over `accounts` owner accounts, in one process, with
+/// the emulator's quotas on: the floor is one account's share at CreateKey's 5 per second.
+async fn bench_accounts(client: &Client, n: usize, accounts: usize) -> Value {
+    set_quotas(false).await;
+    let seeds: Vec<String> = (0..accounts).map(|i| format!("acct{i}")).collect();
+    let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+    let world = World::new(client, &format!("bench-accounts{accounts}"), &seeds).await;
+    let keys = world.keys();
+    set_quotas(true).await;
+    let before = env().aws_counters().await;
+    let start = Instant::now();
+    let objects: Vec<SharedKey> = (0..n)
+        .map(|i| {
+            let mut key = world.key_object(&format!("k-{i:05}"), None);
+            key.spec.account_ref.name = world.accounts[i % accounts].0.clone();
+            key
+        })
+        .collect();
+    create_all(&keys, objects, 16).await;
+    let floor = n.div_ceil(accounts) as f64 / CREATE_KEY_RPS;
+    let timeout = Duration::from_secs_f64(120.0 + 3.0 * floor);
+    let mut converged = None;
+    let mut ready = 0;
+    while start.elapsed() < timeout {
+        let list = keys
+            .list(&ListParams::default())
+            .await
+            .expect("list SharedKeys");
+        ready = list
+            .items
+            .iter()
+            .filter(|k| is_ready(k.status.as_ref().map(|s| &s.conditions)))
+            .count();
+        if ready == n {
+            converged = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let after = env().aws_counters().await;
+    let mut aws_calls = 0;
+    let mut throttled = 0;
+    for (_, id) in &world.accounts {
+        let during = diff(
+            &calls_by_operation(&after, id),
+            &calls_by_operation(&before, id),
+        );
+        aws_calls += during.values().map(|c| c.0).sum::<u64>();
+        throttled += during.values().map(|c| c.1).sum::<u64>();
+    }
+    set_quotas(false).await;
+    json!({
+        "n": n,
+        "accounts": accounts,
+        "converged": converged.is_some(),
+        "ready": ready,
+        "converge_seconds": converged,
+        "quota_floor_seconds": floor,
+        "ratio_to_quota_floor": converged.map(|s| s / floor),
+        "aws_calls_per_object": aws_calls as f64 / n as f64,
+        "emulator_quota_throttled": throttled,
+    })
+}
+
 async fn bench_memory(client: &Client, n: usize, converged: bool) -> Value {
     let label = if converged { "converged" } else { "pending" };
     let namespace = support::namespace(client, &format!("bench-mem{n}-{label}")).await;
@@ -968,6 +1057,32 @@ fn print_report(report: &Value) {
             );
         }
     }
+    let accounts = &report["accounts"];
+    if !accounts.is_null() {
+        println!();
+        println!(
+            "accounts: {} SharedKeys over {} owner accounts, one process, quotas on",
+            accounts["n"], accounts["accounts"]
+        );
+        println!(
+            "  converged in {} s; per-account floor {} s; ratio {}; {} AWS calls per key; {} throttled",
+            fmt(&accounts["converge_seconds"], 1),
+            fmt(&accounts["quota_floor_seconds"], 1),
+            fmt(&accounts["ratio_to_quota_floor"], 2),
+            fmt(&accounts["aws_calls_per_object"], 2),
+            accounts["emulator_quota_throttled"],
+        );
+    }
+    let sizing = sizing(report);
+    println!();
+    println!(
+        "sizing: binary {} MiB; baseline (no objects) VmHWM {} MiB, RSS {} MiB; {} KiB per object; projected at 100,000 objects: {} MiB",
+        fmt(&report["binary_mib"], 1),
+        fmt(&report["baseline"]["vmhwm_mib"], 1),
+        fmt(&report["baseline"]["rss_mib"], 1),
+        fmt(&sizing["kib_per_object"], 2),
+        fmt(&sizing["mib_100000_projected"], 0),
+    );
     let memory = report["memory"].as_array().cloned().unwrap_or_default();
     if !memory.is_empty() {
         println!();
@@ -1054,6 +1169,25 @@ async fn main() {
         Value::Null
     };
 
+    let accounts = if run("accounts") {
+        let n: usize = std::env::var("CROSSKEY_BENCH_ACCOUNTS_N")
+            .ok()
+            .map_or(1000, |v| v.parse().expect("CROSSKEY_BENCH_ACCOUNTS_N"));
+        let count: usize = std::env::var("CROSSKEY_BENCH_ACCOUNTS")
+            .ok()
+            .map_or(10, |v| v.parse().expect("CROSSKEY_BENCH_ACCOUNTS"));
+        eprintln!("accounts: {n} SharedKeys over {count} owner accounts, quotas on ...");
+        bench_accounts(&client, n, count).await
+    } else {
+        Value::Null
+    };
+
+    let baseline = if run("memory") {
+        eprintln!("memory: baseline, no objects ...");
+        bench_baseline(&client).await
+    } else {
+        Value::Null
+    };
     let mut memory = Vec::new();
     for &n in &settings.memory_sizes {
         if !run("memory") {
@@ -1085,7 +1219,11 @@ async fn main() {
         "time_to_ready": time_to_ready,
         "convergence": convergence,
         "drift_repair": drift_repair,
+        "accounts": accounts,
+        "baseline": baseline,
         "memory": memory,
+        "binary_mib": std::fs::metadata(env!("CARGO_BIN_EXE_crosskey"))
+            .map_or(Value::Null, |m| json!(m.len() as f64 / (1024.0 * 1024.0))),
     });
     print_report(&report);
     write_results(&report);
@@ -1102,6 +1240,27 @@ fn machine() -> Value {
         })
         .unwrap_or_default();
     json!({"cpus": cpus, "cpu_model": model})
+}
+
+/// Marginal peak RSS per object between the two largest converged memory runs, and the
+/// projection of the largest to 100,000 objects.
+fn sizing(report: &Value) -> Value {
+    let mut points: Vec<(f64, f64)> = report["memory"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["converged"].as_bool() == Some(true))
+        .filter_map(|m| Some((m["objects"].as_f64()?, m["vmhwm_mib"].as_f64()?)))
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let [.., (n1, mib1), (n2, mib2)] = points.as_slice() else {
+        return json!({"kib_per_object": null, "mib_100000_projected": null});
+    };
+    let kib = (mib2 - mib1) * 1024.0 / (n2 - n1);
+    json!({
+        "kib_per_object": kib,
+        "mib_100000_projected": mib2 + (100_000.0 - n2) * kib / 1024.0,
+    })
 }
 
 fn write_results(report: &Value) {
@@ -1140,7 +1299,14 @@ fn write_results(report: &Value) {
             .filter_map(|r| r["vmhwm_mib"].as_f64())
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
     };
+    let sizing = sizing(report);
     let results = json!({
+        "rss_mib_baseline": report["baseline"]["vmhwm_mib"],
+        "rss_kib_per_object": sizing["kib_per_object"],
+        "rss_mib_100000_projected": sizing["mib_100000_projected"],
+        "binary_mib": report["binary_mib"],
+        "aws_calls_per_key_converging": largest_on.map(|r| r["aws_calls_per_object"].clone()),
+        "accounts_ratio_to_quota_floor": report["accounts"]["ratio_to_quota_floor"],
         "convergence_ratio_to_quota_floor": largest_on.map(|r| r["ratio_to_quota_floor"].clone()),
         "convergence_ratio_n": largest_on.map(|r| r["n"].clone()),
         "time_to_ready_ms_p50": report["time_to_ready"]["shared_key_ms_p50"],

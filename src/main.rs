@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use crosskey::controller::shard::Shard;
 use crosskey::runtime::{Leadership, LeaseConfig, Metrics, Readiness, Runtime};
 use tracing::{error, info};
 
@@ -106,7 +107,15 @@ struct RunArgs {
         value_parser = BoolishValueParser::new(),
     )]
     leader_elect: bool,
-    /// Name of the Lease.
+    /// Split the work by owner account across this many processes (README "Sizing and
+    /// scale-out"); each serves the accounts whose name hashes to its shard. 1 = no split.
+    #[arg(long, env = "CROSSKEY_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
+    /// This process's shard, 0 to shards-1; default: the ordinal of the StatefulSet pod
+    /// ($POD_NAME, e.g. crosskey-4) modulo --shards.
+    #[arg(long, env = "CROSSKEY_SHARD")]
+    shard: Option<u32>,
+    /// Name of the Lease; with --shards, each shard has its own, NAME-shard-I.
     #[arg(long, env = "CROSSKEY_LEASE_NAME", default_value = "crosskey")]
     lease_name: String,
     /// Namespace of the Lease; default: $POD_NAMESPACE, else "default".
@@ -175,7 +184,34 @@ fn parse_short_interval(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
-    fn settings(&self) -> Result<crosskey::controller::Settings, String> {
+    /// The shard this process serves; `None` without --shards. `env` looks up POD_NAME.
+    fn shard(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>, String> {
+        if self.shards <= 1 {
+            return match self.shard {
+                None | Some(0) => Ok(None),
+                Some(index) => Err(format!("--shard {index} needs --shards above {index}")),
+            };
+        }
+        match self.shard {
+            Some(index) => Shard::new(index, self.shards)
+                .map(Some)
+                .ok_or_else(|| format!("--shard {index} is not below --shards {}", self.shards)),
+            None => {
+                let pod = env("POD_NAME").unwrap_or_default();
+                Shard::from_pod_name(&pod, self.shards).map(Some).ok_or_else(|| {
+                    format!(
+                        "--shards {} needs --shard, or POD_NAME of a StatefulSet pod (NAME-ORDINAL); POD_NAME is {pod:?}",
+                        self.shards
+                    )
+                })
+            }
+        }
+    }
+
+    fn settings(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crosskey::controller::Settings, String> {
         Ok(crosskey::controller::Settings {
             watch_namespaces: self
                 .watch_namespaces
@@ -192,13 +228,14 @@ impl RunArgs {
             recheck_promotion: self.recheck_promotion,
             grant_audit_interval: self.grant_audit_interval,
             resource_tags: resource_tag_map(&self.resource_tags)?,
+            shard: self.shard(env)?,
             ..Default::default()
         })
     }
 
     /// The Lease settings; `env` looks up environment variables (POD_NAMESPACE,
-    /// POD_NAME, HOSTNAME).
-    fn lease(&self, env: impl Fn(&str) -> Option<String>) -> LeaseConfig {
+    /// POD_NAME, HOSTNAME). A shard elects its leader on a Lease of its own.
+    fn lease(&self, env: impl Fn(&str) -> Option<String>, shard: Option<Shard>) -> LeaseConfig {
         let namespace = self
             .lease_namespace
             .clone()
@@ -218,8 +255,12 @@ impl RunArgs {
                     .unwrap_or_else(|| "crosskey".to_string());
                 format!("{host}_{}", std::process::id())
             });
+        let name = match shard {
+            Some(shard) => format!("{}-shard-{}", self.lease_name, shard.index),
+            None => self.lease_name.clone(),
+        };
         LeaseConfig {
-            name: self.lease_name.clone(),
+            name,
             namespace,
             identity,
             duration: self.lease_duration,
@@ -289,22 +330,28 @@ async fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> ExitCode {
     init_logging(args.log_format);
-    let lease = args
-        .leader_elect
-        .then(|| args.lease(|name| std::env::var(name).ok()));
-    if let Some(lease) = &lease
-        && let Err(message) = lease.validate()
-    {
-        error!(%message, "invalid lease settings");
-        return ExitCode::from(2);
-    }
-    let settings = match args.settings() {
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = match args.settings(env) {
         Ok(settings) => settings,
         Err(message) => {
             error!(%message, "invalid settings");
             return ExitCode::from(2);
         }
     };
+    let lease = args.leader_elect.then(|| args.lease(env, settings.shard));
+    if let Some(lease) = &lease
+        && let Err(message) = lease.validate()
+    {
+        error!(%message, "invalid lease settings");
+        return ExitCode::from(2);
+    }
+    if let Some(shard) = settings.shard {
+        info!(
+            shard = shard.index,
+            shards = shard.count,
+            "serving the accounts of one shard"
+        );
+    }
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(err) => {
@@ -342,8 +389,13 @@ async fn run(args: RunArgs) -> ExitCode {
         info!(%addr, "serving /metrics, /livez and /readyz");
     }
     let server = tokio::spawn(crosskey::runtime::http::serve(listener, runtime.clone()));
+    let session_name = match settings.shard {
+        Some(shard) => format!("crosskey-shard-{}", shard.index),
+        None => "crosskey".to_string(),
+    };
     let aws = crosskey::aws::ClientFactory::from_env(args.aws_attempt_timeout)
         .await
+        .with_session_name(session_name)
         .with_interceptor(crosskey::aws::CallObserver::new(metrics))
         .with_rate_limits(crosskey::aws::limits::RateLimits::new(
             args.aws_rate_limit_factor,
@@ -392,31 +444,37 @@ mod tests {
             "--resource-tag=cost-center=1234",
         ]);
         assert_eq!(
-            args.settings().unwrap().resource_tags,
+            args.settings(|_| None).unwrap().resource_tags,
             BTreeMap::from([("cost-center".to_string(), "1234".to_string())])
         );
         assert_eq!(args.metrics_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(args.default_drift_interval, Duration::from_secs(300));
         assert_eq!(
-            args.settings().unwrap().default_drift_interval,
+            args.settings(|_| None).unwrap().default_drift_interval,
             Duration::from_secs(300)
         );
         assert_eq!(args.concurrency, 4);
         assert!(matches!(args.log_format, LogFormat::Json));
         assert_eq!(
-            args.settings().unwrap().grant_audit_interval,
+            args.settings(|_| None).unwrap().grant_audit_interval,
             Duration::from_secs(24 * 3600)
         );
         let args = run_args(&["--grant-audit-interval=6h"]);
         assert_eq!(
-            args.settings().unwrap().grant_audit_interval,
+            args.settings(|_| None).unwrap().grant_audit_interval,
             Duration::from_secs(6 * 3600)
         );
     }
 
     #[test]
     fn resource_tags_are_key_value_pairs_without_reserved_keys() {
-        assert!(run_args(&[]).settings().unwrap().resource_tags.is_empty());
+        assert!(
+            run_args(&[])
+                .settings(|_| None)
+                .unwrap()
+                .resource_tags
+                .is_empty()
+        );
         let args = run_args(&[
             "--resource-tag",
             "cost-center=1234,owner=platform@example.com",
@@ -425,7 +483,7 @@ mod tests {
             "empty=",
         ]);
         assert_eq!(
-            args.settings().unwrap().resource_tags,
+            args.settings(|_| None).unwrap().resource_tags,
             BTreeMap::from([
                 ("cost-center".to_string(), "1234".to_string()),
                 ("empty".to_string(), String::new()),
@@ -449,7 +507,7 @@ mod tests {
         }
         let twice = run_args(&["--resource-tag", "a=1", "--resource-tag", "a=2"]);
         assert_eq!(
-            twice.settings().unwrap_err(),
+            twice.settings(|_| None).unwrap_err(),
             "--resource-tag \"a\" is given more than once"
         );
     }
@@ -470,19 +528,46 @@ mod tests {
             "POD_NAME" => Some("crosskey-abc".to_string()),
             _ => None,
         };
-        let lease = run_args(&[]).lease(pod);
+        let lease = run_args(&[]).lease(pod, None);
         assert_eq!(lease.namespace, "crosskey");
         assert_eq!(lease.identity, "crosskey-abc");
         assert_eq!(lease.name, "crosskey");
         assert_eq!(lease.duration, Duration::from_secs(15));
         assert_eq!(lease.validate(), Ok(()));
 
-        let lease = run_args(&["--lease-namespace", "elsewhere"]).lease(pod);
+        let lease = run_args(&["--lease-namespace", "elsewhere"]).lease(pod, None);
         assert_eq!(lease.namespace, "elsewhere");
 
-        let lease = run_args(&[]).lease(|name| (name == "HOSTNAME").then(|| "node1".to_string()));
+        let lease = run_args(&[]).lease(
+            |name| (name == "HOSTNAME").then(|| "node1".to_string()),
+            None,
+        );
         assert_eq!(lease.namespace, "default");
         assert_eq!(lease.identity, format!("node1_{}", std::process::id()));
+    }
+
+    #[test]
+    fn a_shard_comes_from_the_flags_or_the_statefulset_ordinal() {
+        let none = |_: &str| None;
+        assert_eq!(run_args(&[]).shard(none), Ok(None));
+        assert_eq!(
+            run_args(&["--shards=3", "--shard=2"]).shard(none),
+            Ok(Shard::new(2, 3))
+        );
+        let pod = |name: &str| (name == "POD_NAME").then(|| "crosskey-4".to_string());
+        assert_eq!(run_args(&["--shards=3"]).shard(pod), Ok(Shard::new(1, 3)));
+        let err = run_args(&["--shards=3"]).shard(none).unwrap_err();
+        assert!(err.contains("needs --shard"), "{err}");
+        let err = run_args(&["--shards=3", "--shard=3"])
+            .shard(none)
+            .unwrap_err();
+        assert!(err.contains("not below --shards 3"), "{err}");
+        assert!(run_args(&["--shard=1"]).shard(none).is_err());
+        assert!(Cli::try_parse_from(["crosskey", "run", "--shards=0"]).is_err());
+        // Each shard elects its own leader.
+        let args = run_args(&["--shards=3", "--shard=2"]);
+        let lease = args.lease(none, args.shard(none).unwrap());
+        assert_eq!(lease.name, "crosskey-shard-2");
     }
 
     #[test]
@@ -493,7 +578,7 @@ mod tests {
             "--lease-retry-period=500ms",
         ]);
         assert_eq!(args.lease_retry_period, Duration::from_millis(500));
-        assert_eq!(args.lease(|_| None).validate(), Ok(()));
+        assert_eq!(args.lease(|_| None, None).validate(), Ok(()));
         assert!(parse_short_interval("fast").is_err());
     }
 }

@@ -604,3 +604,50 @@ fn the_image_toolchain_and_rust_version_cover_every_locked_dependency() {
         "the Dockerfile's rust:{image:?} is below Cargo.toml's rust-version {declared:?}"
     );
 }
+
+/// kube's TLS stack (hyper 1, rustls 0.23, aws-lc-rs) is the only one: the AWS SDK's
+/// default features would add hyper 0.14, rustls 0.21 and ring next to it. `cargo tree`
+/// (not `cargo metadata`, which lists optional dependencies that no feature enables)
+/// over the normal dependencies of this platform.
+#[test]
+fn the_binary_links_one_tls_stack() {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+            "--locked",
+        ])
+        .args(["--format", "{p}"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let linked: BTreeSet<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.trim_end_matches(" (*)").to_string())
+        .collect();
+    let second_stack: Vec<&String> = linked
+        .iter()
+        .filter(|p| {
+            p.starts_with("ring v") || p.starts_with("rustls v0.21") || p.starts_with("hyper v0.14")
+        })
+        .collect();
+    assert!(
+        second_stack.is_empty(),
+        "a second TLS stack is linked: {second_stack:?}"
+    );
+    for needed in ["hyper v1.", "rustls v0.23", "aws-lc-rs v"] {
+        assert!(
+            linked.iter().any(|p| p.starts_with(needed)),
+            "the binary no longer links {needed}: {linked:?}"
+        );
+    }
+}

@@ -760,3 +760,70 @@ fn several_replicas_are_spread_as_the_values_say() {
     let (_, _, budgets) = render(&["--set", "podDisruptionBudget.enabled=false"]);
     assert_eq!(budgets, 0);
 }
+
+#[test]
+fn sharding_renders_a_statefulset_with_a_lease_per_shard() {
+    let docs = yaml_docs(&helm_template(
+        &chart("crosskey"),
+        "ck",
+        "ops",
+        &["--set", "sharding.shards=3"],
+    ));
+    assert!(
+        find(&docs, "Deployment").is_empty(),
+        "the StatefulSet replaces the Deployment"
+    );
+    let set = one(&docs, "StatefulSet");
+    // Two replicas per shard by default: ordinals 0..5, shard = ordinal mod 3.
+    assert_eq!(set["spec"]["replicas"], 6);
+    assert_eq!(set["spec"]["podManagementPolicy"], "Parallel");
+    assert_eq!(set["spec"]["serviceName"], "ck-crosskey");
+    let args = str_list(&container(set)["args"]);
+    assert!(args.contains(&"--shards=3".to_string()), "{args:?}");
+    assert_eq!(
+        env_var(container(set), "POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name",
+        "the shard comes from the pod name's ordinal"
+    );
+    let lease_role = find(&docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "ck-crosskey-leader-election")
+        .expect("the lease Role");
+    let names: Vec<String> = lease_role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|rule| rule.get("resourceNames"))
+        .flat_map(str_list)
+        .collect();
+    assert_eq!(
+        names,
+        ["crosskey-shard-0", "crosskey-shard-1", "crosskey-shard-2"]
+    );
+    assert_eq!(find(&docs, "PodDisruptionBudget").len(), 1);
+
+    // Without sharding: the Deployment and its one Lease, and no --shards.
+    let docs = yaml_docs(&helm_template(&chart("crosskey"), "ck", "ops", &[]));
+    assert!(find(&docs, "StatefulSet").is_empty());
+    let args = str_list(&container(one(&docs, "Deployment"))["args"]);
+    assert!(!args.iter().any(|a| a.starts_with("--shards")), "{args:?}");
+
+    // Standby replicas of a shard need leader election.
+    let error = run_failing(
+        env()
+            .helm()
+            .args(["template", "ck"])
+            .arg(chart("crosskey"))
+            .args([
+                "--set",
+                "sharding.shards=2",
+                "--set",
+                "leaderElection.enabled=false",
+            ]),
+        None,
+    );
+    assert!(
+        error.contains("replicasPerShard > 1 needs leaderElection.enabled"),
+        "{error}"
+    );
+}

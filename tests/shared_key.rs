@@ -285,6 +285,21 @@ async fn key_is_created_with_exactly_the_rendered_policy() {
     );
     assert_eq!(condition(&key, "PolicySynced").0, "True");
     assert_eq!(condition(&key, "Drifted").0, "False");
+    // What CreateKey was given and KMS's defaults for a new key (rotation off, no
+    // alias) are not read back: CreateKey, EnableKeyRotation and CreateAlias converge it.
+    // A later pass (a drift check) reads DescribeKey and GetKeyPolicy, one each.
+    let counters = env().aws_counters().await;
+    let settings_reads = ["GetKeyRotationStatus", "ListResourceTags", "ListAliases"];
+    assert_eq!(
+        calls(&counters, "kms", &settings_reads, &fx.account),
+        0,
+        "{counters}"
+    );
+    assert_eq!(
+        calls(&counters, "kms", &["GetKeyPolicy"], &fx.account),
+        calls(&counters, "kms", &["DescribeKey"], &fx.account),
+        "the created key's policy is not read back: {counters}"
+    );
 
     let kms = fx.kms().await;
     let policy = key_policy(&kms, &key_id(&key)).await;

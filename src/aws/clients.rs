@@ -87,6 +87,8 @@ pub struct ClientFactory {
     /// Registered on every service client (e.g. the call metrics).
     interceptors: Vec<SharedInterceptor>,
     limits: Arc<RateLimits>,
+    /// The AssumeRole session name of accounts whose `sessionName` is unset.
+    session_name: String,
     identities: Mutex<HashMap<AccountTarget, AccountIdentity>>,
     clients: Mutex<HashMap<(AccountTarget, String), Arc<AccountClients>>>,
 }
@@ -113,6 +115,7 @@ impl ClientFactory {
             base,
             interceptors: Vec::new(),
             limits: Arc::new(RateLimits::disabled()),
+            session_name: DEFAULT_SESSION_NAME.to_string(),
             identities: Mutex::default(),
             clients: Mutex::default(),
         }
@@ -121,6 +124,13 @@ impl ClientFactory {
     /// Applies client-side rate limits to every client built from now on.
     pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
         self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The AssumeRole session name of accounts that set none (default `crosskey`), e.g.
+    /// one per shard, so that CloudTrail tells the processes apart.
+    pub fn with_session_name(mut self, name: impl Into<String>) -> Self {
+        self.session_name = name.into();
         self
     }
 
@@ -179,12 +189,7 @@ impl ClientFactory {
                 let mut builder = AssumeRoleProvider::builder(role_arn.clone())
                     .configure(&self.base)
                     .region(Region::new(region.to_string()))
-                    .session_name(
-                        target
-                            .session_name
-                            .as_deref()
-                            .unwrap_or(DEFAULT_SESSION_NAME),
-                    );
+                    .session_name(target.session_name.as_deref().unwrap_or(&self.session_name));
                 if let Some(external_id) = &target.external_id {
                     builder = builder.external_id(external_id.clone());
                 }

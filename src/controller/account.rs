@@ -38,7 +38,8 @@ pub fn controller(
     client: &Client,
     recounts: impl Stream<Item = ObjectRef<AwsAccount>> + Send + 'static,
 ) -> Controller<AwsAccount> {
-    controller_for(Api::<AwsAccount>::all(client.clone())).reconcile_on(recounts)
+    controller_for(Api::<AwsAccount>::all(client.clone()), Default::default())
+        .reconcile_on(recounts)
 }
 
 pub async fn run(controller: Controller<AwsAccount>, ctx: Arc<Context>) {

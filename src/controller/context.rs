@@ -57,6 +57,9 @@ pub struct Settings {
     /// run --resource-tag`), validated by [`super::tags::validate_resource_tag`]; see
     /// [`super::tags::merged`] for their precedence.
     pub resource_tags: BTreeMap<String, String>,
+    /// The accounts this process serves when the work is split (`--shards`); `None`
+    /// serves every account.
+    pub shard: Option<super::shard::Shard>,
 }
 
 /// Default of `--grant-audit-interval`.
@@ -79,6 +82,7 @@ impl Default for Settings {
             recheck_promotion: admission::RECHECK_PROMOTION,
             grant_audit_interval: DEFAULT_GRANT_AUDIT_INTERVAL,
             resource_tags: BTreeMap::new(),
+            shard: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`watches`]: which object changes re-trigger which reconciles;
 //! - [`resolve`]: the account lookup with its `allowedNamespaces` check;
 //! - [`usage`]: which keys and vaults use each account (its in-use finalizer);
+//! - [`shard`]: which accounts this process serves, when the work is split by account;
 //! - [`context`] and [`error`]: what every reconcile gets, and how it fails;
 //! - [`tags`]: the AWS tags of created resources (spec, operator-wide, ownership);
 //! - [`kinds`]: where the layers meet (api kinds for runtime, AWS calls for metrics).
@@ -23,6 +24,7 @@ mod error;
 mod kinds;
 mod resolve;
 mod runner;
+pub mod shard;
 pub mod shared_key;
 mod status;
 pub mod tags;
@@ -68,15 +70,27 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    // The key and vault caches also count each account's users.
+    // The key and vault caches also count each account's users. A shard caches only
+    // the keys and vaults labelled for it.
+    let selector = settings.shard.map(|shard| shard.own_selector());
     let keys: Vec<_> = namespaces
         .iter()
-        .map(|namespace| runner::namespaced_controller::<SharedKey>(&client, namespace.as_deref()))
+        .map(|namespace| {
+            runner::namespaced_controller::<SharedKey>(
+                &client,
+                namespace.as_deref(),
+                selector.as_deref(),
+            )
+        })
         .collect();
     let vaults: Vec<_> = namespaces
         .iter()
         .map(|namespace| {
-            runner::namespaced_controller::<CrossAccountVault>(&client, namespace.as_deref())
+            runner::namespaced_controller::<CrossAccountVault>(
+                &client,
+                namespace.as_deref(),
+                selector.as_deref(),
+            )
         })
         .collect();
     let (usage, recounts) = usage::Usage::new(
@@ -101,6 +115,14 @@ pub async fn run(
         runners.push(vault::run(controller, ctx.clone()).boxed());
     }
     runtime.readiness.expect(runners.len());
+    if let Some(shard) = settings.shard {
+        for namespace in &namespaces {
+            let keys = runner::namespaced_api::<SharedKey>(&client, namespace.as_deref());
+            let vaults = runner::namespaced_api::<CrossAccountVault>(&client, namespace.as_deref());
+            runners.push(shard::assign(keys, shard, ctx.clone()).boxed());
+            runners.push(shard::assign(vaults, shard, ctx.clone()).boxed());
+        }
+    }
     futures::future::join_all(runners).await;
     Ok(())
 }

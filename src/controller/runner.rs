@@ -16,6 +16,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::watcher;
 use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, warn};
@@ -23,6 +24,7 @@ use tracing::{Instrument, info, warn};
 use super::admission::{Admission, FirstSight, Lane};
 use super::context::{ABANDON_ANNOTATION, Context, FINALIZER, retry_key};
 use super::error::{Error, StartError};
+use super::shard::Shard;
 use crate::api::{AwsAccount, CrossAccountVault, Object, SharedKey};
 
 /// Runs `apply` for a live object and `cleanup` for one being deleted, with the
@@ -241,6 +243,11 @@ where
         // Reconciled again when this replica becomes the leader (reconcile_all_on).
         return Ok(Action::await_change());
     }
+    if let Some(shard) = ctx.settings.shard
+        && !serves(shard, obj.as_ref())
+    {
+        return hand_over(shard, obj.as_ref(), &ctx).await;
+    }
     let interval = obj
         .drift_interval()
         .map_or(gate.recheck_default, |interval| interval.0);
@@ -308,26 +315,59 @@ where
     outcome
 }
 
+/// Whether `shard` reconciles `obj`: a key or vault of an account it serves, or such
+/// an AwsAccount.
+fn serves<K: Object>(shard: Shard, obj: &K) -> bool {
+    match obj.account_name() {
+        Some(account) => shard.serves(account),
+        None => shard.serves(&obj.name_any()),
+    }
+}
+
+/// Leaves `obj` to the shard that serves its account: a key or vault is relabelled for
+/// it (its account changed, or the shard count grew); an AwsAccount is only left alone.
+async fn hand_over<K: Object>(shard: Shard, obj: &K, ctx: &Context) -> Result<Action, Error> {
+    if obj.account_name().is_some() {
+        let target = super::shard::relabel(ctx, obj, shard.count).await?;
+        info!(name = %obj.name_any(), namespace = ?obj.namespace(), shard = target, "handed over to the shard of its account");
+    }
+    Ok(Action::await_change())
+}
+
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// [`controller_for`] the objects of a namespaced kind in `namespace` (all when `None`).
+/// The API of a namespaced kind in `namespace` (all namespaces when `None`).
+pub fn namespaced_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Object + Resource<Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// [`controller_for`] the objects of a namespaced kind in `namespace` (all when `None`)
+/// that match the label `selector`, if any.
 pub fn namespaced_controller<K>(
     client: &Client,
     namespace: Option<&str>,
+    selector: Option<&str>,
 ) -> kube::runtime::Controller<K>
 where
     K: Object + Resource<Scope = kube::core::NamespaceResourceScope>,
 {
-    controller_for(match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    })
+    let mut config = watcher::Config::default();
+    if let Some(selector) = selector {
+        config = config.labels(selector);
+    }
+    controller_for(namespaced_api(client, namespace), config)
 }
 
 /// A controller over `api` that reconciles on changes of spec (generation),
 /// annotations, finalizers and deletion, but not on its own status writes: a status
 /// write must never trigger the next reconcile, or failures would bypass the backoff.
-pub fn controller_for<K>(api: Api<K>) -> kube::runtime::Controller<K>
+pub fn controller_for<K>(api: Api<K>, config: watcher::Config) -> kube::runtime::Controller<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -337,14 +377,14 @@ where
         + Sync
         + 'static,
 {
-    use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector, watcher};
+    use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector};
     let (reader, writer) = reflector::store();
     let reader_for_relists = reader.clone();
     let deletion = |obj: &K| obj.meta().deletion_timestamp.as_ref().map(|_| 1);
     // Listed in pages (500 objects) from the API server: a list from its watch cache
     // (any_semantic) comes in one piece, and with 10,000 objects that one response
     // alone is tens of MiB.
-    let triggers = watcher(api, watcher::Config::default())
+    let triggers = watcher(api, config)
         .default_backoff()
         // The cache keeps what reconciles read: managedFields and kubectl's copy of the
         // last applied object are often most of an object's bytes, times 10,000 objects.

@@ -15,6 +15,9 @@
 //! | `crosskey_grants_revoked_total` | counter | |
 //! | `crosskey_objects` | gauge | `kind`, `ready` |
 //! | `crosskey_leader` | gauge | |
+//! | `crosskey_build_info` | gauge | `version` |
+//! | `process_resident_memory_bytes`, `process_open_fds` | gauge | |
+//! | `process_cpu_seconds_total` | counter | |
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +33,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use super::process::ProcessCollector;
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -115,7 +120,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("crosskey");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("crosskey");
         let reconciles = Family::<KindLabels, Counter>::default();
         registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
@@ -177,7 +184,7 @@ impl Metrics {
         let objects = Arc::new(ObjectsCollector::default());
         registry.register_collector(Box::new(objects.clone()));
         Self {
-            registry,
+            registry: root,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -434,6 +441,14 @@ mod tests {
             "crosskey_admission_overtaken_bucket{kind=\"SharedKey\",lane=\"change\",by=\"change\",le=\"0\"} 1",
             "crosskey_admission_overtaken_bucket{kind=\"SharedKey\",lane=\"change\",by=\"recheck\",le=\"0\"} 2",
             "crosskey_admission_overtaken_count{kind=\"SharedKey\",lane=\"change\",by=\"change\"} 2",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_open_fds gauge",
+            concat!(
+                "crosskey_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
         ] {
             assert!(
                 text.lines().any(|l| l == line),

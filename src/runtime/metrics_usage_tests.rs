@@ -14,7 +14,7 @@ const DASHBOARD: &str = include_str!("../../charts/crosskey/dashboards/crosskey.
 
 /// Labels that Prometheus adds to every scraped series (target labels), which the chart
 /// may match and group by although the operator does not export them.
-const TARGET_LABELS: &[&str] = &["namespace"];
+const TARGET_LABELS: &[&str] = &["namespace", "pod"];
 
 /// Sample names (with their `_total`, `_bucket`, `_sum`, `_count` suffixes) and the
 /// label names of their samples.
@@ -125,7 +125,7 @@ fn parse_promql(expr: &str) -> Usage {
             let (word, end) = ident(i);
             i = end;
             let next = skip_ws(i);
-            if word.starts_with("crosskey_") {
+            if word.starts_with("crosskey_") || word.starts_with("process_") {
                 let mut labels = Vec::new();
                 if next < chars.len() && chars[next] == '{' {
                     i = next + 1;

@@ -1,4 +1,4 @@
-//! The operator's runtime around the controllers: Prometheus metrics, the HTTP server with `/metrics`, `/livez` and
+//! The operator's runtime around the controllers: Prometheus metrics (the operator's and the process's), the HTTP server with `/metrics`, `/livez` and
 //! `/readyz`, readiness tracking of the reflector caches, leader election on a Lease,
 //! and graceful shutdown on SIGTERM/SIGINT.
 //!
@@ -7,6 +7,7 @@
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod process;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

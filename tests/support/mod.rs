@@ -777,18 +777,22 @@ pub fn apply_chart_docs(
 /// `leaderElection.leaseName`), so that tests of leader election run under the chart's
 /// RBAC too.
 pub fn grant_lease(namespace: &str, lease: &str) {
-    let applied = apply_chart_docs(
-        "crosskey",
-        "crosskey",
-        &[
-            &format!("leaderElection.namespace={namespace}"),
-            &format!("leaderElection.leaseName={lease}"),
-        ],
-        |doc| {
-            matches!(doc["kind"].as_str(), Some("Role" | "RoleBinding"))
-                && doc["metadata"]["namespace"] == namespace
-        },
-    );
+    grant_lease_with(namespace, lease, &[]);
+}
+
+/// [`grant_lease`] with more chart values, e.g. `sharding.shards=3` for the Lease of
+/// each shard.
+pub fn grant_lease_with(namespace: &str, lease: &str, values: &[&str]) {
+    let mut set = vec![
+        format!("leaderElection.namespace={namespace}"),
+        format!("leaderElection.leaseName={lease}"),
+    ];
+    set.extend(values.iter().map(|value| value.to_string()));
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    let applied = apply_chart_docs("crosskey", "crosskey", &set, |doc| {
+        matches!(doc["kind"].as_str(), Some("Role" | "RoleBinding"))
+            && doc["metadata"]["namespace"] == namespace
+    });
     assert_eq!(
         applied, 2,
         "the chart renders a Role and a RoleBinding for the Lease"

@@ -102,7 +102,7 @@ unless deployment.affinity has its own podAntiAffinity.
 {{- define "crosskey.affinity" -}}
 {{- $affinity := deepCopy (default (dict) .Values.deployment.affinity) }}
 {{- $mode := .Values.deployment.podAntiAffinity }}
-{{- if and (gt (int .Values.deployment.replicas) 1) (ne $mode "none") (not (hasKey $affinity "podAntiAffinity")) }}
+{{- if and (gt (int (include "crosskey.replicas" .)) 1) (ne $mode "none") (not (hasKey $affinity "podAntiAffinity")) }}
 {{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "crosskey.selectorLabels" . | fromYaml)) }}
 {{- if eq $mode "required" }}
 {{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) }}
@@ -114,3 +114,19 @@ unless deployment.affinity has its own podAntiAffinity.
 {{- toYaml $affinity }}
 {{- end }}
 {{- end }}
+
+{{/*
+Pods of the release: deployment.replicas, or with sharding.shards > 1 a StatefulSet of
+shards × replicasPerShard pods, where pod ordinal o serves shard o mod shards.
+*/}}
+{{- define "crosskey.sharded" -}}
+{{- if gt (int .Values.sharding.shards) 1 }}true{{ end -}}
+{{- end -}}
+
+{{- define "crosskey.replicas" -}}
+{{- if include "crosskey.sharded" . -}}
+{{- mul (int .Values.sharding.shards) (int .Values.sharding.replicasPerShard) -}}
+{{- else -}}
+{{- int .Values.deployment.replicas -}}
+{{- end -}}
+{{- end -}}

@@ -18,14 +18,33 @@ use crate::controller::tags;
 use crate::failpoint;
 use crate::policy::PolicyDocument;
 
-/// Finds the key this object manages, or creates it. Returns the key and whether it
-/// was created or adopted just now.
+/// How the key of a pass was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The key recorded in status.
+    Recorded,
+    /// Adopted through `spec.keyId`, or found by its ownership tag after an unanswered
+    /// CreateKey: it exists, but nothing about it is known beyond DescribeKey.
+    Found,
+    /// Created by this pass, with the desired policy, description and tags, and with
+    /// no alias and rotation off (as KMS creates every key): nothing of it needs a read.
+    Created,
+}
+
+impl Origin {
+    /// Whether the key is new to the operator (created or found just now).
+    pub fn is_new(self) -> bool {
+        self != Origin::Recorded
+    }
+}
+
+/// Finds the key this object manages, or creates it, and says how it was found.
 pub async fn locate_or_create(
     pass: &mut Pass<'_, SharedKey>,
     account: &ResolvedAccount,
     kms: &Kms,
     desired_json: &str,
-) -> Result<(KeyInfo, bool), Error> {
+) -> Result<(KeyInfo, Origin), Error> {
     let step = plan::locate(
         pass.status.key_id.as_deref(),
         pass.obj.spec.key_id.as_deref(),
@@ -34,7 +53,7 @@ pub async fn locate_or_create(
     );
     let located = locate_step(pass, account, kms, desired_json, step).await?;
     // A key just created, found by its tag or adopted carries this object's tag.
-    if located.1 {
+    if located.1.is_new() {
         let uid = pass.obj.uid().unwrap_or_default();
         pass.ctx.mark_owner_verified(&uid, &located.0.key_id);
     }
@@ -47,12 +66,12 @@ async fn locate_step(
     kms: &Kms,
     desired_json: &str,
     step: Locate,
-) -> Result<(KeyInfo, bool), Error> {
+) -> Result<(KeyInfo, Origin), Error> {
     match step {
         Locate::Recorded(key_id) => match kms.describe_key(&key_id).await {
             Ok(info) => {
                 verify_owner(pass, kms, &info).await?;
-                Ok((info, false))
+                Ok((info, Origin::Recorded))
             }
             Err(err) if err.is(ErrorClass::NotFound) => Err(Error::InvalidSpec(format!(
                 "key {key_id} recorded in status no longer exists in account {} {}: it was deleted out of band; delete this SharedKey or clear status.keyId to create a new key",
@@ -63,23 +82,23 @@ async fn locate_step(
         },
         Locate::Adopt(wanted) => adopt(pass, account, kms, &wanted)
             .await
-            .map(|info| (info, true)),
+            .map(|info| (info, Origin::Found)),
         Locate::FindUnanswered { settled } => {
             let uid = pass.obj.uid().unwrap_or_default();
             if let Some(key_id) = kms.find_key_by_tag(OWNER_UID_TAG, &uid).await? {
                 tracing::info!(key = %key_id, "found the key of an unanswered CreateKey by its ownership tag");
-                return Ok((kms.describe_key(&key_id).await?, true));
+                return Ok((kms.describe_key(&key_id).await?, Origin::Found));
             }
             if pass.now < settled {
                 return Err(Error::CreateUnconfirmed(settled.to_string()));
             }
             create(pass, kms, desired_json)
                 .await
-                .map(|info| (info, true))
+                .map(|info| (info, Origin::Created))
         }
         Locate::Create => create(pass, kms, desired_json)
             .await
-            .map(|info| (info, true)),
+            .map(|info| (info, Origin::Created)),
     }
 }
 
@@ -257,40 +276,56 @@ pub async fn converge_state(
 }
 
 /// Rotation, tags and alias: converged when the spec changed or the key is new, not
-/// on every drift check (each would cost reads that steady state must not pay).
+/// on every drift check (each would cost reads that steady state must not pay). A key
+/// created by this pass is not read back: KMS created it with rotation off, the tags
+/// it was sent and no alias.
 pub async fn converge_settings(
     pass: &mut Pass<'_, SharedKey>,
     kms: &Kms,
     info: &KeyInfo,
+    origin: Origin,
 ) -> Result<(), Error> {
     let spec = &pass.obj.spec;
-    if kms.rotation_enabled(&info.key_id).await? != spec.enable_key_rotation {
-        kms.set_rotation(&info.key_id, spec.enable_key_rotation)
-            .await?;
-    }
-    let observed_tags = kms.list_tags(&info.key_id).await?;
+    let created = origin == Origin::Created;
     let wanted = tags::merged(
         &spec.tags,
         &pass.ctx.settings.resource_tags,
         plan::owner_tags(pass.obj),
     );
-    let (to_set, to_remove) = plan::tag_changes(&observed_tags, &wanted);
-    kms.tag(&info.key_id, &to_set).await?;
-    kms.untag(&info.key_id, &to_remove).await?;
-
-    converge_alias(pass, kms, info).await
+    let rotating = !created && kms.rotation_enabled(&info.key_id).await?;
+    if rotating != spec.enable_key_rotation {
+        kms.set_rotation(&info.key_id, spec.enable_key_rotation)
+            .await?;
+    }
+    if !created {
+        let observed_tags = kms.list_tags(&info.key_id).await?;
+        let (to_set, to_remove) = plan::tag_changes(&observed_tags, &wanted);
+        kms.tag(&info.key_id, &to_set).await?;
+        kms.untag(&info.key_id, &to_remove).await?;
+    }
+    converge_alias(pass, kms, info, created).await
 }
 
 /// Points `spec.alias` at the key, and deletes the alias it replaces when that one
 /// still points at the key. An alias that points at a key this object does not manage
-/// is never taken over.
+/// is never taken over. Aliases are listed only when one is wanted or was set before,
+/// and never for a key `created` by this pass (it has none).
 async fn converge_alias(
     pass: &mut Pass<'_, SharedKey>,
     kms: &Kms,
     info: &KeyInfo,
+    created: bool,
 ) -> Result<(), Error> {
     let wanted = pass.obj.spec.alias.clone();
-    let aliases = kms.aliases_of(&info.key_id).await?;
+    if !plan::aliases_needed(wanted.as_deref(), pass.status.alias.as_deref()) {
+        pass.status.alias = wanted;
+        return Ok(());
+    }
+    let aliases = if created {
+        Vec::new()
+    } else {
+        kms.aliases_of(&info.key_id).await?
+    };
     if let Some(alias) = &wanted
         && !aliases.contains(alias)
     {

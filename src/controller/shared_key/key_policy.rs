@@ -6,7 +6,7 @@
 
 use kube::runtime::events::EventType;
 
-use super::key::policy_error;
+use super::key::{Origin, policy_error};
 use super::statements;
 use crate::api::conditions::{POLICY_SYNCED, Status};
 use crate::api::{PolicyOwnership, SharedKey};
@@ -28,18 +28,31 @@ pub struct PolicyOutcome {
     pub conflict: Option<Error>,
 }
 
-/// Converges the policy of key `arn` (reached through `kms`) on `desired`, given the
-/// digest of what the operator last applied there (`None` for a key new to it).
-/// `what` names the document in messages, e.g. "the key policy".
+/// What is known of a key's policy before it is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PolicyBasis<'a> {
+    /// The digest of what the operator last applied there (`None` for a key new to it).
+    pub last_applied: Option<&'a str>,
+    /// The policy on the key, when this pass just wrote it (CreateKey, ReplicateKey):
+    /// then it is not read back.
+    pub known: Option<&'a str>,
+}
+
+/// Converges the policy of key `arn` (reached through `kms`) on `desired`, given what
+/// is known of it. `what` names the document in messages, e.g. "the key policy".
 pub async fn apply_policy(
     pass: &mut Pass<'_, SharedKey>,
     kms: &Kms,
     arn: &str,
     desired: &DesiredKey,
-    last_applied: Option<&str>,
+    basis: PolicyBasis<'_>,
     what: &str,
 ) -> Result<PolicyOutcome, Error> {
-    let observed = kms.get_key_policy(arn).await?;
+    let last_applied = basis.last_applied;
+    let observed = match basis.known {
+        Some(known) => known.to_string(),
+        None => kms.get_key_policy(arn).await?,
+    };
     // Under Statements ownership only our statements are judged; the others are kept.
     let (judged, split, what) = match desired.ownership {
         PolicyOwnership::Full => (observed.clone(), None, what.to_string()),
@@ -106,16 +119,25 @@ pub async fn converge_policy(
     kms: &Kms,
     info: &KeyInfo,
     desired: &DesiredKey,
-    fresh: bool,
+    origin: Origin,
 ) -> Result<(), Error> {
-    // A key created or adopted just now has no policy of ours on it yet.
-    let last_applied = pass.status.policy_digest.clone().filter(|_| !fresh);
+    // A key adopted or found just now has no policy of ours on it yet; one created just
+    // now has exactly the desired policy, which CreateKey was given.
+    let last_applied = pass
+        .status
+        .policy_digest
+        .clone()
+        .filter(|_| !origin.is_new());
+    let known = (origin == Origin::Created).then_some(desired.policy_json.as_str());
     let outcome = apply_policy(
         pass,
         kms,
         &info.arn,
         desired,
-        last_applied.as_deref(),
+        PolicyBasis {
+            last_applied: last_applied.as_deref(),
+            known,
+        },
         "the key policy",
     )
     .await?;

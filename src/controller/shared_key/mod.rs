@@ -87,7 +87,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     let desired = DesiredKey::new(spec, &account.region, account.id())?;
     let kms = account.clients.kms();
 
-    let (info, fresh) = key::locate_or_create(pass, &account, &kms, &desired.policy_json).await?;
+    let (info, origin) = key::locate_or_create(pass, &account, &kms, &desired.policy_json).await?;
     pass.status.key_id = Some(info.key_id.clone());
     pass.status.key_arn = Some(info.arn.clone());
     pass.status.key_state = Some(info.state.clone());
@@ -95,7 +95,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
 
     let info = key::converge_state(pass, &kms, info).await?;
     pass.status.key_state = Some(info.state.clone());
-    key_policy::converge_policy(pass, &kms, &info, &desired, fresh).await?;
+    key_policy::converge_policy(pass, &kms, &info, &desired, origin).await?;
     replicas::converge_replicas(pass, &account, &kms, &info, &desired).await?;
     // Only once the policy of this spec is on the key (not when Observe left a drifted
     // policy in place): then revoke, and only then record the new shared set.
@@ -109,9 +109,9 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
         }
         grants::revoke_unshared(pass, &keys, account.id()).await?;
     }
-    let spec_changed = fresh || !pass.spec_unchanged();
+    let spec_changed = origin.is_new() || !pass.spec_unchanged();
     if spec_changed {
-        key::converge_settings(pass, &kms, &info).await?;
+        key::converge_settings(pass, &kms, &info, origin).await?;
     }
     let description = pass.obj.spec.description.clone().unwrap_or_default();
     match plan::description_step(

@@ -225,6 +225,12 @@ pub fn tag_changes(
     (to_set, to_remove)
 }
 
+/// Whether the key's aliases must be looked at: only when the spec wants one or the
+/// operator set one before. A key with neither costs no ListAliases.
+pub fn aliases_needed(wanted: Option<&str>, previous: Option<&str>) -> bool {
+    wanted.is_some() || previous.is_some()
+}
+
 /// The alias to delete after `spec.alias` changed: the one the operator set before,
 /// when it still points at the key (`on_key`).
 pub fn alias_to_delete(
@@ -667,6 +673,15 @@ mod tests {
             None
         );
         assert_eq!(alias_to_delete(None, Some("alias/new"), &on_key), None);
+    }
+
+    #[test]
+    fn aliases_are_listed_only_when_one_is_wanted_or_was_set() {
+        assert!(!aliases_needed(None, None));
+        assert!(aliases_needed(Some("alias/new"), None));
+        // Removed from the spec: the one set before is looked for, to delete it.
+        assert!(aliases_needed(None, Some("alias/old")));
+        assert!(aliases_needed(Some("alias/a"), Some("alias/a")));
     }
 
     #[test]

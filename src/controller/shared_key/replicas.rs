@@ -5,7 +5,7 @@
 
 use kube::runtime::events::EventType;
 
-use super::key_policy::apply_policy;
+use super::key_policy::{PolicyBasis, apply_policy};
 use super::plan;
 use crate::api::{ReplicaStatus, SharedKey};
 use crate::aws::kms::{KeyInfo, Kms};
@@ -75,7 +75,10 @@ pub async fn converge_replicas(
             &regional,
             &arn,
             desired,
-            last_applied.as_deref(),
+            PolicyBasis {
+                last_applied: last_applied.as_deref(),
+                known: None,
+            },
             &what,
         )
         .await?;

@@ -121,7 +121,7 @@ def _route(method: str, path: str, environ):
             return 200, STATE.counters_json()
         if method == "DELETE":
             STATE.clear_counters()
-            return 200, {"total": 0, "services": {}}
+            return 200, STATE.counters_json()
 
     if path == f"{PREFIX}/recovery-points":
         body = _body(environ)

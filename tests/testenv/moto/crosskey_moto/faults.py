@@ -191,6 +191,8 @@ class ExtensionState:
     limit_overrides: dict[str, int] = field(default_factory=dict)
     buckets: dict[tuple, _Bucket] = field(default_factory=dict)
     counters: dict[tuple, Counter] = field(default_factory=dict)
+    # Calls per (account, role session name) of the callers that are role sessions.
+    sessions: dict[tuple, int] = field(default_factory=dict)
 
     def reset(self) -> None:
         with self.lock:
@@ -199,6 +201,7 @@ class ExtensionState:
             self.rng = random.Random()
             self._reset_quotas_locked()
             self.counters.clear()
+            self.sessions.clear()
 
     def set_default(self, quotas: bool) -> None:
         """The launcher's --quotas: the setting now and after every reset."""
@@ -334,6 +337,13 @@ class ExtensionState:
             for name, inc in increments.items():
                 setattr(c, name, getattr(c, name) + inc)
 
+    def count_session(self, account: str, session_name: str | None) -> None:
+        """One call by a role session named `session_name` in `account`."""
+        if not session_name:
+            return
+        with self.lock:
+            self.sessions[(account, session_name)] = self.sessions.get((account, session_name), 0) + 1
+
     def counters_json(self) -> dict:
         with self.lock:
             services: dict[str, dict] = {}
@@ -341,11 +351,15 @@ class ExtensionState:
             for (service, operation, account), c in sorted(self.counters.items()):
                 services.setdefault(service, {}).setdefault(operation, {})[account] = c.to_json()
                 total += c.total
-            return {"total": total, "services": services}
+            sessions: dict[str, dict] = {}
+            for (account, name), calls in sorted(self.sessions.items()):
+                sessions.setdefault(account, {})[name] = calls
+            return {"total": total, "services": services, "sessions": sessions}
 
     def clear_counters(self) -> None:
         with self.lock:
             self.counters.clear()
+            self.sessions.clear()
 
 
 STATE = ExtensionState()

@@ -234,6 +234,7 @@ class CrosskeyMiddleware:
         if call.service == "kms" and call.protocol == "json":
             if isinstance(params, dict):
                 caller = resolve_caller(call.access_key, environ.get("HTTP_X_MOTO_ACCOUNT_ID"))
+                STATE.count_session(caller.account, caller.session_name)
                 try:
                     outcome = kms_ext.handle(
                         call.operation, params, caller, call.region,
@@ -251,6 +252,7 @@ class CrosskeyMiddleware:
                 post = outcome.post
         else:
             caller = resolve_caller(call.access_key, environ.get("HTTP_X_MOTO_ACCOUNT_ID"))
+            STATE.count_session(caller.account, caller.session_name)
             try:
                 verdict = authz.authorize_call(call, environ, caller)
             except Exception as exc:  # a bug in the extension: make it visible

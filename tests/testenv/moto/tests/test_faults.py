@@ -194,7 +194,9 @@ def test_counters_per_protocol_and_clear(env):
     assert body["services"]["organizations"]["CreateOrganization"][A]["total"] == 1
     assert body["services"]["sts"]["AssumeRole"]["123456789012"]["total"] == 1
     assert body["total"] == 6
-    assert env.admin("DELETE", "/_crosskey/counters") == (200, {"total": 0, "services": {}})
+    # The five calls in A were made by one role session, named as assumed.
+    assert body["sessions"][A] == {"OrganizationAccountAccessRole-session": 5}
+    assert env.admin("DELETE", "/_crosskey/counters") == (200, {"total": 0, "services": {}, "sessions": {}})
     assert env.admin("GET", "/_crosskey/counters")[1]["total"] == 0
 
 
@@ -210,7 +212,7 @@ def test_reset_clears_extension_state(env):
     # Back to the launcher's default, which is on (AWS always enforces its quotas).
     assert quotas["enabled"] is True and quotas["default"] is True
     assert quotas["quotas"]["kms:CreateKey"] == 5
-    assert env.admin("GET", "/_crosskey/counters")[1] == {"total": 0, "services": {}}
+    assert env.admin("GET", "/_crosskey/counters")[1] == {"total": 0, "services": {}, "sessions": {}}
     kms = env.client("kms", env.administrator(A))  # credentials do not survive a moto reset
     for _ in range(3):
         kms.create_key()

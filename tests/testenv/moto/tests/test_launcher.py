@@ -41,7 +41,7 @@ def test_launcher_serves_health_and_moto():
         with opener.open(req, timeout=10) as resp:
             assert resp.status == 200
         with opener.open(f"http://127.0.0.1:{port}/_crosskey/counters", timeout=10) as resp:
-            assert json.loads(resp.read()) == {"total": 0, "services": {}}
+            assert json.loads(resp.read()) == {"total": 0, "services": {}, "sessions": {}}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
