@@ -13,7 +13,7 @@ this emulator publishes none of them. The middleware calls, for every request:
 `begin` returns None when nothing would be published (publishing off, another service,
 a read-only operation); it resolves, before moto answers, what the call is about (the
 KMS key and its owner: DeleteAlias removes the alias that named it). `publish` builds
-the events (see README.md, section 8, for the shape and its sources) and hands them to
+the events (see README.md, section 7, for the shape and its sources) and hands them to
 eventbridge.deliver, which routes them through the bus's rules:
 - KMS: the key owner's account, in the Region of the call; a cross-account call
   (CreateGrant, RevokeGrant, RetireGrant on another account's key) is also sent to the

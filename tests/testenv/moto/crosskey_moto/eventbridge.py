@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlparse
 
 from . import policy as pol
-from .principals import org_context, parse_doc, role_by_arn
+from .principals import _managed_docs, org_context, parse_doc, role_by_arn
 
 LOG = logging.getLogger("crosskey_moto")
 SERVICE = "events.amazonaws.com"
@@ -241,17 +241,6 @@ def _to_queue(rule, target: dict, event: dict, region: str, account: str, name: 
     STATS.ok()
 
 
-def _role_docs(role) -> list[dict]:
-    docs = [d for d in (parse_doc(t) for t in role.policies.values()) if d]
-    for managed in role.managed_policies.values():
-        for version in getattr(managed, "versions", []):
-            if getattr(version, "is_default", False):
-                doc = parse_doc(version.document)
-                if doc:
-                    docs.append(doc)
-    return docs
-
-
 def _bus_allows(rule, target: dict, bus) -> str | None:
     """None when the rule may put events on another account's bus, else the reason."""
     doc = parse_doc(bus.policy) if bus.policy else None
@@ -277,7 +266,8 @@ def _bus_allows(rule, target: dict, bus) -> str | None:
         })
         if org_id:
             ctx.update({"aws:principalorgid": org_id, "aws:principalorgpaths": paths})
-        identity = pol.evaluate_identity_policies(_role_docs(role), "events:PutEvents", bus.arn, ctx)
+        docs = [d for d in (parse_doc(t) for t in role.policies.values()) if d] + _managed_docs(role.managed_policies)
+        identity = pol.evaluate_identity_policies(docs, "events:PutEvents", bus.arn, ctx)
         if identity == "deny":
             return "explicit deny in the target role's identity-based policy"
         if identity != "allow":

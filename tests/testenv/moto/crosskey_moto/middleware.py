@@ -163,6 +163,9 @@ def error_response(start_response, call: Call, status: int, code: str, message: 
         ("Content-Type", ctype), ("Content-Length", str(len(body))),
         ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code),
     ]
+    if call.service == "sqs" and call.protocol == "json":  # awsQueryCompatible: SDKs read the query code here
+        query_code = "AccessDenied" if code == "AccessDeniedException" else code
+        headers.append(("x-amzn-query-error", f"{query_code};{'Receiver' if status >= 500 else 'Sender'}"))
     start_response(f"{status} {REASONS.get(status, 'Error')}", headers)
     return [body]
 

@@ -1,6 +1,6 @@
 """CloudTrail events of KMS, Backup and IAM calls on EventBridge's default bus, routed
 by rules to SQS queues (and to other accounts' buses) as AWS does; SQS long polling;
-EventBridge and SQS authorization. README.md, section 8."""
+EventBridge and SQS authorization. README.md, section 7."""
 
 import json
 import re
@@ -450,7 +450,7 @@ def test_events_and_sqs_authorization(env):
     with pytest.raises(ClientError) as exc:
         env.client("sqs", blind).receive_message(QueueUrl=url)
     code, message = error_of(exc)
-    assert code == "AccessDeniedException"
+    assert code == "AccessDenied"  # SQS's query code, from the x-amzn-query-error header
     assert message == (f"User: arn:aws:sts::{C}:assumed-role/blind/blind-session is not authorized to perform: "
                        f"sqs:ReceiveMessage on resource: {queue_arn} because no identity-based policy allows the sqs:ReceiveMessage action")
     events = env.client("events", reader)
@@ -478,3 +478,13 @@ def test_queue_policy_deny_applies_to_callers(env):
     assert "explicit deny in a resource-based policy" in error_of(exc)[1]
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "m"}])  # authorized as sqs:SendMessage
     assert any(d["action"] == "sqs:SendMessage" for d in env.admin("GET", "/_crosskey/authz")[1]["decisions"])
+
+
+def test_queue_age_is_not_a_queue_attribute(env):
+    """ApproximateAgeOfOldestMessage is a CloudWatch metric of SQS, not an attribute
+    GetQueueAttributes knows (QueueAttributeName in the API model): AWS and moto refuse it."""
+    sqs = env.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    with pytest.raises(ClientError) as exc:
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateAgeOfOldestMessage"])
+    assert error_of(exc) == ("InvalidAttributeName", "Unknown Attribute ApproximateAgeOfOldestMessage.")
