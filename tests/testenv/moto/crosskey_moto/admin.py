@@ -20,6 +20,8 @@ POST   /_crosskey/authz/expected     mark denials of (action, resource) patterns
 POST   /_crosskey/kms/complete-deletions  delete now the KMS keys pending deletion
 GET    /_crosskey/kms/transient-states    how long Creating and Updating last
 POST   /_crosskey/kms/transient-states    set it
+GET    /_crosskey/cloudtrail         CloudTrail events to EventBridge: switch and counters
+POST   /_crosskey/cloudtrail         turn publishing on or off
 POST   /_crosskey/reset              reset the extension's state only
 """
 
@@ -29,7 +31,7 @@ import json
 import re
 import threading
 
-from . import authz, backup_ext, multi_region
+from . import authz, backup_ext, cloudtrail, multi_region
 from .faults import STATE
 
 REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"}
@@ -184,10 +186,18 @@ def _route(method: str, path: str, environ):
         if method == "POST":
             return 200, multi_region.set_settings(_body(environ))
 
+    if path == f"{PREFIX}/cloudtrail":
+        if method == "GET":
+            return 200, cloudtrail.SETTINGS.to_json()
+        if method == "POST":
+            cloudtrail.SETTINGS.set(_body(environ))
+            return 200, cloudtrail.SETTINGS.to_json()
+
     if path == f"{PREFIX}/reset" and method == "POST":
         STATE.reset()
         authz.DECISIONS.clear()
         multi_region.reset(keys_too=False)
+        cloudtrail.reset()
         return 200, {"reset": True}
 
     raise AdminError(404 if method in ("GET", "POST", "DELETE") else 405, f"no admin route {method} {path}")

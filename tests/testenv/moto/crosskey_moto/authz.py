@@ -54,6 +54,7 @@ from moto.backup.models import backup_backends
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
+from . import eventbridge
 from . import policy as pol
 from .principals import (
     PARTITION, Caller, parse_doc, role_by_arn, set_request_context,
@@ -370,6 +371,8 @@ def resource_for(service: str, op: str, params: dict, caller: Caller, region: st
         if op == "CreatePolicy" and params.get("PolicyName"):
             return f"arn:aws:iam::{account}:policy{_path_of(params) or '/'}{params['PolicyName']}"
         return "*"
+    if service in ("events", "sqs"):
+        return eventbridge.resource_for(service, op, params, account, region)
     return "*"
 
 
@@ -450,7 +453,7 @@ def authorize_call(call, environ, caller: Caller) -> Verdict:
         if op == "GetSessionToken":
             return Verdict()  # "No permissions are required for users to perform this operation"
 
-    action = f"{service}:{op}"
+    action = eventbridge.iam_action(service, op)
     resource = resource_for(service, op, params, caller, call.region)
     ctx = caller.context()
     kw = {}
@@ -464,6 +467,8 @@ def authorize_call(call, environ, caller: Caller) -> Verdict:
             vm = re.match(r"^arn:aws:backup:[^:]*:\d{12}:backup-vault:(.+)$", resource)
             vault = vm.group(1) if vm else None
         kw["resource_policy"] = vault_policy(kw["resource_account"], call.region, vault)
+    if service == "sqs":
+        kw.update(eventbridge.resource_policy(service, resource))  # the queue policy
 
     decision = _check(caller, action, resource, ctx, **kw)
     if not decision.allowed:

@@ -10,7 +10,9 @@ For every AWS request it:
    to moto, as the key owner's account when the key is in another account; for every
    other service, authorizes the call with IAM's evaluation logic (authz), STS
    AssumeRole against the role's trust policy included;
-5. post-processes moto's answer where needed (GetKeyPolicy, AssumeRole etc.).
+5. post-processes moto's answer where needed (GetKeyPolicy, AssumeRole etc.);
+6. publishes the CloudTrail event of a successful mutating KMS, Backup or IAM call to
+   EventBridge (cloudtrail.py, eventbridge.py).
 
 The request-level condition keys (aws:CurrentTime, aws:SourceIp, ...) are set for the
 thread that serves the request and cleared when it ends.
@@ -30,12 +32,13 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from . import admin, authz, kms_ext, multi_region, patches
+from . import admin, authz, cloudtrail, eventbridge, kms_ext, multi_region, patches
 from .faults import STATE, error500, throttle_error
 from .principals import access_key_from_environ, resolve_caller
 
 patches.apply()
 authz.install()
+eventbridge.install()
 
 CRED_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 HOST_RE = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.amazonaws\.com")
@@ -160,6 +163,9 @@ def error_response(start_response, call: Call, status: int, code: str, message: 
         ("Content-Type", ctype), ("Content-Length", str(len(body))),
         ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", code),
     ]
+    if call.service == "sqs" and call.protocol == "json":  # awsQueryCompatible: SDKs read the query code here
+        query_code = "AccessDenied" if code == "AccessDeniedException" else code
+        headers.append(("x-amzn-query-error", f"{query_code};{'Receiver' if status >= 500 else 'Sender'}"))
     start_response(f"{status} {REASONS.get(status, 'Error')}", headers)
     return [body]
 
@@ -185,6 +191,7 @@ class CrosskeyMiddleware:
                 STATE.reset()
                 authz.DECISIONS.clear()
                 multi_region.reset()
+                cloudtrail.reset()
                 result = self.moto_app(environ, start_response)
                 patches.after_reset()
                 return result
@@ -230,7 +237,7 @@ class CrosskeyMiddleware:
                 STATE.count(*key, **{"injected_throttle" if rule.mode == "throttle" else "injected_error500": 1})
                 return reply_error(rule.status or status, rule.code or code, rule.message or message)
 
-        post = None
+        post = caller = None
         if call.service == "kms" and call.protocol == "json":
             if isinstance(params, dict):
                 caller = resolve_caller(call.access_key, environ.get("HTTP_X_MOTO_ACCOUNT_ID"))
@@ -262,6 +269,9 @@ class CrosskeyMiddleware:
                 return reply_error(*verdict.denial)
             post = verdict.post
 
+        trail = cloudtrail.begin(call, environ, caller)  # the CloudTrail event, if any
+        if trail is not None and post is None:
+            post = trail.keep
         captured = {}
 
         def capture(status, headers, exc_info=None):
@@ -283,6 +293,8 @@ class CrosskeyMiddleware:
                 result.close()
         if 200 <= code < 300:
             body = post(code, body)
+            if trail is not None:
+                trail.publish(code, body, captured["headers"])
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
         start_response(captured["status"], headers)
