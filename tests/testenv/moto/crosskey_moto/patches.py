@@ -41,7 +41,7 @@ from moto.iam.models import IAMBackend
 from moto.kms.exceptions import NotFoundException
 from moto.kms.models import KmsBackend
 
-from . import backup_ext, multi_region
+from . import backup_ext, backup_plans, multi_region
 
 _applied = False
 
@@ -128,6 +128,7 @@ def apply() -> None:
     kms_responses._assert_default_policy = _assert_default_policy
     IAMBackend.put_role_policy = _put_role_policy(IAMBackend.put_role_policy)
     backup_ext.install()
+    backup_plans.install()
     disable_moto_key_policy_check()
     multi_region.install()
     _applied = True
