@@ -41,7 +41,7 @@ from moto.iam.models import IAMBackend
 from moto.kms.exceptions import NotFoundException
 from moto.kms.models import KmsBackend
 
-from . import backup_ext, backup_plans, multi_region
+from . import air_gapped, backup_copy, backup_ext, backup_plans, multi_region
 
 _applied = False
 
@@ -129,6 +129,8 @@ def apply() -> None:
     IAMBackend.put_role_policy = _put_role_policy(IAMBackend.put_role_policy)
     backup_ext.install()
     backup_plans.install()
+    air_gapped.install()
+    backup_copy.install()
     disable_moto_key_policy_check()
     multi_region.install()
     _applied = True
