@@ -41,7 +41,7 @@ from moto.iam.models import IAMBackend
 from moto.kms.exceptions import NotFoundException
 from moto.kms.models import KmsBackend
 
-from . import air_gapped, backup_copy, backup_ext, backup_plans, multi_region
+from . import air_gapped, backup_copy, backup_ext, backup_plans, multi_region, ram_ext
 
 _applied = False
 
@@ -131,6 +131,7 @@ def apply() -> None:
     backup_plans.install()
     air_gapped.install()
     backup_copy.install()
+    ram_ext.install()
     disable_moto_key_policy_check()
     multi_region.install()
     _applied = True
