@@ -25,7 +25,7 @@ AWS documents followed:
   customer-managed key; "equipped with AWS Backup Vault Lock's compliance mode"; shared
   through AWS RAM with other accounts, "including accounts in other organizations".
 - Developer Guide, "AWS Backup Vault Lock": 1 <= min <= max <= 36,500 days (the upper
-  bound for air-gapped vaults is taken from it: a guess, README section 11).
+  bound for air-gapped vaults is taken from it: a guess, README section 10).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def create_logically_air_gapped_backup_vault(self):
             return json.dumps(_create_answer(existing))
         raise AlreadyExistsException(msg="Backup vault with the same name already exists")
     low, high = _retention(params, "MinRetentionDays"), _retention(params, "MaxRetentionDays")
-    # Messages are guesses (README, section 11); the floor of 7 days is the API's.
+    # Messages are guesses (README, section 10); the floor of 7 days is the API's.
     if low < MIN_RETENTION_FLOOR:
         raise InvalidParameterValueException(
             msg=f"MinRetentionDays must be at least {MIN_RETENTION_FLOOR} days for a logically air-gapped vault"

@@ -63,7 +63,7 @@ AWS documents followed:
   a copy job's message "Access denied: Copy job failed. Both source and destination
   account must be a member of the same organization"
   (aws-solutions-library-samples/account-assessment-for-aws-organizations#57).
-Everything else (codes and texts marked so in README.md, sections 9 and 10) is a guess.
+Everything else (codes and texts marked so in README.md, sections 8 and 9) is a guess.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ SLR_NAME = "AWSServiceRoleForBackup"
 SLR_PATH = "/aws-service-role/backup.amazonaws.com/"
 SESSION_NAME = "AWSBackup"
 GLOBAL_KEYS = ("isCrossAccountBackupEnabled", "isMpaEnabled", "isDelegatedAdministratorEnabled")
-# The KMS permissions of a copy (README, section 10: which ones is a guess beyond "shared").
+# The KMS permissions of a copy (README, section 9: which ones is a guess beyond "shared").
 SOURCE_KEY_OPS = ("DescribeKey", "Decrypt", "CreateGrant")
 DESTINATION_KEY_OPS = ("DescribeKey", "Encrypt", "GenerateDataKey", "CreateGrant")
 # "Feature availability by resource", column "Full AWS Backup management" (DynamoDB only

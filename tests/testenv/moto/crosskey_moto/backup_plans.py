@@ -21,7 +21,7 @@ AWS documents followed (AWS Backup API Reference and Developer Guide):
   BackupRuleInput, CopyAction.
 - "IAM service roles": "When you assign resources to a backup plan ... you must pass a
   service role" (the iam:PassRole check is in authz.py).
-What AWS answers beyond the API reference (see README.md, section 3a):
+What AWS answers beyond the API reference (see README.md, section 7):
 - DeleteBackupPlan with selections: `InvalidRequestException: Related backup plan
   selections must be deleted prior to backup plan deletion` (seen in the
   lgallard/terraform-aws-backup README, terraform destroy output).
@@ -220,7 +220,7 @@ def _validate_selection(selection) -> None:
 
 def _stored_selection(selection: dict) -> dict:
     """The selection as GetBackupSelection returns it: the optional lists and the
-    Conditions object are always present (a guess: README, section 3a)."""
+    Conditions object are always present (a guess: README, section 7)."""
     out = {
         "SelectionName": selection["SelectionName"],
         "IamRoleArn": selection["IamRoleArn"],

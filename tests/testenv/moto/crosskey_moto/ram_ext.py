@@ -62,7 +62,7 @@ IAM_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::(\d{12}):(root|role/.+|use
 SERVICE_RE = re.compile(r"^[a-z0-9-]+\.amazonaws\.com$")
 RESOURCE_ARN_RE = re.compile(r"^arn:aws:([a-z0-9-]+):([a-z0-9-]*):([0-9]{12}):([a-z-]+)[/:](.*)$")
 VAULT_ARN_RE = re.compile(r"^arn:aws:backup:([a-z0-9-]+):(\d{12}):backup-vault:(.+)$")
-BACKUP_VAULT_TYPE = "backup:BackupVault"  # the RAM resource type (a guess: README, section 12)
+BACKUP_VAULT_TYPE = "backup:BackupVault"  # the RAM resource type (a guess: README, section 11)
 MSG_ORG_ONLY = ("The resource you are attempting to share can only be shared within your AWS Organization. "
                 "This error may also occur if you have not enabled sharing with your AWS organization, or that "
                 "onboarding process is still in progress.")

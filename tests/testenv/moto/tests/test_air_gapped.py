@@ -1,5 +1,5 @@
-"""AWS Backup logically air-gapped vaults (README section 11) and their sharing through
-AWS RAM (section 12)."""
+"""AWS Backup logically air-gapped vaults (README section 10) and their sharing through
+AWS RAM (section 11)."""
 
 import json
 import time

@@ -1,6 +1,6 @@
 """AWS Backup cross-account copies: the organization's global settings, StartCopyJob and
-the four policies it depends on (README sections 9 and 10), backup plans with copy
-actions and backup selections (section 3a)."""
+the four policies it depends on (README sections 8 and 9), backup plans with copy
+actions and backup selections (section 7)."""
 
 import json
 
