@@ -22,6 +22,8 @@ GET    /_crosskey/kms/transient-states    how long Creating and Updating last
 POST   /_crosskey/kms/transient-states    set it
 GET    /_crosskey/cloudtrail         CloudTrail events to EventBridge: switch and counters
 POST   /_crosskey/cloudtrail         turn publishing on or off
+GET    /_crosskey/backup/transient-states how long a new logically air-gapped vault stays CREATING
+POST   /_crosskey/backup/transient-states set it
 POST   /_crosskey/reset              reset the extension's state only
 """
 
@@ -31,7 +33,7 @@ import json
 import re
 import threading
 
-from . import authz, backup_ext, cloudtrail, multi_region
+from . import air_gapped, authz, backup_ext, cloudtrail, multi_region
 from .faults import STATE
 
 REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"}
@@ -135,7 +137,7 @@ def _route(method: str, path: str, environ):
                     raise AdminError(400, "'count' must be an integer between 1 and 1000")
                 arns = backup_ext.add_recovery_points(
                     body["account"], body["region"], body["vaultName"], count,
-                    body.get("resourceArn"), body.get("resourceType"),
+                    body.get("resourceArn"), body.get("resourceType"), body.get("encryptionKeyArn"),
                 )
                 return 201, {"recoveryPointArns": arns}
             if method == "DELETE":
@@ -192,12 +194,18 @@ def _route(method: str, path: str, environ):
         if method == "POST":
             cloudtrail.SETTINGS.set(_body(environ))
             return 200, cloudtrail.SETTINGS.to_json()
+    if path == f"{PREFIX}/backup/transient-states":
+        if method == "GET":
+            return 200, air_gapped.settings_json()
+        if method == "POST":
+            return 200, air_gapped.set_settings(_body(environ))
 
     if path == f"{PREFIX}/reset" and method == "POST":
         STATE.reset()
         authz.DECISIONS.clear()
         multi_region.reset(keys_too=False)
         cloudtrail.reset()
+        air_gapped.reset()
         return 200, {"reset": True}
 
     raise AdminError(404 if method in ("GET", "POST", "DELETE") else 405, f"no admin route {method} {path}")

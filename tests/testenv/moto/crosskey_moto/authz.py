@@ -260,7 +260,8 @@ def record_denial_message(caller: Caller, message: str) -> None:
 
 
 def request_params(call, environ) -> dict:
-    """Query parameters (IAM, STS), or the JSON body and the URI labels (Backup)."""
+    """Query parameters (IAM, STS), or the JSON body, the URI labels and the querystring
+    (REST services: Backup, RAM)."""
     if call.protocol == "query":
         params = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
@@ -274,12 +275,14 @@ def request_params(call, environ) -> dict:
     except ValueError:
         pass
     params.update(getattr(call, "path_params", None) or {})
+    for name, values in parse_qs(environ.get("QUERY_STRING", "")).items():
+        params.setdefault(name, values[0])  # REST querystring members (RAM DeleteResourceShare)
     return params
 
 
 # Service Authorization Reference, AWS Backup: the resource type of each operation.
 BACKUP_VAULT_OPS = {
-    "CreateBackupVault", "DescribeBackupVault", "DeleteBackupVault",
+    "CreateBackupVault", "CreateLogicallyAirGappedBackupVault", "DescribeBackupVault", "DeleteBackupVault",
     "PutBackupVaultAccessPolicy", "GetBackupVaultAccessPolicy", "DeleteBackupVaultAccessPolicy",
     "PutBackupVaultNotifications", "GetBackupVaultNotifications", "DeleteBackupVaultNotifications",
     "PutBackupVaultLockConfiguration", "DeleteBackupVaultLockConfiguration",
@@ -295,6 +298,13 @@ BACKUP_PLAN_OPS = {
     "DeleteBackupSelection", "ListBackupSelections",
 }
 BACKUP_TAG_OPS = {"ListTags", "TagResource", "UntagResource"}
+# Operations that pass a role to AWS Backup ("IAM service roles": "When you assign
+# resources to a backup plan, or if you perform an on-demand backup, copy, or restore, you
+# must pass a service role"): iam:PassRole on it, with iam:PassedToService.
+BACKUP_PASS_ROLE_OPS = {"CreateBackupSelection", "StartCopyJob"}
+# Service Authorization Reference, AWS RAM: operations on one resource share or invitation.
+RAM_SHARE_OPS = {"AssociateResourceShare", "DisassociateResourceShare", "UpdateResourceShare", "DeleteResourceShare"}
+RAM_INVITATION_OPS = {"AcceptResourceShareInvitation", "RejectResourceShareInvitation"}
 
 # Service Authorization Reference, IAM.
 IAM_ROLE_OPS = {
@@ -350,12 +360,20 @@ def resource_for(service: str, op: str, params: dict, caller: Caller, region: st
     if service == "backup":
         if op in BACKUP_RECOVERY_POINT_OPS and params.get("recoveryPointArn"):
             return params["recoveryPointArn"]
+        if op == "StartCopyJob" and isinstance(params.get("RecoveryPointArn"), str):
+            return params["RecoveryPointArn"]
         if op in BACKUP_VAULT_OPS and params.get("backupVaultName"):
             return f"arn:aws:backup:{region}:{account}:backup-vault:{params['backupVaultName']}"
         if op in BACKUP_PLAN_OPS and params.get("backupPlanId"):
             return f"arn:aws:backup:{region}:{account}:backup-plan:{params['backupPlanId']}"
         if op in BACKUP_TAG_OPS and params.get("resourceArn"):
             return params["resourceArn"]
+        return "*"
+    if service == "ram":
+        if op in RAM_SHARE_OPS and isinstance(params.get("resourceShareArn"), str):
+            return params["resourceShareArn"]
+        if op in RAM_INVITATION_OPS and isinstance(params.get("resourceShareInvitationArn"), str):
+            return params["resourceShareInvitationArn"]
         return "*"
     if service == "iam":
         if op in IAM_ROLE_OPS and params.get("RoleName"):
@@ -462,7 +480,7 @@ def authorize_call(call, environ, caller: Caller) -> Verdict:
     if service == "backup" and resource != "*":
         m = re.match(r"^arn:aws:backup:[^:]*:(\d{12}):", resource)
         kw["resource_account"] = m.group(1) if m else caller.account
-        vault = params.get("backupVaultName")
+        vault = params.get("backupVaultName") or (params.get("SourceBackupVaultName") if op == "StartCopyJob" else None)
         if not vault and op in BACKUP_TAG_OPS:
             vm = re.match(r"^arn:aws:backup:[^:]*:\d{12}:backup-vault:(.+)$", resource)
             vault = vm.group(1) if vm else None
@@ -474,13 +492,23 @@ def authorize_call(call, environ, caller: Caller) -> Verdict:
     if not decision.allowed:
         return Verdict(denial=(403, code, _message(caller, action, resource, decision.why)))
 
-    if service == "backup" and op == "CreateBackupVault":
+    if service == "backup" and op in ("CreateBackupVault", "CreateLogicallyAirGappedBackupVault"):
         # "Access control" (AWS Backup Developer Guide): CreateBackupVault also needs
         # backup-storage:MountCapsule (resource "*" in the Service Authorization
-        # Reference). The KMS permissions on the vault key are checked by backup_ext.
+        # Reference); for an air-gapped vault the same is assumed (a guess). The KMS
+        # permissions on the vault key are checked by backup_ext.
         extra = _check(caller, "backup-storage:MountCapsule", "*", ctx)
         if not extra.allowed:
             return Verdict(denial=(403, code, _message(caller, "backup-storage:MountCapsule", "*", extra.why)))
+    if service == "backup" and op in BACKUP_PASS_ROLE_OPS:
+        selection = params.get("BackupSelection")
+        role_arn = params.get("IamRoleArn") if op == "StartCopyJob" else (
+            selection.get("IamRoleArn") if isinstance(selection, dict) else None)
+        if isinstance(role_arn, str) and role_arn:
+            pass_ctx = dict(ctx, **{"iam:passedtoservice": "backup.amazonaws.com"})
+            passed = _check(caller, "iam:PassRole", role_arn, pass_ctx)
+            if not passed.allowed:
+                return Verdict(denial=(403, code, _message(caller, "iam:PassRole", role_arn, passed.why)))
     return Verdict()
 
 

@@ -341,8 +341,11 @@ def list_recovery_points_by_backup_vault(self):
 def add_recovery_points(
     account: str, region: str, vault_name: str, count: int,
     resource_arn: str | None = None, resource_type: str | None = None,
+    encryption_key_arn: str | None = None,
 ) -> list[str]:
-    """Test-only: put `count` completed recovery points into a vault."""
+    """Test-only: put `count` completed recovery points into a vault. They are encrypted
+    with the vault's key unless `encryption_key_arn` names another key (the resource's
+    own key, for resource types that AWS Backup does not fully manage)."""
     backend = backup_backends[account][region]
     vault = backend.vaults.get(vault_name)
     if vault is None:
@@ -363,7 +366,7 @@ def add_recovery_points(
                 "CreationDate": now,
                 "CompletionDate": now,
                 "BackupSizeInBytes": 1024,
-                "EncryptionKeyArn": vault.encryption_key_arn,
+                "EncryptionKeyArn": encryption_key_arn or vault.encryption_key_arn,
                 "IsEncrypted": True,
             }
         )

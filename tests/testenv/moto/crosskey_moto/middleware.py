@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from . import admin, authz, cloudtrail, eventbridge, kms_ext, multi_region, patches
+from . import admin, air_gapped, authz, cloudtrail, eventbridge, kms_ext, multi_region, patches
 from .faults import STATE, error500, throttle_error
 from .principals import access_key_from_environ, resolve_caller
 
@@ -192,6 +192,7 @@ class CrosskeyMiddleware:
                 authz.DECISIONS.clear()
                 multi_region.reset()
                 cloudtrail.reset()
+                air_gapped.reset()
                 result = self.moto_app(environ, start_response)
                 patches.after_reset()
                 return result

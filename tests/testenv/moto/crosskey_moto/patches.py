@@ -46,7 +46,7 @@ from moto.iam.models import IAMBackend
 from moto.kms.exceptions import NotFoundException
 from moto.kms.models import KmsBackend
 
-from . import backup_ext, multi_region
+from . import air_gapped, backup_copy, backup_ext, backup_plans, multi_region, ram_ext
 
 _applied = False
 
@@ -140,6 +140,10 @@ def apply() -> None:
     kms_responses._assert_default_policy = _assert_default_policy
     IAMBackend.put_role_policy = _put_role_policy(IAMBackend.put_role_policy)
     backup_ext.install()
+    backup_plans.install()
+    air_gapped.install()
+    backup_copy.install()
+    ram_ext.install()
     disable_moto_key_policy_check()
     multi_region.install()
     from moto.sqs.models import SQSBackend

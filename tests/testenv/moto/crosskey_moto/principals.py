@@ -189,6 +189,31 @@ def org_context(account: str) -> tuple[str | None, list[str]]:
     return backend.org.id, [path]
 
 
+def role_policies(role) -> list[dict]:
+    """The identity policies of a moto role: its inline and attached managed policies."""
+    return [d for d in (parse_doc(t) for t in role.policies.values()) if d] + _managed_docs(role.managed_policies)
+
+
+def service_role_caller(role, session_name: str, policies: list[dict] | None = None) -> Caller:
+    """A session of `role` used by an AWS service on the account's behalf: AWS Backup
+    working with the role passed to it (StartCopyJob's IamRoleArn), or with its
+    service-linked role. `policies` replaces the role's own identity policies (used for a
+    service-linked role, whose AWS-managed policy moto does not load)."""
+    account = role.arn.split(":")[4]
+    caller = Caller(
+        account=account,
+        kind="AssumedRole",
+        arn=f"arn:aws:sts::{account}:assumed-role/{role.name}/{session_name}",
+        principal_arn=role.arn,
+        entity_id=role.id,
+        role_arn=role.arn,
+        identity_policies=role_policies(role) if policies is None else policies,
+        session_name=session_name,
+    )
+    caller.org_id, caller.org_paths = org_context(account)
+    return caller
+
+
 def resolve_caller(access_key: str, account_header: str | None = None) -> Caller:
     account = account_header or get_account_id_from(access_key)
     assumed = None
@@ -196,10 +221,7 @@ def resolve_caller(access_key: str, account_header: str | None = None) -> Caller
         assumed = sts_backends[account][PARTITION].get_assumed_role_from_access_key(access_key)
     if assumed is not None:
         role = session_role(assumed)
-        policies = []  # the role is gone: nothing is allowed
-        if role is not None:
-            policies = [d for d in (parse_doc(t) for t in role.policies.values()) if d]
-            policies += _managed_docs(role.managed_policies)
+        policies = role_policies(role) if role is not None else []  # the role is gone: nothing is allowed
         caller = Caller(
             account=account,
             kind="AssumedRole",
