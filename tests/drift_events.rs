@@ -232,6 +232,58 @@ async fn managed_mode_creates_the_rule_and_queue_and_removes_them() {
     // The heartbeat travels the path: the feed turns healthy.
     fx.wait_feed("Receiving").await;
 
+    // Edited out of band (queue policy replaced, target removed), then re-converged at
+    // the next verification, which a spec change brings forward.
+    let foreign = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+        "Principal": "*", "Action": "sqs:SendMessage", "Resource": queue_arn}]});
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            foreign.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .remove_targets()
+        .rule(&name)
+        .ids("crosskey-queue")
+        .send()
+        .await
+        .unwrap();
+    fx.accounts()
+        .patch(
+            &fx.account_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"driftEvents": {"fallbackInterval": "2h"}}})),
+        )
+        .await
+        .unwrap();
+    wait_until("the target and queue policy repaired", WAIT, || async {
+        let targets = events
+            .list_targets_by_rule()
+            .rule(&name)
+            .send()
+            .await
+            .unwrap();
+        let policy = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+                    .cloned()
+            })
+            .unwrap_or_default();
+        (targets.targets().len() == 1 && policy.contains("events.amazonaws.com")).then_some(())
+    })
+    .await;
+
     // driftEvents removed: rule and queue go, and so do the status and the condition.
     fx.accounts()
         .patch(
