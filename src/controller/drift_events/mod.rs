@@ -86,7 +86,10 @@ pub struct Feeds {
     /// event of that account, or its heartbeat, read by any feed. A central queue
     /// read by one feed thus proves the path of every account that forwards to it.
     seen: Mutex<HashMap<String, Instant>>,
-    due: Mutex<HashSet<String>>,
+    due: Arc<Mutex<HashSet<String>>>,
+    /// Per object (retry key): when its last event-triggered check was triggered, and
+    /// whether a delayed one is pending ([`plan::trigger`]).
+    recent: Arc<Mutex<HashMap<String, (Instant, bool)>>>,
     keys: Mutex<Vec<UnboundedSender<ObjectRef<SharedKey>>>>,
     vaults: Mutex<Vec<UnboundedSender<ObjectRef<CrossAccountVault>>>>,
 }
@@ -106,21 +109,72 @@ impl Feeds {
         rx
     }
 
-    /// Makes `key` due for a drift check now, in the `Change` lane.
+    /// Makes `key` due for a drift check, in the `Change` lane: now, or one second
+    /// after its previous event-triggered check ([`plan::trigger`]).
     pub fn enqueue_key(&self, key: &SharedKey) {
-        lock(&self.due).insert(retry_key(key));
-        let reference = ObjectRef::from_obj(key);
-        for tx in lock(&self.keys).iter() {
-            let _ = tx.unbounded_send(reference.clone());
-        }
+        let senders = lock(&self.keys).clone();
+        self.dispatch(retry_key(key), ObjectRef::from_obj(key), senders);
     }
 
-    /// Makes `vault` due for a drift check now, in the `Change` lane.
+    /// Makes `vault` due for a drift check, as [`Feeds::enqueue_key`].
     pub fn enqueue_vault(&self, vault: &CrossAccountVault) {
-        lock(&self.due).insert(retry_key(vault));
-        let reference = ObjectRef::from_obj(vault);
-        for tx in lock(&self.vaults).iter() {
-            let _ = tx.unbounded_send(reference.clone());
+        let senders = lock(&self.vaults).clone();
+        self.dispatch(retry_key(vault), ObjectRef::from_obj(vault), senders);
+    }
+
+    fn dispatch<K>(
+        &self,
+        key: String,
+        reference: ObjectRef<K>,
+        senders: Vec<UnboundedSender<ObjectRef<K>>>,
+    ) where
+        K: kube::Resource<DynamicType = ()> + Send + Sync + 'static,
+    {
+        let now = Instant::now();
+        let step = {
+            let mut recent = lock(&self.recent);
+            if recent.len() > 4096 {
+                recent.retain(|_, (at, pending)| {
+                    *pending || now.duration_since(*at) < plan::MIN_CHECK_GAP
+                });
+            }
+            let entry = recent.get(&key).copied();
+            let step = plan::trigger(
+                entry.map(|(at, _)| now.duration_since(at)),
+                entry.is_some_and(|(_, p)| p),
+            );
+            match step {
+                plan::Trigger::Now => {
+                    recent.insert(key.clone(), (now, false));
+                }
+                plan::Trigger::After(_) => {
+                    if let Some(entry) = recent.get_mut(&key) {
+                        entry.1 = true;
+                    }
+                }
+                plan::Trigger::Covered => {}
+            }
+            step
+        };
+        let fire = {
+            let (due, recent) = (self.due.clone(), self.recent.clone());
+            move || {
+                lock(&recent).insert(key.clone(), (Instant::now(), false));
+                lock(&due).insert(key);
+                for tx in &senders {
+                    let _ = tx.unbounded_send(reference.clone());
+                }
+            }
+        };
+        match step {
+            plan::Trigger::Now => fire(),
+            plan::Trigger::After(delay) => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    fire();
+                });
+            }
+            plan::Trigger::Covered => {}
         }
     }
 

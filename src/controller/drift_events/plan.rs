@@ -208,6 +208,33 @@ pub fn key_id_of(key: &str) -> &str {
     key.rsplit_once(":key/").map_or(key, |(_, id)| id)
 }
 
+/// The shortest time between two event-triggered drift checks of one object: a burst
+/// of events about one key costs at most one check per second, and the last event of a
+/// burst is still followed by a check.
+pub const MIN_CHECK_GAP: Duration = Duration::from_secs(1);
+
+/// When to trigger the drift check that an event asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Now.
+    Now,
+    /// After this delay: the object was checked for an event less than
+    /// [`MIN_CHECK_GAP`] ago.
+    After(Duration),
+    /// Nothing: a check is scheduled already and will see this event's change.
+    Covered,
+}
+
+/// The trigger for an event about an object whose last event-triggered check was
+/// `since_last` ago (`None`: never), with a delayed one `pending` or not.
+pub fn trigger(since_last: Option<Duration>, pending: bool) -> Trigger {
+    match (pending, since_last) {
+        (true, _) => Trigger::Covered,
+        (false, Some(since)) if since < MIN_CHECK_GAP => Trigger::After(MIN_CHECK_GAP - since),
+        (false, _) => Trigger::Now,
+    }
+}
+
 /// How a feed is doing, as the condition `DriftEventsHealthy` tells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Health {
@@ -373,6 +400,16 @@ mod tests {
             queue_account("https://sqs.eu-central-1.amazonaws.com/q"),
             None
         );
+    }
+
+    #[test]
+    fn a_burst_costs_at_most_one_check_per_second_and_ends_with_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(trigger(None, false), Trigger::Now);
+        assert_eq!(trigger(Some(ms(1500)), false), Trigger::Now);
+        assert_eq!(trigger(Some(ms(300)), false), Trigger::After(ms(700)));
+        assert_eq!(trigger(Some(ms(300)), true), Trigger::Covered);
+        assert_eq!(trigger(None, true), Trigger::Covered);
     }
 
     #[test]
