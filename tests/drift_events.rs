@@ -304,6 +304,49 @@ async fn managed_mode_creates_the_rule_and_queue_and_removes_them() {
 }
 
 #[tokio::test]
+async fn deleting_the_account_deletes_its_rule_and_queue() {
+    let fx = Fixture::new("drift-account-deleted", json!({"mode": "Managed"})).await;
+    let _operator = Operator::start(&fx.namespace, &[]);
+    let account = fx.wait_feed("Receiving").await;
+    assert!(
+        account
+            .finalizers()
+            .iter()
+            .any(|f| f.starts_with("crosskey.dev/in-use")),
+        "the rule and queue hold the finalizer: {:?}",
+        account.finalizers()
+    );
+    let name = format!("crosskey-drift-{}", account.uid().unwrap());
+    fx.accounts()
+        .delete(&fx.account_name, &Default::default())
+        .await
+        .unwrap();
+    let accounts = fx.accounts();
+    wait_until("the AwsAccount gone", WAIT, || async {
+        accounts
+            .get_opt(&fx.account_name)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let admin = fx.admin().await;
+    let rule = aws_sdk_eventbridge::Client::new(&admin)
+        .describe_rule()
+        .name(&name)
+        .send()
+        .await;
+    assert!(rule.is_err(), "the rule is deleted: {rule:?}");
+    let queue = aws_sdk_sqs::Client::new(&admin)
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await;
+    assert!(queue.is_err(), "the queue is deleted: {queue:?}");
+}
+
+#[tokio::test]
 async fn an_out_of_band_edit_is_repaired_through_the_event_path() {
     let fx = Fixture::new(
         "drift-event-repair",

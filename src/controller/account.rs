@@ -69,20 +69,20 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
     let finalizer = ctx.usage.finalizer();
     let held = account.finalizers().iter().any(|f| f == finalizer);
     // The rule and queue of drift events hold the finalizer too, until deleted.
+    // Being deleted with no user left here: nothing to verify or report; the feed's
+    // resources go, then the finalizer.
+    if deleting && users.count.total() == 0 {
+        drift_events::release(&account, &ctx).await?;
+        if held {
+            set_finalizer(&account, &ctx, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
     let feed = i64::from(drift_events::holds_resources(&account));
     match finalizer_step(held, users.count.total() + feed) {
         FinalizerStep::Add => set_finalizer(&account, &ctx, true).await?,
         FinalizerStep::Remove => set_finalizer(&account, &ctx, false).await?,
         FinalizerStep::Keep => {}
-    }
-    // Being deleted with no user left here: nothing to verify or report; the feed's
-    // resources go, then the finalizer.
-    if deleting && users.count.total() == 0 {
-        drift_events::release(&account, &ctx).await?;
-        if feed > 0 && held {
-            set_finalizer(&account, &ctx, false).await?;
-        }
-        return Ok(Action::await_change());
     }
     let mut pass = Pass::new(account.as_ref(), &ctx, account.api(ctx.client.clone()));
     if sees_every_user(&account, &ctx.settings) {
