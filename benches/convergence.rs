@@ -25,9 +25,15 @@
 //! - accounts: 1,000 SharedKeys spread over 10 owner accounts (`CROSSKEY_BENCH_ACCOUNTS`)
 //!   in one process with quotas on, against the per-account floor (100 keys / 5 per
 //!   second): accounts must not queue behind each other;
+//! - events (issue 15): `CROSSKEY_BENCH_EVENTS_KEYS` SharedKeys (default 50, 5 m
+//!   interval) on an account with `driftEvents: Managed` and a 1 h fallback: steady KMS
+//!   reads per object and hour over `CROSSKEY_BENCH_EVENTS_STEADY_SECS` (default 300)
+//!   while the feed is healthy, repair latency (p50, p99) of out-of-band PutKeyPolicy
+//!   calls made one at a time, and a burst of `CROSSKEY_BENCH_EVENTS_BURST` (default
+//!   10,000) events sent to the queue: lost events and drift checks per key per second;
 //! - the size of the operator binary.
 //!
-//! `CROSSKEY_BENCH_PHASES` (default `ttr,convergence,drift,accounts,memory`) picks phases;
+//! `CROSSKEY_BENCH_PHASES` (default `ttr,convergence,drift,events,accounts,memory`) picks phases;
 //! `CROSSKEY_BENCH_OPERATOR_ENV` (`NAME=value;...`) adds environment to every operator.
 //!
 //! Figures go to stdout as a table and to `target/bench/convergence.json` (everything)
@@ -105,7 +111,7 @@ impl Settings {
         };
         Settings {
             phases: var("CROSSKEY_BENCH_PHASES")
-                .unwrap_or_else(|| "ttr,convergence,drift,accounts,memory".to_string())
+                .unwrap_or_else(|| "ttr,convergence,drift,events,accounts,memory".to_string())
                 .split(',')
                 .map(|p| p.trim().to_string())
                 .collect(),
@@ -718,6 +724,228 @@ async fn bench_drift_repair(client: &Client, per_interval: usize) -> Value {
     })
 }
 
+/// The `p` quantile (0..1) of `values`, nearest rank.
+fn quantile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// KMS reads (Describe/Get/List) in `account` from the emulator's counters.
+async fn kms_reads(account: &str) -> (u64, u64) {
+    let counters = env().aws_counters().await;
+    let by_op = calls_by_operation(&counters, account);
+    let reads = by_op
+        .iter()
+        .filter(|(op, _)| op.starts_with("kms:") && !is_write(op))
+        .map(|(_, (total, _))| total)
+        .sum();
+    let policy_reads = by_op.get("kms:GetKeyPolicy").map_or(0, |(t, _)| *t);
+    (reads, policy_reads)
+}
+
+/// Drift through CloudTrail events (issue 15): `n` SharedKeys with the 5 m default
+/// interval on an account with `driftEvents: Managed` and a 1 h fallback. Measures the
+/// steady KMS reads per object and hour while the feed is healthy, the repair latency
+/// of out-of-band PutKeyPolicy calls (one key at a time), and a burst of `burst`
+/// PutKeyPolicy-shaped events sent to the queue: how many were consumed, and how many
+/// drift checks (GetKeyPolicy) each key got per second meanwhile.
+async fn bench_events(client: &Client, n: usize, steady: Duration, burst: usize) -> Value {
+    let namespace = support::namespace(client, "bench-events").await;
+    let account = support::account_id(&format!("{namespace}-owner"));
+    let account_name = format!("{namespace}-owner");
+    support::create_account_with(
+        client,
+        &account_name,
+        &account,
+        &[&namespace],
+        json!({"driftEvents": {"mode": "Managed", "fallbackInterval": "1h"}}),
+    )
+    .await;
+    let operator = start_operator(&namespace, &[("RUST_LOG", "info")], &[]);
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let objects = (0..n).map(|i| {
+        serde_json::from_value(json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {"name": format!("events-{i:04}")},
+            "spec": {"accountRef": {"name": account_name}, "region": "us-east-1",
+                "shareWith": {"accounts": ["222222222222"]}, "drift": {"interval": "5m"}},
+        }))
+        .expect("SharedKey")
+    });
+    create_all(&keys, objects, 8).await;
+    let mut key_ids = Vec::new();
+    for i in 0..n {
+        let name = format!("events-{i:04}");
+        let key = support::wait_until(&format!("{name} Ready"), Duration::from_secs(300), || {
+            let keys = keys.clone();
+            let name = name.clone();
+            async move {
+                let k = keys.get(&name).await.ok()?;
+                is_ready(k.status.as_ref().map(|s| &s.conditions)).then_some(k)
+            }
+        })
+        .await;
+        key_ids.push(key.status.and_then(|s| s.key_id).expect("keyId"));
+    }
+    let accounts = Api::<AwsAccount>::all(client.clone());
+    support::wait_until("the feed healthy", Duration::from_secs(120), || {
+        let accounts = accounts.clone();
+        let name = account_name.clone();
+        async move {
+            let a = accounts.get(&name).await.ok()?;
+            let conditions = a.status.map(|s| s.conditions).unwrap_or_default();
+            (support::condition_of(&conditions, "DriftEventsHealthy").0 == "True").then_some(())
+        }
+    })
+    .await;
+    // The account's keys are checked once when the feed turns healthy, then rest.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (reads_before, _) = kms_reads(&account).await;
+    tokio::time::sleep(steady).await;
+    let (reads_after, _) = kms_reads(&account).await;
+    let hours = steady.as_secs_f64() / 3600.0;
+    let reads_per_object_hour = (reads_after - reads_before) as f64 / n as f64 / hours;
+
+    // Repair latency, one out-of-band edit at a time.
+    let admin = env().aws_config_in(&account).await;
+    let kms = aws_sdk_kms::Client::new(&admin);
+    let tampered = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Owner","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{{"Sid":"OutOfBand","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::999999999999:root"}},"Action":["kms:Decrypt","kms:CreateGrant"],"Resource":"*"}}]}}"#
+    );
+    let mut latencies = Vec::new();
+    let mut not_repaired = 0;
+    for key_id in &key_ids {
+        kms.put_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .policy(&tampered)
+            .send()
+            .await
+            .expect("out-of-band PutKeyPolicy");
+        let tampered_at = Instant::now();
+        let mut repaired = None;
+        while tampered_at.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let policy = kms
+                .get_key_policy()
+                .key_id(key_id)
+                .policy_name("default")
+                .send()
+                .await
+                .ok()
+                .and_then(|r| r.policy);
+            if policy.is_some_and(|p| !p.contains("OutOfBand")) {
+                repaired = Some(tampered_at.elapsed().as_secs_f64());
+                break;
+            }
+        }
+        match repaired {
+            Some(secs) => latencies.push(secs),
+            None => not_repaired += 1,
+        }
+    }
+    let p50 = quantile(&mut latencies, 0.5);
+    let p99 = quantile(&mut latencies, 0.99);
+
+    // A burst of events naming the keys, sent straight to the queue as EventBridge would.
+    let queue_url = accounts
+        .get(&account_name)
+        .await
+        .ok()
+        .and_then(|a| a.status?.drift_events?.queue_url)
+        .expect("status.driftEvents.queueUrl");
+    let sqs = aws_sdk_sqs::Client::new(&admin);
+    let received = |text: &str| {
+        ["matched", "unmatched", "ignored", "heartbeat", "malformed"]
+            .iter()
+            .filter_map(|o| {
+                support::metric_sample(
+                    text,
+                    "crosskey_drift_events_received_total",
+                    &[("outcome", o)],
+                )
+            })
+            .sum::<f64>()
+    };
+    let consumed_before = received(&operator.metrics_text().await.unwrap_or_default());
+    let (_, policy_reads_before) = kms_reads(&account).await;
+    let started = Instant::now();
+    let batches = (0..burst).collect::<Vec<_>>();
+    futures::stream::iter(batches.chunks(10).map(|chunk| chunk.to_vec()))
+        .map(|chunk| {
+            let (sqs, queue_url, key_ids, account) = (sqs.clone(), queue_url.clone(), &key_ids, &account);
+            async move {
+                let entries = chunk.iter().map(|i| {
+                    let body = json!({"version": "0", "id": format!("burst-{i}"),
+                        "detail-type": "AWS API Call via CloudTrail", "source": "aws.kms",
+                        "account": account, "region": "us-east-1", "resources": [],
+                        "detail": {"eventName": "PutKeyPolicy", "eventSource": "kms.amazonaws.com",
+                            "requestParameters": {"keyId": key_ids[i % key_ids.len()], "policyName": "default"},
+                            "userIdentity": {"type": "AssumedRole",
+                                "arn": format!("arn:aws:sts::{account}:assumed-role/Admin/bench")}}});
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .message_body(body.to_string())
+                        .build()
+                        .expect("entry")
+                });
+                sqs.send_message_batch()
+                    .queue_url(&queue_url)
+                    .set_entries(Some(entries.collect()))
+                    .send()
+                    .await
+                    .expect("SendMessageBatch");
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    let sent_secs = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut consumed = 0.0;
+    while Instant::now() < deadline {
+        consumed = received(&operator.metrics_text().await.unwrap_or_default()) - consumed_before;
+        if consumed >= burst as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let burst_secs = started.elapsed().as_secs_f64();
+    // Let the last due checks run before counting them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, policy_reads_after) = kms_reads(&account).await;
+    // Heartbeats that arrived meanwhile count as consumed too: lost is what is missing
+    // of the burst, never negative.
+    let lost = (burst as f64 - consumed).max(0.0);
+    let checks = policy_reads_after - policy_reads_before;
+    drop(operator);
+    json!({
+        "keys": n,
+        "steady_seconds": steady.as_secs(),
+        "steady_kms_reads": reads_after - reads_before,
+        "steady_reads_per_object_hour": reads_per_object_hour,
+        "repair_seconds": latencies,
+        "repair_p50_seconds": p50,
+        "repair_p99_seconds": p99,
+        "not_repaired": not_repaired,
+        "burst": {
+            "events": burst,
+            "sent_seconds": sent_secs,
+            "consumed_seconds": burst_secs,
+            "consumed": consumed,
+            "lost": lost,
+            "drift_checks": checks,
+            // Over the burst plus the one second in which each key's last check may
+            // follow it (a check is at most one second after the previous one).
+            "drift_checks_per_object_second": checks as f64 / n as f64 / (burst_secs + 1.0),
+        },
+    })
+}
+
 /// Peak and steady RSS of an operator that starts with `n` SharedKeys in its namespace,
 /// without AWS. `converged: false`: their AwsAccount does not exist, so each object is
 /// reconciled at once and gets its AccountNotFound condition (one status write): the
@@ -1057,6 +1285,33 @@ fn print_report(report: &Value) {
             );
         }
     }
+    let events = &report["events"];
+    if !events.is_null() {
+        let burst = &events["burst"];
+        println!();
+        println!(
+            "drift events: {} SharedKeys (5 m interval), driftEvents Managed, fallback 1 h",
+            events["keys"]
+        );
+        println!(
+            "  repair after out-of-band PutKeyPolicy   p50 {} s   p99 {} s   not repaired {}   (polling: see drift repair above)",
+            fmt(&events["repair_p50_seconds"], 2),
+            fmt(&events["repair_p99_seconds"], 2),
+            events["not_repaired"]
+        );
+        println!(
+            "  steady KMS reads per object and hour    {}   (polling at 5 m: 24)",
+            fmt(&events["steady_reads_per_object_hour"], 2)
+        );
+        println!(
+            "  burst of {} events   consumed {} in {} s   lost {}   drift checks per key per second {}",
+            burst["events"],
+            burst["consumed"],
+            fmt(&burst["consumed_seconds"], 1),
+            burst["lost"],
+            fmt(&burst["drift_checks_per_object_second"], 2)
+        );
+    }
     let accounts = &report["accounts"];
     if !accounts.is_null() {
         println!();
@@ -1169,6 +1424,26 @@ async fn main() {
         Value::Null
     };
 
+    let events = if run("events") {
+        let n: usize = std::env::var("CROSSKEY_BENCH_EVENTS_KEYS")
+            .ok()
+            .map_or(50, |v| v.parse().expect("CROSSKEY_BENCH_EVENTS_KEYS"));
+        let steady: u64 = std::env::var("CROSSKEY_BENCH_EVENTS_STEADY_SECS")
+            .ok()
+            .map_or(300, |v| {
+                v.parse().expect("CROSSKEY_BENCH_EVENTS_STEADY_SECS")
+            });
+        let burst: usize = std::env::var("CROSSKEY_BENCH_EVENTS_BURST")
+            .ok()
+            .map_or(10_000, |v| v.parse().expect("CROSSKEY_BENCH_EVENTS_BURST"));
+        eprintln!(
+            "events: {n} SharedKeys, driftEvents Managed, {steady} s steady, burst of {burst} ..."
+        );
+        bench_events(&client, n, Duration::from_secs(steady), burst).await
+    } else {
+        Value::Null
+    };
+
     let accounts = if run("accounts") {
         let n: usize = std::env::var("CROSSKEY_BENCH_ACCOUNTS_N")
             .ok()
@@ -1219,6 +1494,7 @@ async fn main() {
         "time_to_ready": time_to_ready,
         "convergence": convergence,
         "drift_repair": drift_repair,
+        "events": events,
         "accounts": accounts,
         "baseline": baseline,
         "memory": memory,
@@ -1321,6 +1597,11 @@ fn write_results(report: &Value) {
         "rss_mib_1000_converging_with_aws": rss_converging(1000),
         "drift_repair_seconds_p50": report["drift_repair"]["by_interval"]["30s"]["p50_seconds"],
         "drift_repair_interval_seconds": 30,
+        "drift_repair_events_p50_s": report["events"]["repair_p50_seconds"],
+        "drift_repair_events_p99_s": report["events"]["repair_p99_seconds"],
+        "steady_reads_per_object_hour_events": report["events"]["steady_reads_per_object_hour"],
+        "events_burst_lost": report["events"]["burst"]["lost"],
+        "events_burst_drift_checks_per_object_second": report["events"]["burst"]["drift_checks_per_object_second"],
         "raw": report,
     });
     for (file, value) in [("convergence.json", report), ("results.json", &results)] {

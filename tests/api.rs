@@ -152,6 +152,12 @@ rejected!(grantable_roles_are_names, "AwsAccount", {"grantableRoles": ["arn:aws:
 rejected!(allowed_external_keys_are_key_arns, "AwsAccount", {"allowedExternalKeys": ["alias/backup"]}, "allowedExternalKeys entries must be key ARN patterns");
 rejected!(allowed_external_keys_not_aliases, "AwsAccount", {"allowedExternalKeys": ["arn:aws:kms:eu-central-1:111111111111:alias/*"]}, "allowedExternalKeys entries must be key ARN patterns");
 rejected!(allowed_namespaces_names, "AwsAccount", {"allowedNamespaces": ["Team_A"]}, "allowedNamespaces entries must be namespace names or '*'");
+rejected!(drift_events_external_needs_a_queue, "AwsAccount", {"driftEvents": {"mode": "External"}}, "queueUrl is required when mode is External");
+rejected!(drift_events_managed_refuses_a_queue, "AwsAccount", {"driftEvents": {"mode": "Managed", "queueUrl": "https://sqs.eu-central-1.amazonaws.com/111111111111/q"}}, "queueUrl must not be set when mode is Managed");
+rejected!(drift_events_queue_url_format, "AwsAccount", {"driftEvents": {"mode": "External", "queueUrl": "arn:aws:sqs:eu-central-1:111111111111:q"}}, "queueUrl must be an SQS queue URL");
+rejected!(drift_events_mode_enum, "AwsAccount", {"driftEvents": {"mode": "Central"}}, "Unsupported value: \"Central\"");
+rejected!(drift_events_fallback_minimum, "AwsAccount", {"driftEvents": {"mode": "Managed", "fallbackInterval": "10s"}}, "fallbackInterval must be a duration such as 30m");
+rejected!(drift_events_quiet_after_format, "AwsAccount", {"driftEvents": {"mode": "Managed", "quietAfter": "ten minutes"}}, "quietAfter must be a duration such as 5m");
 
 // SharedKey
 rejected!(pending_window_below_7, "SharedKey", {"pendingWindowDays": 6}, "pendingWindowDays must be between 7 and 30");

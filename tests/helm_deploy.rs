@@ -230,7 +230,7 @@ fn camel_case(snake: &str) -> String {
 /// `src/aws/<service>.rs`, as `service:Operation`.
 fn aws_calls_in_code() -> BTreeSet<String> {
     let mut calls = BTreeSet::new();
-    for service in ["kms", "backup", "iam", "sts"] {
+    for service in ["kms", "backup", "iam", "sts", "sqs", "events"] {
         let path = root().join("src/aws").join(format!("{service}.rs"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
@@ -256,6 +256,10 @@ fn aws_calls_in_code() -> BTreeSet<String> {
 /// Actions the policies allow although no code calls them as an operation: AWS checks
 /// them on the caller's behalf. Each one with the reason.
 const IMPLICIT_ACTIONS: &[(&str, &str)] = &[
+    // Tags on create are authorized as their own actions (SQS "Tagging on create",
+    // EventBridge "Tagging on creation").
+    ("sqs:TagQueue", "CreateQueue with tags"),
+    ("events:TagResource", "PutRule with Tags"),
     // AWS Backup uses the caller's permissions on the (shared) KMS key to create a vault
     // encrypted with it ("Backup vault creation and deletion" in the AWS Backup guide).
     ("kms:CreateGrant", "CreateBackupVault with EncryptionKeyArn"),

@@ -44,6 +44,17 @@ const NOT_REASONS: &[(&str, &str)] = &[
     ("Action", "policy document key"),
     ("Resource", "policy document key"),
     ("Allow", "policy effect"),
+    ("DriftEventsHealthy", "condition type"),
+    ("Sid", "policy document key"),
+    ("Principal", "policy document key"),
+    ("Service", "policy document key"),
+    ("Condition", "policy document key"),
+    ("ArnEquals", "policy condition operator"),
+    ("CrosskeyDriftEvents", "Sid of the drift-event queue policy"),
+    (
+        "CrosskeyHeartbeat",
+        "detail.eventName of the drift-event heartbeat",
+    ),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

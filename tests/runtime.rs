@@ -202,7 +202,7 @@ async fn metrics_are_served_with_every_family_and_no_object_label() {
         ("crosskey_leader", vec![], 1.0),
         (
             "crosskey_drift_detected_total",
-            vec![("kind", "SharedKey")],
+            vec![("kind", "SharedKey"), ("via", "poll")],
             1.0,
         ),
         (
@@ -298,6 +298,7 @@ async fn metrics_are_served_with_every_family_and_no_object_label() {
         "# TYPE crosskey_aws_requests_total counter",
         "# TYPE crosskey_aws_throttles_total counter",
         "# TYPE crosskey_drift_detected_total counter",
+        "# TYPE crosskey_drift_event_age_seconds histogram",
         "# TYPE crosskey_objects gauge",
         "# TYPE crosskey_leader gauge",
         "# TYPE crosskey_reconciles_waiting gauge",

@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::conditions_schema;
@@ -123,6 +124,81 @@ pub struct AwsAccountSpec {
         .message("grantableRoles entries must be IAM role names (not ARNs) of 1-64 characters, with '*' as a wildcard"))]
     #[schemars(length(max = 256), inner(length(max = 64)))]
     pub grantable_roles: Vec<String>,
+
+    /// Drift detection from CloudTrail events (EventBridge to SQS) in seconds, with
+    /// polling as the safety net. Absent (the default): drift is found by polling alone,
+    /// at each object's `drift.interval`. Removing it deletes what `Managed` mode created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_events: Option<DriftEvents>,
+}
+
+/// Where the operator reads the CloudTrail events of an account from, and how long
+/// polling may rest while they arrive.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.mode != 'External' || has(self.queueUrl)")
+    .message("queueUrl is required when mode is External: the URL of the SQS queue your EventBridge rules feed"))]
+#[x_kube(validation = Rule::new("self.mode != 'Managed' || !has(self.queueUrl)")
+    .message("queueUrl must not be set when mode is Managed: the operator creates and names the queue itself; use mode External to read a queue of your own"))]
+#[serde(rename_all = "camelCase")]
+pub struct DriftEvents {
+    /// `Managed`: the operator creates an EventBridge rule and an SQS queue in this
+    /// account and its `defaultRegion`, keeps them converged, and deletes them when
+    /// `driftEvents` is removed. `External`: the events reach `queueUrl` through rules
+    /// of your own (for example one central queue for an Organization); the operator
+    /// only reads that queue, with this account's credentials.
+    pub mode: DriftEventsMode,
+
+    /// The SQS queue to read in `External` mode, e.g.
+    /// `https://sqs.eu-central-1.amazonaws.com/111122223333/crosskey-events`. Its queue
+    /// policy must let this account's role (`roleArn`) call sqs:ReceiveMessage and
+    /// sqs:DeleteMessage when the queue lives in another account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/]+/[0-9]{12}/[A-Za-z0-9_-]{1,80}$')")
+        .message("queueUrl must be an SQS queue URL such as https://sqs.eu-central-1.amazonaws.com/111122223333/crosskey-events (standard queues only)"))]
+    #[schemars(length(max = 512))]
+    pub queue_url: Option<String>,
+
+    /// The drift interval of this account's SharedKeys and CrossAccountVaults while the
+    /// event feed is healthy (a message or the operator's heartbeat arrived within
+    /// `quietAfter`). Default `1h`; at least `30s`. When the feed is quiet, each object's
+    /// own `drift.interval` applies again. An object whose own interval is longer keeps
+    /// it.
+    #[serde(default = "default_fallback_interval")]
+    #[x_kube(
+        validation = Rule::new(r"self.matches('^([0-9]+(s|m|h))+$') && duration(self) >= duration('30s')")
+            .message("fallbackInterval must be a duration such as 30m, 1h or 6h, and at least 30s")
+    )]
+    #[schemars(length(max = 32))]
+    pub fallback_interval: String,
+
+    /// How long the feed may stay silent (no event and no heartbeat) before it counts as
+    /// unhealthy: polling returns to each object's `drift.interval`, and the condition
+    /// `DriftEventsHealthy` turns False. The operator sends a heartbeat through the same
+    /// path every third of it. Default `10m`; at least `15s`.
+    #[serde(default = "default_quiet_after")]
+    #[x_kube(
+        validation = Rule::new(r"self.matches('^([0-9]+(s|m|h))+$') && duration(self) >= duration('15s')")
+            .message("quietAfter must be a duration such as 5m or 10m, and at least 15s")
+    )]
+    #[schemars(length(max = 32))]
+    pub quiet_after: String,
+}
+
+/// Who routes an account's events to the queue the operator reads.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriftEventsMode {
+    /// The operator creates the EventBridge rule, the SQS queue and its policy.
+    Managed,
+    /// You route the events to `queueUrl`; the operator only reads it.
+    External,
+}
+
+fn default_fallback_interval() -> String {
+    "1h".to_string()
+}
+
+fn default_quiet_after() -> String {
+    "10m".to_string()
 }
 
 /// Observed state of an `AwsAccount`.
@@ -149,6 +225,26 @@ pub struct AwsAccountStatus {
     /// operator's `crosskey.dev/in-use` finalizer and cannot be deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_by: Option<AccountUsers>,
+    /// The event feed of `spec.driftEvents`: the queue the operator reads and, in
+    /// `Managed` mode, the rule it created. While a rule is recorded here the account
+    /// keeps the operator's finalizer, so that its deletion removes rule and queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_events: Option<DriftEventsStatus>,
+}
+
+/// The resources of an account's drift-event feed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftEventsStatus {
+    /// The SQS queue the operator reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    /// `Managed` mode: the EventBridge rule the operator created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_arn: Option<String>,
+    /// `Managed` mode: the Region of the rule and the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// The objects that use an AwsAccount.
@@ -226,6 +322,7 @@ mod tests {
             allowed_namespaces: allowed.iter().map(|s| s.to_string()).collect(),
             allowed_external_keys: vec![],
             grantable_roles: vec![],
+            drift_events: None,
         }
     }
 

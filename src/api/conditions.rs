@@ -24,6 +24,10 @@ pub const SETTINGS_SYNCED: &str = "SettingsSynced";
 /// AwsAccount: SharedKeys or CrossAccountVaults still name the account (`True`), which
 /// holds its deletion.
 pub const IN_USE: &str = "InUse";
+/// AwsAccount with `spec.driftEvents`: the event feed delivers (a message or the
+/// operator's heartbeat arrived within `quietAfter`), so polling rests at
+/// `fallbackInterval`.
+pub const DRIFT_EVENTS_HEALTHY: &str = "DriftEventsHealthy";
 
 /// kstatus: `True` while the operator is still working toward the spec on its own
 /// (retrying, waiting for AWS or for another object); `False` once it converged or

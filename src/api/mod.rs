@@ -11,7 +11,10 @@ mod cross_account_vault;
 mod object;
 mod shared_key;
 
-pub use aws_account::{AccountUsers, AwsAccount, AwsAccountSpec, AwsAccountStatus};
+pub use aws_account::{
+    AccountUsers, AwsAccount, AwsAccountSpec, AwsAccountStatus, DriftEvents, DriftEventsMode,
+    DriftEventsStatus,
+};
 pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, parse_duration};
 pub use cross_account_vault::{
     AllowCopyFrom, CrossAccountVault, CrossAccountVaultSpec, CrossAccountVaultStatus,

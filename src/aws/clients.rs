@@ -17,9 +17,11 @@ use aws_sdk_kms::config::{Intercept, SharedInterceptor};
 use aws_sdk_kms::config::{ProvideCredentials, SharedCredentialsProvider};
 
 use super::backup::Backup;
+use super::events::Events;
 use super::iam::Iam;
 use super::kms::Kms;
 use super::limits::{Limiter, RateLimits};
+use super::sqs::Sqs;
 use super::sts::Sts;
 
 /// Refresh assumed credentials this long before they expire.
@@ -53,6 +55,8 @@ pub struct AccountClients {
     pub backup: aws_sdk_backup::Client,
     pub iam: aws_sdk_iam::Client,
     pub sts: aws_sdk_sts::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
     /// The rate limits of this account and Region, shared by all its clients.
     pub limiter: Limiter,
 }
@@ -72,6 +76,14 @@ impl AccountClients {
 
     pub fn sts(&self) -> Sts {
         Sts::new(self.sts.clone(), self.limiter.clone())
+    }
+
+    pub fn sqs(&self) -> Sqs {
+        Sqs::new(self.sqs.clone(), self.limiter.clone())
+    }
+
+    pub fn events(&self) -> Events {
+        Events::new(self.events.clone(), self.limiter.clone())
     }
 }
 
@@ -134,6 +146,12 @@ impl ClientFactory {
         self
     }
 
+    /// The AssumeRole session name the operator uses in `target`: its `sessionName`, or
+    /// the operator-wide one. CloudTrail records the operator's calls under it.
+    pub fn session_name_of<'a>(&'a self, target: &'a AccountTarget) -> &'a str {
+        target.session_name.as_deref().unwrap_or(&self.session_name)
+    }
+
     /// Registers `interceptor` on every client built from now on: every AWS call the
     /// operator makes through these clients passes it.
     pub fn with_interceptor(mut self, interceptor: impl Intercept + 'static) -> Self {
@@ -174,6 +192,8 @@ impl ClientFactory {
             backup: client!(aws_sdk_backup),
             iam: client!(aws_sdk_iam),
             sts: client!(aws_sdk_sts),
+            sqs: client!(aws_sdk_sqs),
+            events: client!(aws_sdk_eventbridge),
             limiter: Limiter::new(self.limits.clone(), &target.account_id, region),
         });
         lock(&self.clients).entry(key).or_insert(clients).clone()

@@ -135,7 +135,10 @@ pub fn class_of(code: Option<&str>, message: &str, http_status: Option<u16>) -> 
             "NotFoundException"
             | "ResourceNotFoundException"
             | "NoSuchEntity"
-            | "NoSuchEntityException",
+            | "NoSuchEntityException"
+            // SQS: a queue that does not exist (JSON protocol, and the query code).
+            | "QueueDoesNotExist"
+            | "AWS.SimpleQueueService.NonExistentQueue",
         ) => ErrorClass::NotFound,
         Some(
             "AccessDeniedException"

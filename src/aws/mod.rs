@@ -6,10 +6,12 @@
 pub mod backup;
 pub mod clients;
 pub mod error;
+pub mod events;
 pub mod iam;
 pub mod kms;
 pub mod limits;
 pub mod observe;
+pub mod sqs;
 pub mod sts;
 
 pub use clients::{AccountClients, AccountTarget, ClientFactory};

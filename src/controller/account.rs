@@ -1,6 +1,7 @@
 //! The AwsAccount reconciler: verifies with sts:GetCallerIdentity that the operator
 //! reaches the declared account, and records who it acts as; keeps the in-use
-//! finalizer while SharedKeys or vaults use the account ([`super::usage`]). The lookup
+//! finalizer while SharedKeys or vaults use the account ([`super::usage`]), or while
+//! its drift-event rule and queue exist ([`super::drift_events`]). The lookup
 //! that other reconcilers make of an account is in [`super::resolve`].
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::context::{ABANDON_ANNOTATION, Context, Settings};
+use super::drift_events;
 use super::error::Error;
 use super::runner::{controller_for, drive, finish};
 use super::status::{Pass, Progress, jittered};
@@ -66,14 +68,21 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
     let deleting = account.meta().deletion_timestamp.is_some();
     let finalizer = ctx.usage.finalizer();
     let held = account.finalizers().iter().any(|f| f == finalizer);
-    match finalizer_step(held, users.count.total()) {
+    // The rule and queue of drift events hold the finalizer too, until deleted.
+    // Being deleted with no user left here: nothing to verify or report; the feed's
+    // resources go, then the finalizer.
+    if deleting && users.count.total() == 0 {
+        drift_events::release(&account, &ctx).await?;
+        if held {
+            set_finalizer(&account, &ctx, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let feed = i64::from(drift_events::holds_resources(&account));
+    match finalizer_step(held, users.count.total() + feed) {
         FinalizerStep::Add => set_finalizer(&account, &ctx, true).await?,
         FinalizerStep::Remove => set_finalizer(&account, &ctx, false).await?,
         FinalizerStep::Keep => {}
-    }
-    // Being deleted with no user left here: nothing to verify or report.
-    if deleting && users.count.total() == 0 {
-        return Ok(Action::await_change());
     }
     let mut pass = Pass::new(account.as_ref(), &ctx, account.api(ctx.client.clone()));
     if sees_every_user(&account, &ctx.settings) {
@@ -81,7 +90,9 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
     }
     let recount = users.leaving.then_some(RECOUNT_SOON);
     // A recount alone does not call AWS: the identity is verified at its interval.
+    let region = default_region(&account);
     if !verification_due(&account, &ctx.settings, pass.now) {
+        drift_events::sync(&mut pass, &account, &ctx, &region, false).await;
         pass.write().await?;
         let next = next_verification(&account, &ctx.settings, pass.now);
         return finish(
@@ -90,7 +101,6 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
             Ok(recount.map_or(next, |r| r.min(next))),
         );
     }
-    let region = default_region(&account);
     let clients = ctx
         .aws
         .clients(&AccountTarget::from(&account.spec), &region)
@@ -143,6 +153,9 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
             false
         }
     };
+    if verified {
+        drift_events::sync(&mut pass, &account, &ctx, &region, true).await;
+    }
     pass.status.observed_generation = pass.generation;
     pass.write().await?;
     let interval = ctx.settings.account_verify_interval;

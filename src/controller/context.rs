@@ -13,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::admission;
+use super::drift_events::Feeds;
 use super::error::Error;
 use super::usage::Usage;
 use crate::api::AwsAccount;
@@ -98,6 +99,8 @@ pub struct Context {
     pub usage: Usage,
     /// Metrics, readiness, leadership and shutdown (see [`drive`]).
     pub runtime: Runtime,
+    /// The drift-event feeds of the accounts, and the objects they made due.
+    pub feeds: Feeds,
     retries: Mutex<HashMap<String, ExponentialBackoff>>,
     /// When each failing object's current run of transient errors began.
     transient_since: Mutex<HashMap<String, std::time::Instant>>,
@@ -118,6 +121,7 @@ impl Context {
         accounts: Store<AwsAccount>,
         usage: Usage,
         runtime: Runtime,
+        feeds: Feeds,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_string(),
@@ -131,6 +135,7 @@ impl Context {
             accounts,
             usage,
             runtime,
+            feeds,
             retries: Mutex::default(),
             transient_since: Mutex::default(),
             owners_verified: Mutex::default(),
@@ -162,7 +167,8 @@ impl Context {
         note: String,
     ) {
         if reason == DRIFT_DETECTED {
-            self.runtime.metrics.drift_detected(&K::kind(&()));
+            let by_event = super::drift_events::triggered_by_event();
+            self.runtime.metrics.drift_detected(&K::kind(&()), by_event);
         }
         let event = Event {
             type_,

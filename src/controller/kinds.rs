@@ -27,6 +27,7 @@ impl From<&AwsAccountSpec> for AccountTarget {
             allowed_namespaces: _,
             allowed_external_keys: _,
             grantable_roles: _,
+            drift_events: _,
         } = spec;
         Self {
             account_id: account_id.clone(),

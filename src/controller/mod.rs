@@ -10,6 +10,8 @@
 //! - [`usage`]: which keys and vaults use each account (its in-use finalizer);
 //! - [`shard`]: which accounts this process serves, when the work is split by account;
 //! - [`context`] and [`error`]: what every reconcile gets, and how it fails;
+//! - [`drift_events`]: drift from CloudTrail events (EventBridge → SQS), with polling
+//!   as the safety net;
 //! - [`tags`]: the AWS tags of created resources (spec, operator-wide, ownership);
 //! - [`kinds`]: where the layers meet (api kinds for runtime, AWS calls for metrics).
 //!
@@ -20,6 +22,7 @@ pub mod admission;
 mod context;
 pub mod desired;
 pub mod drift;
+pub mod drift_events;
 mod error;
 mod kinds;
 mod resolve;
@@ -98,6 +101,16 @@ pub async fn run(
         keys.iter().map(|c| c.store()).collect(),
         vaults.iter().map(|c| c.store()).collect(),
     );
+    // Objects that drift events make due are reconciled through these streams.
+    let feeds = drift_events::Feeds::default();
+    let keys: Vec<_> = keys
+        .into_iter()
+        .map(|c| c.reconcile_on(feeds.key_triggers()))
+        .collect();
+    let vaults: Vec<_> = vaults
+        .into_iter()
+        .map(|c| c.reconcile_on(feeds.vault_triggers()))
+        .collect();
     let accounts = account::controller(&client, recounts);
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -106,6 +119,7 @@ pub async fn run(
         accounts.store(),
         usage,
         runtime.clone(),
+        feeds,
     ));
     let mut runners = vec![account::run(accounts, ctx.clone()).boxed()];
     for controller in keys {

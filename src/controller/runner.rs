@@ -82,10 +82,16 @@ fn abandoned<K: Object>(obj: &K) -> bool {
         .is_some_and(|value| value == "true")
 }
 
-/// The drift interval of `obj`, or the default.
+/// The drift interval of `obj`, or the default; stretched to its account's
+/// `driftEvents.fallbackInterval` while that account's event feed is healthy.
 pub fn drift_interval<K: Object>(obj: &K, ctx: &Context) -> Duration {
-    obj.drift_interval()
-        .map_or(ctx.settings.default_drift_interval, |interval| interval.0)
+    let own = obj
+        .drift_interval()
+        .map_or(ctx.settings.default_drift_interval, |interval| interval.0);
+    match obj.account_name().and_then(|a| ctx.feeds.fallback(a)) {
+        Some(fallback) => own.max(fallback),
+        None => own,
+    }
 }
 
 /// Turns the outcome of a reconcile into the next action: success requeues after
@@ -248,14 +254,20 @@ where
     {
         return hand_over(shard, obj.as_ref(), &ctx).await;
     }
+    // A drift event made it due: a drift check with the priority of a change.
+    let by_event = ctx.feeds.take_due(&retry_key(obj.as_ref()));
     let interval = obj
         .drift_interval()
         .map_or(gate.recheck_default, |interval| interval.0);
-    if let Some(delay) = gate.first_sight.defer(obj.as_ref(), interval) {
+    if !by_event && let Some(delay) = gate.first_sight.defer(obj.as_ref(), interval) {
         return Ok(Action::requeue(delay));
     }
     let kind = K::kind(&());
-    let lane = Lane::of(obj.as_ref());
+    let lane = if by_event {
+        Lane::Change
+    } else {
+        Lane::of(obj.as_ref())
+    };
     let metrics = &ctx.runtime.metrics;
     metrics.waiting(&kind, lane.as_str(), 1);
     let permit = tokio::select! {
@@ -291,7 +303,10 @@ where
     );
     let started = std::time::Instant::now();
     // Boxed so that the many reconciles waiting for admission stay small.
-    let work = Box::pin((gate.reconcile)(obj, ctx.clone()));
+    let work = Box::pin(super::drift_events::with_trigger(
+        by_event,
+        (gate.reconcile)(obj, ctx.clone()),
+    ));
     let outcome = async {
         tokio::select! {
             biased;

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 /// with the same rule.
 pub const RESERVED_PREFIXES: [&str; 2] = ["aws:", "crosskey.dev/"];
 
+/// The ownership tags of what the operator creates: the owning object's UID, and its
+/// name (`namespace/name`, or the name of a cluster-scoped object).
+pub const OWNER_UID: &str = "crosskey.dev/owner-uid";
+pub const OWNER_NAME: &str = "crosskey.dev/owner";
+
 /// AWS limits on a tag key and value, in characters.
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;

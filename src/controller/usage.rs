@@ -122,6 +122,16 @@ impl Usage {
         true
     }
 
+    /// The SharedKey caches (one per watched namespace, or one for all).
+    pub fn key_stores(&self) -> &[Store<SharedKey>] {
+        &self.keys
+    }
+
+    /// The CrossAccountVault caches.
+    pub fn vault_stores(&self) -> &[Store<CrossAccountVault>] {
+        &self.vaults
+    }
+
     /// The in-use finalizer this operator manages.
     pub fn finalizer(&self) -> &str {
         &self.finalizer

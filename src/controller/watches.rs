@@ -12,11 +12,13 @@ use kube::{Api, Client, ResourceExt};
 
 use super::context::Context;
 use super::error::Error;
-use crate::api::conditions::READY;
+use crate::api::conditions::{DRIFT_EVENTS_HEALTHY, READY};
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
 
-/// AwsAccount events that matter to referencing objects: spec or Ready status changes;
-/// its periodic re-verification (a status write) is not one.
+/// AwsAccount events that matter to referencing objects: spec or Ready status changes,
+/// and its drift-event feed turning healthy or not (which changes their drift
+/// interval: each is checked once and rescheduled); its periodic re-verification (a
+/// status write) is not one.
 pub fn account_changes(
     client: Client,
 ) -> impl Stream<Item = Result<AwsAccount, watcher::Error>> + Send + 'static {
@@ -29,6 +31,12 @@ pub fn account_changes(
             .as_ref()
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
         ready.map(|c| (&c.status, &c.reason)).hash(&mut hasher);
+        let feed_healthy = account.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == DRIFT_EVENTS_HEALTHY && c.status == "True")
+        });
+        feed_healthy.hash(&mut hasher);
         Some(hasher.finish())
     };
     watcher(

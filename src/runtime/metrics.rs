@@ -11,7 +11,9 @@
 //! | `crosskey_admission_overtaken` | histogram | `kind`, `lane`, `by` |
 //! | `crosskey_aws_requests_total` | counter | `service`, `operation`, `outcome` |
 //! | `crosskey_aws_throttles_total` | counter | `service`, `operation` |
-//! | `crosskey_drift_detected_total` | counter | `kind` |
+//! | `crosskey_drift_detected_total` | counter | `kind`, `via` (`event` or `poll`) |
+//! | `crosskey_drift_events_received_total` | counter | `outcome` |
+//! | `crosskey_drift_event_age_seconds` | histogram | |
 //! | `crosskey_grants_revoked_total` | counter | |
 //! | `crosskey_objects` | gauge | `kind`, `ready` |
 //! | `crosskey_leader` | gauge | |
@@ -42,6 +44,19 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriftLabels {
+    kind: String,
+    /// `event`: the reconcile was triggered by a drift event; `poll`: by the interval
+    /// or anything else.
+    via: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,7 +121,9 @@ pub struct Metrics {
     admission_overtaken: Family<OvertakenLabels, Histogram, fn() -> Histogram>,
     aws_requests: Family<AwsLabels, Counter>,
     aws_throttles: Family<OperationLabels, Counter>,
-    drift: Family<KindLabels, Counter>,
+    drift: Family<DriftLabels, Counter>,
+    events_received: Family<OutcomeLabels, Counter>,
+    event_age: Histogram,
     grants_revoked: Counter,
     leader: Gauge,
     objects: Arc<ObjectsCollector>,
@@ -163,11 +180,25 @@ impl Metrics {
             "AWS API attempts that AWS throttled, by service and operation",
             aws_throttles.clone(),
         );
-        let drift = Family::<KindLabels, Counter>::default();
+        let drift = Family::<DriftLabels, Counter>::default();
         registry.register(
             "drift_detected",
-            "Changes made outside the operator that a reconcile found, by kind",
+            "Changes made outside the operator that a reconcile found, by kind and by what triggered the reconcile (event or poll)",
             drift.clone(),
+        );
+        let events_received = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "drift_events_received",
+            "Messages read from drift-event queues, by outcome: matched (an object was enqueued), ignored (the operator's own call), heartbeat, unmatched (no object owns the resource), malformed",
+            events_received.clone(),
+        );
+        // 0.1 s .. ~1.8 h.
+        let event_age = Histogram::new(exponential_buckets(0.1, 2.0, 17));
+        registry.register_with_unit(
+            "drift_event_age",
+            "Age of each drift-event message when the operator received it (from SQS SentTimestamp)",
+            Unit::Seconds,
+            event_age.clone(),
         );
         let grants_revoked = Counter::default();
         registry.register(
@@ -193,6 +224,8 @@ impl Metrics {
             aws_requests,
             aws_throttles,
             drift,
+            events_received,
+            event_age,
             grants_revoked,
             leader,
             objects,
@@ -268,13 +301,29 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a drift detection on an object of `kind`.
-    pub fn drift_detected(&self, kind: &str) {
+    /// Records a drift detection on an object of `kind`, found by a reconcile that a
+    /// drift event triggered (`by_event`) or by polling.
+    pub fn drift_detected(&self, kind: &str, by_event: bool) {
         self.drift
-            .get_or_create(&KindLabels {
+            .get_or_create(&DriftLabels {
                 kind: kind.to_string(),
+                via: if by_event { "event" } else { "poll" }.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one drift-event message by its outcome.
+    pub fn drift_event(&self, outcome: &str) {
+        self.events_received
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records the age of a received drift-event message.
+    pub fn drift_event_age(&self, age: Duration) {
+        self.event_age.observe(age.as_secs_f64());
     }
 
     /// Records `count` KMS grants revoked.
@@ -418,7 +467,9 @@ mod tests {
         metrics.reconcile_error("SharedKey", "InvalidSpec");
         metrics.aws_request("kms", "GetKeyPolicy", "success");
         metrics.aws_throttle("kms", "GetKeyPolicy");
-        metrics.drift_detected("SharedKey");
+        metrics.drift_detected("SharedKey", false);
+        metrics.drift_event("malformed");
+        metrics.drift_event_age(Duration::from_millis(300));
         metrics.grants_revoked(2);
         metrics.admitted("SharedKey", "change", [("change", 3), ("recheck", 0)]);
         metrics.admitted("SharedKey", "change", [("change", 0), ("recheck", 0)]);
@@ -434,7 +485,9 @@ mod tests {
             "crosskey_reconcile_duration_seconds_bucket{kind=\"SharedKey\",le=\"0.01\"} 1",
             "crosskey_aws_requests_total{service=\"kms\",operation=\"GetKeyPolicy\",outcome=\"success\"} 1",
             "crosskey_aws_throttles_total{service=\"kms\",operation=\"GetKeyPolicy\"} 1",
-            "crosskey_drift_detected_total{kind=\"SharedKey\"} 1",
+            "crosskey_drift_detected_total{kind=\"SharedKey\",via=\"poll\"} 1",
+            "crosskey_drift_events_received_total{outcome=\"malformed\"} 1",
+            "crosskey_drift_event_age_seconds_count 1",
             "# TYPE crosskey_grants_revoked_total counter",
             "crosskey_grants_revoked_total 2",
             "crosskey_leader 1",

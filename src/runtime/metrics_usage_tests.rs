@@ -28,7 +28,9 @@ fn exported() -> Exported {
     metrics.admitted("SharedKey", "change", [("change", 1), ("recheck", 0)]);
     metrics.aws_request("kms", "CreateKey", "success");
     metrics.aws_throttle("kms", "CreateKey");
-    metrics.drift_detected("SharedKey");
+    metrics.drift_detected("SharedKey", true);
+    metrics.drift_event("matched");
+    metrics.drift_event_age(Duration::from_millis(300));
     metrics.grants_revoked(1);
     metrics.set_leader(true);
     metrics.objects.add(Box::new(|| {
