@@ -115,6 +115,35 @@ impl Fixture {
     }
 }
 
+/// The access policy of the queue at `url` ("" when it has none).
+async fn queue_policy(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+                .cloned()
+        })
+        .unwrap_or_default()
+}
+
+/// Replaces the access policy of the queue at `url`.
+async fn set_queue_policy(sqs: &aws_sdk_sqs::Client, url: &str, policy: &serde_json::Value) {
+    sqs.set_queue_attributes()
+        .queue_url(url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            policy.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 fn health(account: &AwsAccount) -> (String, String, String) {
     condition_of(
         account
@@ -219,15 +248,7 @@ async fn managed_mode_creates_the_rule_and_queue_and_removes_them() {
     assert_eq!(targets.targets().len(), 1);
     assert_eq!(targets.targets()[0].arn(), queue_arn);
     let url = queue_url(&account).unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
-        .send()
-        .await
-        .unwrap();
-    let policy =
-        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::Policy].clone();
+    let policy = queue_policy(&sqs, &url).await;
     assert!(policy.contains(rule.arn().unwrap()), "{policy}");
     // The heartbeat travels the path: the feed turns healthy.
     fx.wait_feed("Receiving").await;
@@ -236,15 +257,7 @@ async fn managed_mode_creates_the_rule_and_queue_and_removes_them() {
     // the next verification, which a spec change brings forward.
     let foreign = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
         "Principal": "*", "Action": "sqs:SendMessage", "Resource": queue_arn}]});
-    sqs.set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::Policy,
-            foreign.to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_queue_policy(&sqs, &url, &foreign).await;
     events
         .remove_targets()
         .rule(&name)
@@ -267,19 +280,7 @@ async fn managed_mode_creates_the_rule_and_queue_and_removes_them() {
             .send()
             .await
             .unwrap();
-        let policy = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
-            .send()
-            .await
-            .unwrap()
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
-                    .cloned()
-            })
-            .unwrap_or_default();
+        let policy = queue_policy(&sqs, &url).await;
         (targets.targets().len() == 1 && policy.contains("events.amazonaws.com")).then_some(())
     })
     .await;
@@ -575,18 +576,10 @@ async fn external_mode_reads_a_central_queue_in_another_account() {
         .send()
         .await
         .unwrap();
-    let queue_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    let central_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": queue_arn,
         "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]});
-    sqs.set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::Policy,
-            queue_policy.to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_queue_policy(&sqs, &url, &central_policy).await;
     events_c
         .put_targets()
         .rule("crosskey-central")

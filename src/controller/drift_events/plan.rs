@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::policy::arn::partition_of_region;
+use crate::policy::arn::{parse_arn, partition_of_region};
 
 /// The `source` of the operator's heartbeat events.
 pub const HEARTBEAT_SOURCE: &str = "crosskey.heartbeat";
@@ -168,18 +168,12 @@ pub fn parse(body: &str, own_session: impl Fn(&str) -> bool) -> Parsed {
 /// Whether `arn` (an event's `userIdentity.arn`) is the session `session` of the role
 /// named `role` in `account`: `arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
 pub fn is_session(arn: &str, account: &str, role: &str, session: &str) -> bool {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("sts"), Some(""), Some(acct), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return false;
-    };
-    acct == account && rest == format!("assumed-role/{role}/{session}")
+    parse_arn(arn).is_some_and(|arn| {
+        arn.service == "sts"
+            && arn.region.is_empty()
+            && arn.account == account
+            && arn.resource == format!("assumed-role/{role}/{session}")
+    })
 }
 
 /// The account that owns the queue of an SQS queue URL (`…/ACCOUNT/NAME`).
