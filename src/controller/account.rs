@@ -78,7 +78,7 @@ async fn reconcile(account: Arc<AwsAccount>, ctx: Arc<Context>) -> Result<Action
         }
         return Ok(Action::await_change());
     }
-    let feed = i64::from(drift_events::holds_resources(&account));
+    let feed = i64::from(drift_events::managed::holds_resources(&account));
     match finalizer_step(held, users.count.total() + feed) {
         FinalizerStep::Add => set_finalizer(&account, &ctx, true).await?,
         FinalizerStep::Remove => set_finalizer(&account, &ctx, false).await?,

@@ -36,17 +36,20 @@ pub mod vault;
 mod watches;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
-use kube::Client;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt};
+use tracing::info;
 
 pub use context::{
     CREATE_SETTLE_MARGIN, Context, DRIFT_DETECTED, FIELD_MANAGER, FINALIZER, Settings,
 };
 pub use error::{Error, StartError};
-pub use runner::{CRD_WAIT, wait_for_crds};
 
-use crate::api::{CrossAccountVault, SharedKey};
+use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
 use crate::aws::ClientFactory;
 use crate::runtime::Runtime;
 
@@ -138,5 +141,36 @@ pub async fn run(
         }
     }
     futures::future::join_all(runners).await;
+    Ok(())
+}
+
+/// How long `run` waits for each CRD before giving up.
+pub const CRD_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until every crosskey CRD is established.
+pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in [
+        AwsAccount::crd_name(),
+        SharedKey::crd_name(),
+        CrossAccountVault::crd_name(),
+    ] {
+        let established = await_condition(crds.clone(), name, conditions::is_crd_established());
+        match tokio::time::timeout(timeout, established).await {
+            Ok(Ok(_)) => info!(crd = name, "CRD established"),
+            Ok(Err(source)) => {
+                return Err(StartError::CrdWait {
+                    name: name.to_string(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(StartError::CrdNotEstablished {
+                    name: name.to_string(),
+                    seconds: timeout.as_secs(),
+                });
+            }
+        }
+    }
     Ok(())
 }

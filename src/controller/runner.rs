@@ -10,22 +10,19 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
-use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, warn};
 
 use super::admission::{Admission, FirstSight, Lane};
 use super::context::{ABANDON_ANNOTATION, Context, FINALIZER, retry_key};
-use super::error::{Error, StartError};
-use super::shard::Shard;
-use crate::api::{AwsAccount, CrossAccountVault, Object, SharedKey};
+use super::error::Error;
+use crate::api::Object;
 
 /// Runs `apply` for a live object and `cleanup` for one being deleted, with the
 /// cleanup finalizer added before the first apply and removed after a cleanup that
@@ -130,37 +127,6 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(delay)
 }
 
-/// How long `run` waits for each CRD before giving up.
-pub const CRD_WAIT: Duration = Duration::from_secs(60);
-
-/// Waits until every crosskey CRD is established.
-pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), StartError> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in [
-        AwsAccount::crd_name(),
-        SharedKey::crd_name(),
-        CrossAccountVault::crd_name(),
-    ] {
-        let established = await_condition(crds.clone(), name, conditions::is_crd_established());
-        match tokio::time::timeout(timeout, established).await {
-            Ok(Ok(_)) => info!(crd = name, "CRD established"),
-            Ok(Err(source)) => {
-                return Err(StartError::CrdWait {
-                    name: name.to_string(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(StartError::CrdNotEstablished {
-                    name: name.to_string(),
-                    seconds: timeout.as_secs(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Runs `controller` with `reconcile` until shutdown, the way every controller runs:
 /// - its cache counts for `/readyz` and its objects for `crosskey_objects`; no
 ///   reconcile starts before every controller's cache has synced;
@@ -250,9 +216,9 @@ where
         return Ok(Action::await_change());
     }
     if let Some(shard) = ctx.settings.shard
-        && !serves(shard, obj.as_ref())
+        && !super::shard::serves(shard, obj.as_ref())
     {
-        return hand_over(shard, obj.as_ref(), &ctx).await;
+        return super::shard::hand_over(shard, obj.as_ref(), &ctx).await;
     }
     // A drift event made it due: a drift check with the priority of a change.
     let by_event = ctx.feeds.take_due(&retry_key(obj.as_ref()));
@@ -328,25 +294,6 @@ where
         outcome.as_ref().err().map(Error::reason),
     );
     outcome
-}
-
-/// Whether `shard` reconciles `obj`: a key or vault of an account it serves, or such
-/// an AwsAccount.
-fn serves<K: Object>(shard: Shard, obj: &K) -> bool {
-    match obj.account_name() {
-        Some(account) => shard.serves(account),
-        None => shard.serves(&obj.name_any()),
-    }
-}
-
-/// Leaves `obj` to the shard that serves its account: a key or vault is relabelled for
-/// it (its account changed, or the shard count grew); an AwsAccount is only left alone.
-async fn hand_over<K: Object>(shard: Shard, obj: &K, ctx: &Context) -> Result<Action, Error> {
-    if obj.account_name().is_some() {
-        let target = super::shard::relabel(ctx, obj, shard.count).await?;
-        info!(name = %obj.name_any(), namespace = ?obj.namespace(), shard = target, "handed over to the shard of its account");
-    }
-    Ok(Action::await_change())
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

@@ -19,7 +19,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
+use kube::runtime::controller::Action;
+
 use super::context::{Context, FIELD_MANAGER};
+use super::error::Error;
 use crate::api::Object;
 
 /// The label that names the shard of a SharedKey or CrossAccountVault.
@@ -141,6 +144,25 @@ where
             }
         }
     }
+}
+
+/// Whether `shard` reconciles `obj`: a key or vault of an account it serves, or such
+/// an AwsAccount.
+pub fn serves<K: Object>(shard: Shard, obj: &K) -> bool {
+    match obj.account_name() {
+        Some(account) => shard.serves(account),
+        None => shard.serves(&obj.name_any()),
+    }
+}
+
+/// Leaves `obj` to the shard that serves its account: a key or vault is relabelled for
+/// it (its account changed, or the shard count grew); an AwsAccount is only left alone.
+pub async fn hand_over<K: Object>(shard: Shard, obj: &K, ctx: &Context) -> Result<Action, Error> {
+    if obj.account_name().is_some() {
+        let target = relabel(ctx, obj, shard.count).await?;
+        info!(name = %obj.name_any(), namespace = ?obj.namespace(), shard = target, "handed over to the shard of its account");
+    }
+    Ok(Action::await_change())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use super::plan::{self, Call, Parsed};
 use super::{FeedConfig, FeedState, lock};
 use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
-use crate::aws::AwsError;
+use crate::aws::{AccountTarget, AwsError};
 use crate::controller::context::Context;
 
 /// Pause after a failed read before the next one.
@@ -233,4 +233,22 @@ fn age_of(sent_ms: u64) -> Duration {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     Duration::from_millis(now.saturating_sub(sent_ms))
+}
+
+/// Whose credentials read `queue_url`: those of the AwsAccount of the queue's own
+/// account when there is one (no queue policy needed, and one central queue is read as
+/// its owner), else those of `target`, the account that names it (then the queue's
+/// policy must allow that account's role).
+pub(super) fn reader_of(queue_url: &str, target: &AccountTarget, ctx: &Context) -> AccountTarget {
+    let Some(owner) = plan::queue_account(queue_url) else {
+        return target.clone();
+    };
+    if owner == target.account_id {
+        return target.clone();
+    }
+    ctx.accounts
+        .state()
+        .iter()
+        .find(|a| a.spec.account_id == owner)
+        .map_or_else(|| target.clone(), |a| AccountTarget::from(&a.spec))
 }

@@ -6,8 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use kube::ResourceExt;
+
 use super::plan;
+use crate::api::AwsAccount;
 use crate::aws::{AccountClients, AwsError};
+use crate::controller::context::Context;
+use crate::controller::tags;
 
 /// What `Managed` mode keeps in one account and Region.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,4 +88,26 @@ pub async fn remove(clients: &AccountClients, uid: &str) -> Result<(), AwsError>
         sqs.delete_queue(&url).await?;
     }
     Ok(())
+}
+
+/// The tags of the rule and queue: the operator-wide ones and the ownership tags.
+pub(super) fn resource_tags(account: &AwsAccount, ctx: &Context) -> BTreeMap<String, String> {
+    let owner = BTreeMap::from([
+        (
+            tags::OWNER_UID.to_string(),
+            account.uid().unwrap_or_default(),
+        ),
+        (tags::OWNER_NAME.to_string(), account.name_any()),
+    ]);
+    tags::merged(&Default::default(), &ctx.settings.resource_tags, owner)
+}
+
+/// Whether the account has `Managed` resources recorded: it keeps its finalizer until
+/// they are deleted.
+pub fn holds_resources(account: &AwsAccount) -> bool {
+    account
+        .status
+        .as_ref()
+        .and_then(|s| s.drift_events.as_ref())
+        .is_some_and(|d| d.rule_arn.is_some())
 }

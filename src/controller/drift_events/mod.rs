@@ -21,7 +21,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::context::{Context, retry_key};
 use super::status::Pass;
-use super::tags;
+
 use crate::api::conditions::{DRIFT_EVENTS_HEALTHY, Status};
 use crate::api::{
     AwsAccount, CrossAccountVault, DriftEventsMode, DriftEventsStatus, SharedKey, parse_duration,
@@ -50,7 +50,7 @@ pub struct FeedConfig {
     pub account_name: String,
     /// The account whose feed this is (heartbeats are sent with its credentials).
     pub target: AccountTarget,
-    /// The credentials that read the queue (see [`reader_of`]).
+    /// The credentials that read the queue (see [`consumer::reader_of`]).
     pub reader: AccountTarget,
     /// The queue, and the Region its client is signed for.
     pub queue_url: String,
@@ -313,7 +313,8 @@ pub async fn sync(
             let current = pass.status.drift_events.clone().unwrap_or_default();
             if converge || current.queue_url.is_none() {
                 let clients = ctx.aws.clients(&target, region).await;
-                match managed::converge(&clients, &uid, &resource_tags(account, ctx)).await {
+                match managed::converge(&clients, &uid, &managed::resource_tags(account, ctx)).await
+                {
                     Ok(resources) => {
                         pass.status.drift_events = Some(DriftEventsStatus {
                             queue_url: Some(resources.queue_url.clone()),
@@ -346,7 +347,7 @@ pub async fn sync(
     let config = FeedConfig {
         account_name: name.clone(),
         queue_region: plan::queue_region(&queue_url).unwrap_or_else(|| region.to_string()),
-        reader: reader_of(&queue_url, &target, ctx),
+        reader: consumer::reader_of(&queue_url, &target, ctx),
         queue_url,
         target,
         heartbeat_region: region.to_string(),
@@ -362,49 +363,6 @@ pub async fn sync(
         };
         pass.condition(DRIFT_EVENTS_HEALTHY, status, health.reason, health.message);
     }
-}
-
-/// Whose credentials read `queue_url`: those of the AwsAccount of the queue's own
-/// account when there is one (no queue policy needed, and one central queue is read as
-/// its owner), else those of `target`, the account that names it (then the queue's
-/// policy must allow that account's role).
-fn reader_of(queue_url: &str, target: &AccountTarget, ctx: &Context) -> AccountTarget {
-    let Some(owner) = plan::queue_account(queue_url) else {
-        return target.clone();
-    };
-    if owner == target.account_id {
-        return target.clone();
-    }
-    ctx.accounts
-        .state()
-        .iter()
-        .find(|a| a.spec.account_id == owner)
-        .map_or_else(|| target.clone(), |a| AccountTarget::from(&a.spec))
-}
-
-/// The tags of the rule and queue: the operator-wide ones and the ownership tags.
-fn resource_tags(
-    account: &AwsAccount,
-    ctx: &Context,
-) -> std::collections::BTreeMap<String, String> {
-    let owner = std::collections::BTreeMap::from([
-        (
-            tags::OWNER_UID.to_string(),
-            account.uid().unwrap_or_default(),
-        ),
-        (tags::OWNER_NAME.to_string(), account.name_any()),
-    ]);
-    tags::merged(&Default::default(), &ctx.settings.resource_tags, owner)
-}
-
-/// Whether the account has `Managed` resources recorded: it keeps its finalizer until
-/// they are deleted.
-pub fn holds_resources(account: &AwsAccount) -> bool {
-    account
-        .status
-        .as_ref()
-        .and_then(|s| s.drift_events.as_ref())
-        .is_some_and(|d| d.rule_arn.is_some())
 }
 
 /// Deletes the `Managed` resources of an account being deleted, and stops its feed.
