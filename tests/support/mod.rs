@@ -445,10 +445,7 @@ impl Operator {
         extra_args: &[&str],
     ) -> Operator {
         let env = env();
-        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let metrics_port = free_port();
         let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let log = env
             .dir
@@ -567,6 +564,26 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback port that binds now, drawn below the kernel's ephemeral range so that no
+/// outgoing connection can take it before the operator binds it (as testenv.sh does).
+pub fn free_port() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(10001);
+    for _ in 0..200 {
+        let port = fastrand::u16(10000..ephemeral_low);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 fn unique_suffix() -> String {

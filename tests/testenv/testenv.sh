@@ -40,29 +40,58 @@ stop_all() {
   done
 }
 
+# free_port: a port that binds on 127.0.0.1 now, drawn below the kernel's ephemeral range
+# (ip_local_port_range), so that no outgoing connection can take it before the server
+# binds; a clash with another test environment is still possible, and `launch` retries it.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - "$@" <<'PY'
+import random, socket, sys
+taken = {int(p) for p in sys.argv[1:]}
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except OSError:
+    low = 32768
+for _ in range(200):
+    port = random.randrange(10000, max(low, 10001))
+    if port in taken:
+        continue
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+PY
 }
 
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds, and fails
-# early when one of the servers started so far has exited.
+# wait_for SERVER DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds, and
+# fails early when SERVER has exited.
 wait_for() {
-  local what="$1" seconds="$2"; shift 2
+  local name="$1" what="$2" seconds="$3"; shift 3
   local deadline=$(( $(date +%s) + seconds ))
   until "$@" >/dev/null 2>&1; do
-    for name in etcd moto kube-apiserver; do
-      if [[ -f "$dir/$name.pid" ]] && ! kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
-        echo "$name exited while waiting for $what; last lines of $dir/logs/$name.log:" >&2
-        tail -n 5 "$dir/logs/$name.log" >&2
-        return 1
-      fi
-    done
+    if [[ -f "$dir/$name.pid" ]] && ! kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+      echo "$name exited while waiting for $what; last lines of $dir/logs/$name.log:" >&2
+      tail -n 5 "$dir/logs/$name.log" >&2
+      return 1
+    fi
     if (( $(date +%s) > deadline )); then
       echo "timed out after ${seconds}s waiting for $what; logs are in $dir/logs" >&2
       return 1
     fi
     sleep 0.2
   done
+}
+
+# lost_port_race SERVER: whether SERVER exited because its port was taken meanwhile.
+lost_port_race() {
+  ! kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null \
+    && grep -qiE "address already in use|port [0-9]+ is in use" "$dir/logs/$1.log"
 }
 
 # Starts kube-apiserver with the arguments saved in DIR/kube-apiserver.args.
@@ -87,8 +116,8 @@ case "$cmd" in
     start_apiserver
     token="$(cut -d, -f1 "$dir/certs/tokens.csv")"
     port="$(grep -- '--secure-port=' "$dir/kube-apiserver.args" | cut -d= -f2)"
-    wait_for "kube-apiserver /readyz after the restart" 120 \
-      curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz"
+    wait_for kube-apiserver "kube-apiserver /readyz after the restart" 120 \
+      curl -sfk --max-time 5 -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz"
     echo "$restart_started $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >> "$dir/logs/apiserver-restarts.log"
     exit 0
     ;;
@@ -108,30 +137,50 @@ bin_dir="$("$root/tests/testenv/k8s/build.sh")"
 helm_dir="$("$root/tests/testenv/helm/build.sh")"
 "$root/tests/testenv/venv.sh"
 
-etcd_port="$(free_port)"; etcd_peer_port="$(free_port)"
-api_port="$(free_port)"; aws_port="$(free_port)"
 token="crosskey-admin-token"
-
 openssl genrsa -out "$dir/certs/sa.key" 2048 2>/dev/null
 echo "$token,admin,admin-uid,system:masters" > "$dir/certs/tokens.csv"
+echo "$bin_dir" > "$dir/bin-dir"
+# Every resource request, at Metadata level: tests/testenv/rbac.py reads what the
+# operator (impersonating the chart's ServiceAccount) did, and what it was refused.
+cat > "$dir/audit-policy.yaml" <<POLICY
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  users: ["system:apiserver", "system:kube-controller-manager", "system:kube-scheduler"]
+- level: None
+  nonResourceURLs: ["*"]
+- level: Metadata
+POLICY
 
-"$bin_dir/etcd" --name testenv --data-dir "$dir/etcd-data" \
-  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
-  --initial-cluster "testenv=http://127.0.0.1:$etcd_peer_port" \
-  --unsafe-no-fsync --log-level warn > "$dir/logs/etcd.log" 2>&1 &
-echo $! > "$dir/etcd.pid"
+start_etcd() {
+  etcd_port="$(free_port)"; etcd_peer_port="$(free_port "$etcd_port")"
+  rm -rf "$dir/etcd-data"
+  "$bin_dir/etcd" --name testenv --data-dir "$dir/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+    --initial-cluster "testenv=http://127.0.0.1:$etcd_peer_port" \
+    --unsafe-no-fsync --log-level warn > "$dir/logs/etcd.log" 2>&1 &
+  echo $! > "$dir/etcd.pid"
+}
+etcd_ready() { wait_for etcd "etcd on port $etcd_port" 60 curl -sf --max-time 5 "http://127.0.0.1:$etcd_port/health"; }
 
-(cd "$root/tests/testenv/moto" && exec "$root/.venv/bin/python" -m crosskey_moto --host 127.0.0.1 --port "$aws_port" \
-  --decision-log "$dir/authz-decisions.jsonl") \
-  > "$dir/logs/moto.log" 2>&1 &
-echo $! > "$dir/moto.pid"
-
-wait_for "etcd" 60 curl -sf "http://127.0.0.1:$etcd_port/health"
+start_moto() {
+  aws_port="$(free_port "$etcd_port" "$etcd_peer_port")"
+  (cd "$root/tests/testenv/moto" && exec "$root/.venv/bin/python" -m crosskey_moto --host 127.0.0.1 --port "$aws_port" \
+    --decision-log "$dir/authz-decisions.jsonl") \
+    > "$dir/logs/moto.log" 2>&1 &
+  echo $! > "$dir/moto.pid"
+}
+moto_ready() { wait_for moto "moto on port $aws_port" 60 curl -sf --max-time 5 "http://127.0.0.1:$aws_port/_crosskey/health"; }
 
 # The API server's command line is kept, so that `restart-apiserver` can bring the same
 # server back on the same port (for fault tests).
-cat > "$dir/kube-apiserver.args" <<ARGS
+launch_apiserver() {
+  api_port="$(free_port "$etcd_port" "$etcd_peer_port" "$aws_port")"
+  cat > "$dir/kube-apiserver.args" <<ARGS
 --etcd-servers=http://127.0.0.1:$etcd_port
 --bind-address=127.0.0.1
 --advertise-address=127.0.0.1
@@ -150,21 +199,31 @@ cat > "$dir/kube-apiserver.args" <<ARGS
 --audit-log-format=json
 --audit-log-maxsize=0
 ARGS
-# Every resource request, at Metadata level: tests/testenv/rbac.py reads what the
-# operator (impersonating the chart's ServiceAccount) did, and what it was refused.
-cat > "$dir/audit-policy.yaml" <<POLICY
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: None
-  users: ["system:apiserver", "system:kube-controller-manager", "system:kube-scheduler"]
-- level: None
-  nonResourceURLs: ["*"]
-- level: Metadata
-POLICY
-echo "$bin_dir" > "$dir/bin-dir"
-start_apiserver
+  : > "$dir/logs/kube-apiserver.log"
+  start_apiserver
+}
+apiserver_ready() {
+  wait_for kube-apiserver "kube-apiserver /readyz on port $api_port" 120 \
+    curl -sfk --max-time 5 -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"
+}
+
+# launch SERVER START READY: starts SERVER and waits until READY; when another process
+# took its port between the choice and the bind, starts it again on a new port.
+launch() {
+  local name="$1" start="$2" ready="$3"
+  for attempt in 1 2 3 4 5; do
+    if "$ready"; then return 0; fi
+    if ! lost_port_race "$name"; then return 1; fi
+    echo "$name lost its port to another process (attempt $attempt); choosing another" >&2
+    "$start"
+  done
+  return 1
+}
+
+start_etcd
+start_moto
+launch etcd start_etcd etcd_ready
+launch_apiserver
 
 if [[ -n "$owner_pid" ]]; then
   # Stops the servers when the owning process goes away, however it ends.
@@ -176,9 +235,8 @@ if [[ -n "$owner_pid" ]]; then
   echo $! > "$dir/watchdog.pid"
 fi
 
-wait_for "moto on port $aws_port" 60 curl -sf "http://127.0.0.1:$aws_port/_crosskey/health"
-wait_for "kube-apiserver /readyz on port $api_port" 120 \
-  curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz"
+launch moto start_moto moto_ready
+launch kube-apiserver launch_apiserver apiserver_ready
 
 kubeconfig="$dir/kubeconfig"
 cat > "$kubeconfig" <<KUBECONFIG
@@ -200,7 +258,7 @@ current-context: testenv
 KUBECONFIG
 
 kubectl=("$bin_dir/kubectl" --kubeconfig "$kubeconfig")
-wait_for "the default namespace" 60 "${kubectl[@]}" get namespace default
+wait_for kube-apiserver "the default namespace" 60 "${kubectl[@]}" get namespace default
 "${kubectl[@]}" apply --server-side -f "$root/crds/" > "$dir/logs/crds.log"
 "${kubectl[@]}" wait --for condition=established --timeout=60s -f "$root/crds/" >> "$dir/logs/crds.log"
 
