@@ -230,9 +230,19 @@ fn camel_case(snake: &str) -> String {
 /// `src/aws/<service>.rs`, as `service:Operation`.
 fn aws_calls_in_code() -> BTreeSet<String> {
     let mut calls = BTreeSet::new();
-    for service in ["kms", "backup", "iam", "sts", "sqs", "events"] {
-        let path = root().join("src/aws").join(format!("{service}.rs"));
-        let Ok(text) = std::fs::read_to_string(&path) else {
+    let mut files: Vec<_> = std::fs::read_dir(root().join("src/aws"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Each module of src/aws names its service: `const SERVICE: &str = "kms";`.
+        let Some(service) = text
+            .split("const SERVICE: &str = \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
             continue;
         };
         let compact: String = text.split_whitespace().collect();
@@ -245,7 +255,14 @@ fn aws_calls_in_code() -> BTreeSet<String> {
                     .collect();
                 let is_call = rest[name.len()..].starts_with("()");
                 if is_call && !name.is_empty() && name != "clone" {
-                    calls.insert(format!("{service}:{}", camel_case(&name)));
+                    let operation = camel_case(&name);
+                    // SQS authorizes a batch as its single action (SQS "Amazon SQS
+                    // API permissions": DeleteMessageBatch needs sqs:DeleteMessage).
+                    let operation = match (service, operation.strip_suffix("Batch")) {
+                        ("sqs", Some(single)) => single.to_string(),
+                        _ => operation,
+                    };
+                    calls.insert(format!("{service}:{operation}"));
                 }
             }
         }

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 
 use super::error::{AwsError, ErrorClass};
 use super::limits::Limiter;
@@ -182,19 +184,45 @@ impl Sqs {
             .collect())
     }
 
-    /// Deletes one consumed message; a receipt that is no longer valid counts as done.
-    pub async fn delete_message(&self, url: &str, receipt_handle: &str) -> Result<(), AwsError> {
-        self.limiter
+    /// Deletes consumed messages in one call (at most 10, as one ReceiveMessage returns);
+    /// returns how many SQS could not delete (they come back and are consumed again).
+    pub async fn delete_messages(
+        &self,
+        url: &str,
+        receipt_handles: &[String],
+    ) -> Result<usize, AwsError> {
+        if receipt_handles.is_empty() {
+            return Ok(0);
+        }
+        let entries = receipt_handles
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AwsError {
+                class: ErrorClass::InvalidInput,
+                service: SERVICE,
+                operation: "DeleteMessageBatch",
+                code: None,
+                message: e.to_string(),
+            })?;
+        let out = self
+            .limiter
             .call(
                 SERVICE,
-                "DeleteMessage",
+                "DeleteMessageBatch",
                 self.client
-                    .delete_message()
+                    .delete_message_batch()
                     .queue_url(url)
-                    .receipt_handle(receipt_handle)
+                    .set_entries(Some(entries))
                     .send(),
             )
             .await?;
-        Ok(())
+        Ok(out.failed.len())
     }
 }

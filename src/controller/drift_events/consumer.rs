@@ -46,18 +46,26 @@ async fn receive_loop(config: &FeedConfig, state: &Mutex<FeedState>, ctx: &Conte
         match sqs.receive(&config.queue_url).await {
             Ok(messages) => {
                 clear_failure(state, "receive");
+                let mut consumed = Vec::with_capacity(messages.len());
                 for message in messages {
                     if let Some(sent) = message.sent_at_ms {
                         ctx.runtime.metrics.drift_event_age(age_of(sent));
                     }
                     let outcome = consume(&message.body, ctx, &mut logged);
                     ctx.runtime.metrics.drift_event(outcome);
-                    // Deleted only after the owners were enqueued (`consume`).
-                    if let Err(err) = sqs
-                        .delete_message(&config.queue_url, &message.receipt_handle)
-                        .await
-                    {
-                        debug!(%err, "deleting a consumed message failed; it comes back and is consumed again");
+                    consumed.push(message.receipt_handle);
+                }
+                // Deleted only after their owners were enqueued (`consume`), in one call.
+                match sqs.delete_messages(&config.queue_url, &consumed).await {
+                    Ok(0) => {}
+                    Ok(failed) => {
+                        debug!(
+                            failed,
+                            "SQS did not delete some consumed messages; they come back and are consumed again"
+                        );
+                    }
+                    Err(err) => {
+                        debug!(%err, "deleting consumed messages failed; they come back and are consumed again");
                     }
                 }
             }
