@@ -25,6 +25,9 @@
 //! The test emulator's evaluator (tests/testenv/moto/crosskey_moto/policy.py and
 //! kms_ext.decide) implements the same rules independently; the differential test
 //! tests/policy_differential/ checks that both agree.
+//!
+//! [`resource`] evaluates the same statements for a resource with its own policy (an
+//! AWS Backup vault access policy) and for a service assuming a role (a trust policy).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,6 +38,11 @@ use crate::policy::actions::{action_matches, wildcard_match, works_across_accoun
 use crate::policy::arn;
 use crate::policy::model::{
     ConditionBlock, ConditionOperator, Effect, PolicyDocument, Principal, SetQualifier, Statement,
+};
+
+pub mod resource;
+pub use resource::{
+    ResourceDecision, ResourceRequest, SideVerdict, explain_resource, explain_service_trust,
 };
 
 /// A KMS grant: the grantee may perform the listed operations on the key.
@@ -630,7 +638,7 @@ pub fn explain(request: &ExplainRequest) -> Decision {
         }
     };
     let caller = Caller::parse(&request.principal_arn);
-    let context = build_context(request, &caller, &key.partition);
+    let context = build_context(&request.context, &caller, &key.partition);
     let action = request.action.as_str();
     let key_arn = request.key_arn.as_str();
 
@@ -839,9 +847,13 @@ pub fn explain(request: &ExplainRequest) -> Decision {
     }
 }
 
-fn build_context(request: &ExplainRequest, caller: &Caller, partition: &str) -> Context {
+fn build_context(
+    request_context: &BTreeMap<String, Vec<String>>,
+    caller: &Caller,
+    partition: &str,
+) -> Context {
     let mut context: Context = BTreeMap::new();
-    for (key, values) in &request.context {
+    for (key, values) in request_context {
         context
             .entry(key.to_ascii_lowercase())
             .or_default()

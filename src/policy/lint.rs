@@ -1,5 +1,6 @@
 //! Lint: findings about a key policy that AWS would reject, that would lock the owner
-//! out, or that do not do what their author meant. Each rule has a stable code
+//! out, or that do not do what their author meant; and the AWS Backup rules that need
+//! one document (a vault access policy, a copy destination). Each rule has a stable code
 //! (see [`LINT_RULES`]); controllers refuse to write a policy with an error finding
 //! and put the findings in status.
 
@@ -105,6 +106,9 @@ rules! {
     RESOURCE_NOT_THIS_KEY = "CK018", "resource-not-this-key", Warning, "A key policy Resource is neither \"*\" nor this key's ARN.";
     UNSUPPORTED_VERSION = "CK019", "unsupported-version", Warning, "Version is missing or not 2012-10-17.";
     UNKNOWN_ACTION = "CK020", "unknown-action", Warning, "An action is not a known KMS operation (typo?) or not a KMS action at all.";
+    VIA_SERVICE_OTHER_REGION = "CK021", "via-service-other-region", Warning, "A kms:ViaService value names a Region other than the key's (e.g. backup.us-west-2.amazonaws.com for a key in us-east-1), so it never matches.";
+    VAULT_POLICY_WILDCARD_ACTION = "CK022", "vault-policy-wildcard-action", Error, "A vault access policy has a wildcard (* or ?) in Action, which AWS Backup rejects.";
+    DEFAULT_VAULT_DESTINATION = "CK023", "default-vault-cross-account-destination", Error, "A copy to another account targets its Default vault, which cross-account copies cannot use.";
 }
 
 /// What the linter needs to know besides the policy.
@@ -328,6 +332,12 @@ fn document_findings(document: &PolicyDocument, context: &LintContext) -> Vec<Fi
         .clone()
         .or_else(|| infer_owner_account(document));
 
+    let key_region = context
+        .key_arn
+        .as_deref()
+        .and_then(|key_arn| arn::validate_key_arn(key_arn).ok())
+        .map(|key| key.region);
+
     let mut sids: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, statement) in document.statements().iter().enumerate() {
         let label = match statement.sid.as_deref() {
@@ -358,6 +368,9 @@ fn document_findings(document: &PolicyDocument, context: &LintContext) -> Vec<Fi
         check_public(statement, &mut push);
         check_actions(statement, owner.as_deref(), &mut push);
         check_resources(statement, context.key_arn.as_deref(), &mut push);
+        if let Some(region) = &key_region {
+            check_via_service_region(statement, region, &mut push);
+        }
     }
     findings.extend(lockout_findings(document, owner.as_deref()));
     findings
@@ -661,6 +674,92 @@ fn check_resources(statement: &Statement, key_arn: Option<&str>, push: &mut Push
             );
         }
     }
+}
+
+/// CK021: a service endpoint in `kms:ViaService` (`SERVICE.REGION.amazonaws.com`) for
+/// another Region never matches: KMS keys are regional, and services call a key from
+/// their endpoint in the key's Region.
+fn check_via_service_region(statement: &Statement, key_region: &str, push: &mut Push<'_>) {
+    let values = statement
+        .condition
+        .iter()
+        .flatten()
+        .flat_map(|(_, keys)| keys.iter())
+        .filter(|(key, _)| key.eq_ignore_ascii_case("kms:ViaService"))
+        .flat_map(|(_, values)| values.iter().map(|value| value.as_text()));
+    for value in values {
+        let Some((service, rest)) = value.split_once('.') else {
+            continue;
+        };
+        let Some((region, _domain)) = rest.split_once('.') else {
+            continue;
+        };
+        if !value.contains(['*', '?']) && region != key_region {
+            push(
+                VIA_SERVICE_OTHER_REGION,
+                Severity::Warning,
+                format!(
+                    "kms:ViaService {value:?} names Region {region}, but the key is in {key_region}, so it never matches: use {service}.{key_region}.amazonaws.com"
+                ),
+            );
+        }
+    }
+}
+
+/// Lint an AWS Backup vault access policy: CK001 when it is not a policy, CK022 for a
+/// wildcard in Action ("AWS Backup access policies don't support a wildcard in the
+/// Action key"; PutBackupVaultAccessPolicy rejects it).
+pub fn lint_vault_access_policy(text: &str) -> Vec<Finding> {
+    let document = match PolicyDocument::parse(text) {
+        Ok(document) => document,
+        Err(error) => {
+            return vec![finding(
+                INVALID_POLICY,
+                Severity::Error,
+                None,
+                error.to_string(),
+            )];
+        }
+    };
+    let mut findings = Vec::new();
+    for (index, statement) in document.statements().iter().enumerate() {
+        for action in statement.action.iter().flatten() {
+            if action.contains(['*', '?']) {
+                findings.push(finding(
+                    VAULT_POLICY_WILDCARD_ACTION,
+                    Severity::Error,
+                    Some(statement.label(|| document.statement_path(index))),
+                    format!(
+                        "Action {action:?} has a wildcard, which vault access policies do not support: name the actions, e.g. backup:CopyIntoBackupVault"
+                    ),
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// CK023 for a copy action's destination: another account's `Default` vault
+/// ("You must use vaults other than your default vaults to perform cross-account
+/// backup"). `source_account` is the account that copies; `None` when unknown.
+pub fn lint_copy_destination(
+    destination_vault_arn: &str,
+    source_account: Option<&str>,
+) -> Option<Finding> {
+    let vault = arn::parse_arn(destination_vault_arn)?;
+    let is_default = vault.service == "backup" && vault.resource == "backup-vault:Default";
+    let other_account = source_account != Some(vault.account);
+    (is_default && other_account).then(|| {
+        finding(
+            DEFAULT_VAULT_DESTINATION,
+            Severity::Error,
+            None,
+            format!(
+                "the copy destination {destination_vault_arn} is the Default vault of account {}, which cross-account copies cannot use (it is encrypted with an AWS managed key): copy into a vault encrypted with a customer managed key",
+                vault.account
+            ),
+        )
+    })
 }
 
 /// The owner account as the policy shows it: the first root principal granted `kms:*`.
@@ -1054,7 +1153,16 @@ mod tests {
     #[test]
     fn every_rule_has_a_triggering_and_a_non_triggering_case() {
         let cases = cases();
-        for rule in LINT_RULES {
+        // Rules on other documents or needing a key ARN: tested in lint_backup_tests.
+        let elsewhere = [
+            VIA_SERVICE_OTHER_REGION,
+            VAULT_POLICY_WILDCARD_ACTION,
+            DEFAULT_VAULT_DESTINATION,
+        ];
+        for rule in LINT_RULES
+            .iter()
+            .filter(|rule| !elsewhere.contains(&rule.code))
+        {
             assert!(
                 cases.iter().any(|(code, _, _)| *code == rule.code),
                 "no test case for {}",
@@ -1082,7 +1190,7 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(codes, sorted);
-        assert_eq!(codes.len(), 20);
+        assert_eq!(codes.len(), 23);
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! - `render`: the policies a SharedKey or CrossAccountVault spec asks for;
 //! - `lint`: findings with stable codes; controllers refuse policies with errors;
 //! - `explain`: whether a principal may perform an action on a key, and why;
+//! - `copy_path`: whether a cross-account AWS Backup copy path's policies agree;
 //! - `ownership`: a key policy shared with other owners (`policyOwnership: Statements`).
 
 pub mod actions;
 pub mod arn;
+pub mod copy_path;
 pub mod diff;
 pub mod error;
 pub mod explain;
@@ -23,9 +25,12 @@ pub mod render;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod lint_backup_tests;
+#[cfg(test)]
 mod proptests;
 
 pub use arn::{is_alias_arn, validate_key_arn};
+pub use copy_path::{CopyPath, CopyPathFinding, CopySide, verify as verify_copy_path};
 pub use diff::{PolicyDiff, diff};
 pub use error::PolicyError;
 pub use explain::{Decision, ExplainRequest, Grant, Verdict, explain};
