@@ -21,6 +21,9 @@ pub const ROLE_GRANTS_SYNCED: &str = "RoleGrantsSynced";
 /// CrossAccountVault: the vault lock and notifications match the spec (where it sets
 /// them).
 pub const SETTINGS_SYNCED: &str = "SettingsSynced";
+/// CrossAccountVault with `spec.ramShare`: the operator's AWS RAM share holds the vault
+/// and exactly the declared accounts, each associated (`True`), or why not.
+pub const SHARE_SYNCED: &str = "ShareSynced";
 /// AwsAccount: SharedKeys or CrossAccountVaults still name the account (`True`), which
 /// holds its deletion.
 pub const IN_USE: &str = "InUse";

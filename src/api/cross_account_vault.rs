@@ -1,6 +1,7 @@
 //! The `CrossAccountVault` resource: an AWS Backup vault in one account, encrypted with a
 //! key shared from another, with its access policy, lock, notifications and the IAM
-//! grants that let the account's roles use the key.
+//! grants that let the account's roles use the key; a logically air-gapped vault can
+//! also be shared with other accounts through AWS RAM.
 
 use std::collections::BTreeMap;
 
@@ -35,12 +36,25 @@ use super::shared_key::DriftStatus;
 #[x_kube(
     validation = Rule::new("has(self.vaultName) == has(oldSelf.vaultName) && (!has(self.vaultName) || self.vaultName == oldSelf.vaultName)").message("vaultName is immutable: create a new CrossAccountVault for another vault"),
     validation = Rule::new("!has(oldSelf.region) || (has(self.region) && self.region == oldSelf.region)").message("region is immutable once set"),
+    validation = Rule::new("self.type != 'LogicallyAirGapped' || (has(self.lock) && has(self.lock.minRetentionDays) && has(self.lock.maxRetentionDays))").message("a LogicallyAirGapped vault needs lock.minRetentionDays and lock.maxRetentionDays: AWS creates it with a compliance-mode Vault Lock of that retention"),
+    validation = Rule::new("self.type != 'LogicallyAirGapped' || !has(self.lock) || !has(self.lock.minRetentionDays) || self.lock.minRetentionDays >= 7").message("lock.minRetentionDays must be at least 7 for a LogicallyAirGapped vault (AWS's minimum)"),
+    validation = Rule::new("self.type != 'LogicallyAirGapped' || !has(self.lock) || !has(self.lock.changeableForDays)").message("lock.changeableForDays does not apply to a LogicallyAirGapped vault: AWS creates it already locked in compliance mode; remove changeableForDays"),
+    validation = Rule::new("self.type == 'LogicallyAirGapped' || !has(self.ramShare)").message("ramShare needs type: LogicallyAirGapped: AWS RAM shares logically air-gapped vaults, not standard ones"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CrossAccountVaultSpec {
     /// The `AwsAccount` in which the vault lives. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("accountRef is immutable: a vault cannot move between accounts"))]
     pub account_ref: AccountRef,
+
+    /// `Standard` (default): a backup vault. `LogicallyAirGapped`: a logically air-gapped
+    /// vault, created by AWS in compliance-mode Vault Lock with the retention of
+    /// `lock.minRetentionDays` (at least 7) and `lock.maxRetentionDays`, both required and
+    /// fixed for good; it can be shared with other accounts through `ramShare`.
+    /// Immutable.
+    #[serde(default, rename = "type")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("type is immutable: AWS cannot turn a vault into another type; create a new CrossAccountVault"))]
+    pub vault_type: VaultType,
 
     /// Region of the vault; it must equal the key's Region. Defaults to the account's
     /// `defaultRegion`.
@@ -67,7 +81,9 @@ pub struct CrossAccountVaultSpec {
     pub access_policy: Option<VaultAccessPolicy>,
 
     /// AWS Backup Vault Lock settings. Absent: the operator leaves the lock alone.
-    /// `lock: {}` (no retention set) removes a lock that can still be removed.
+    /// `lock: {}` (no retention set) removes a lock that can still be removed. For a
+    /// `LogicallyAirGapped` vault: its retention, required, without `changeableForDays`;
+    /// AWS cannot change it after creation, so a difference is reported, not repaired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<VaultLock>,
 
@@ -108,6 +124,46 @@ pub struct CrossAccountVaultSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
+
+    /// Share the vault (type `LogicallyAirGapped` only) with other accounts through one
+    /// AWS RAM resource share that the operator owns, named `crosskey-<object UID>`.
+    /// Absent: no share of the operator's (one it made before is deleted); other shares
+    /// of the vault are never touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_share: Option<RamShare>,
+}
+
+/// What kind of AWS Backup vault.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum VaultType {
+    /// A backup vault (AWS `BACKUP_VAULT`).
+    #[default]
+    Standard,
+    /// A logically air-gapped vault (AWS `LOGICALLY_AIR_GAPPED_BACKUP_VAULT`).
+    LogicallyAirGapped,
+}
+
+/// The accounts an air-gapped vault is shared with through AWS RAM.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RamShare {
+    /// 12-digit IDs of the accounts (e.g. a recovery account) that receive the vault.
+    /// Accounts of the vault account's organization are associated at once when the
+    /// organization has enabled sharing with AWS RAM; others get an invitation that they
+    /// must accept.
+    #[x_kube(
+        validation = Rule::new("self.all(a, a.matches('^[0-9]{12}$'))").message("ramShare.accounts entries must be 12-digit account IDs: AWS RAM shares a logically air-gapped vault only with accounts, not with OUs, organizations, roles or users"),
+        validation = Rule::new("self.size() > 0").message("ramShare.accounts needs at least one account; remove ramShare to stop sharing"),
+        validation = Rule::new("self.all(a, self.exists_one(b, b == a))").message("ramShare.accounts must not repeat an account"),
+    )]
+    #[schemars(length(max = 100), inner(length(max = 32)))]
+    pub accounts: Vec<String>,
+    /// Allow accounts outside the vault account's organization (they get an invitation).
+    /// Default `false`: RAM refuses them (`ShareRefused`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_external_principals: bool,
 }
 
 /// The key that encrypts a vault.
@@ -264,6 +320,17 @@ pub struct CrossAccountVaultStatus {
     /// `grantKeyUseToRoles` lose it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub granted_roles: Vec<String>,
+    /// The vault's type as AWS reports it: `BACKUP_VAULT` or
+    /// `LOGICALLY_AIR_GAPPED_BACKUP_VAULT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_type: Option<String>,
+    /// The state of a logically air-gapped vault as AWS reports it: `CREATING`,
+    /// `AVAILABLE` or `FAILED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_state: Option<String>,
+    /// The operator's AWS RAM share of the vault (`spec.ramShare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareStatus>,
     /// Drift detection bookkeeping, as for SharedKey.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
@@ -279,4 +346,31 @@ pub enum VaultOrigin {
     Created,
     /// It existed before, without that tag, and `spec.adopt: true` took it over.
     Adopted,
+}
+
+/// The operator's AWS RAM resource share of an air-gapped vault.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareStatus {
+    /// ARN of the resource share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_share_arn: Option<String>,
+    /// Each account of `spec.ramShare.accounts` and its association.
+    #[serde(default)]
+    pub principals: Vec<SharePrincipal>,
+}
+
+/// One account's association with the resource share.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharePrincipal {
+    /// The 12-digit account ID.
+    pub account_id: String,
+    /// RAM's association status: `ASSOCIATED` (the account has the vault),
+    /// `ASSOCIATING` (an invitation waits for the account to accept it), `FAILED`
+    /// (rejected or refused), `DISASSOCIATED`, or `Refused` when RAM refused to add it.
+    pub status: String,
+    /// RAM's message, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -18,7 +18,8 @@ pub use aws_account::{
 pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, parse_duration};
 pub use cross_account_vault::{
     AllowCopyFrom, CrossAccountVault, CrossAccountVaultSpec, CrossAccountVaultStatus,
-    EncryptionKey, SharedKeyRef, VaultAccessPolicy, VaultLock, VaultNotifications, VaultOrigin,
+    EncryptionKey, RamShare, SharePrincipal, ShareStatus, SharedKeyRef, VaultAccessPolicy,
+    VaultLock, VaultNotifications, VaultOrigin, VaultType,
 };
 pub use object::{Interval, Object};
 pub use shared_key::{

@@ -21,6 +21,19 @@ pub struct VaultInfo {
     pub max_retention_days: Option<i64>,
     /// Seconds since the epoch after which a compliance-mode lock is immutable.
     pub lock_date: Option<i64>,
+    /// AWS's `VaultType`: `BACKUP_VAULT` or `LOGICALLY_AIR_GAPPED_BACKUP_VAULT`.
+    pub vault_type: Option<String>,
+    /// AWS's `VaultState` (air-gapped vaults): `CREATING`, `AVAILABLE` or `FAILED`.
+    pub vault_state: Option<String>,
+}
+
+/// A new logically air-gapped vault: its key and the retention of its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AirGappedVault<'a> {
+    pub name: &'a str,
+    pub key_arn: &'a str,
+    pub min_retention_days: i64,
+    pub max_retention_days: i64,
 }
 
 /// A vault's SNS notification settings.
@@ -106,6 +119,8 @@ impl Backup {
                 min_retention_days: out.min_retention_days(),
                 max_retention_days: out.max_retention_days(),
                 lock_date: out.lock_date().map(|d| d.secs()),
+                vault_type: out.vault_type().map(|t| t.as_str().to_string()),
+                vault_state: out.vault_state().map(|s| s.as_str().to_string()),
             })),
             Err(err) => {
                 if err.is(ErrorClass::NotFound) {
@@ -133,6 +148,32 @@ impl Backup {
                     .create_backup_vault()
                     .backup_vault_name(name)
                     .encryption_key_arn(key_arn)
+                    .creator_request_id(creator_request_id)
+                    .set_backup_vault_tags(Some(tags.clone().into_iter().collect()))
+                    .send(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a logically air-gapped vault; `creator_request_id` makes a retried call
+    /// idempotent. AWS answers at once with `VaultState: CREATING`.
+    pub async fn create_air_gapped_vault(
+        &self,
+        vault: &AirGappedVault<'_>,
+        creator_request_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.limiter
+            .call(
+                SERVICE,
+                "CreateLogicallyAirGappedBackupVault",
+                self.client
+                    .create_logically_air_gapped_backup_vault()
+                    .backup_vault_name(vault.name)
+                    .encryption_key_arn(vault.key_arn)
+                    .min_retention_days(vault.min_retention_days)
+                    .max_retention_days(vault.max_retention_days)
                     .creator_request_id(creator_request_id)
                     .set_backup_vault_tags(Some(tags.clone().into_iter().collect()))
                     .send(),

@@ -21,6 +21,7 @@ use super::events::Events;
 use super::iam::Iam;
 use super::kms::Kms;
 use super::limits::{Limiter, RateLimits};
+use super::ram::Ram;
 use super::sqs::Sqs;
 use super::sts::Sts;
 
@@ -57,6 +58,7 @@ pub struct AccountClients {
     pub sts: aws_sdk_sts::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub ram: aws_sdk_ram::Client,
     /// The rate limits of this account and Region, shared by all its clients.
     pub limiter: Limiter,
 }
@@ -84,6 +86,10 @@ impl AccountClients {
 
     pub fn events(&self) -> Events {
         Events::new(self.events.clone(), self.limiter.clone())
+    }
+
+    pub fn ram(&self) -> Ram {
+        Ram::new(self.ram.clone(), self.limiter.clone())
     }
 }
 
@@ -194,6 +200,7 @@ impl ClientFactory {
             sts: client!(aws_sdk_sts),
             sqs: client!(aws_sdk_sqs),
             events: client!(aws_sdk_eventbridge),
+            ram: client!(aws_sdk_ram),
             limiter: Limiter::new(self.limits.clone(), &target.account_id, region),
         });
         lock(&self.clients).entry(key).or_insert(clients).clone()

@@ -138,7 +138,9 @@ pub fn class_of(code: Option<&str>, message: &str, http_status: Option<u16>) -> 
             | "NoSuchEntityException"
             // SQS: a queue that does not exist (JSON protocol, and the query code).
             | "QueueDoesNotExist"
-            | "AWS.SimpleQueueService.NonExistentQueue",
+            | "AWS.SimpleQueueService.NonExistentQueue"
+            // RAM: a resource share, resource or principal it does not know.
+            | "UnknownResourceException",
         ) => ErrorClass::NotFound,
         Some(
             "AccessDeniedException"
@@ -184,7 +186,12 @@ pub fn class_of(code: Option<&str>, message: &str, http_status: Option<u16>) -> 
             | "InvalidKeyUsageException"
             // IAM's codes for a bad or too large inline policy (PutRolePolicy).
             | "ValidationError"
-            | "LimitExceeded",
+            | "LimitExceeded"
+            // RAM's refusals of a share request.
+            | "MalformedArnException"
+            | "OperationNotPermittedException"
+            | "ResourceShareLimitExceededException"
+            | "InvalidStateTransitionException",
         ) => ErrorClass::InvalidInput,
         _ => match http_status {
             Some(429) => ErrorClass::Throttled,

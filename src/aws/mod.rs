@@ -11,6 +11,7 @@ pub mod iam;
 pub mod kms;
 pub mod limits;
 pub mod observe;
+pub mod ram;
 pub mod sqs;
 pub mod sts;
 
