@@ -7,6 +7,7 @@
 //!
 //! - `policy`: the `crosskey policy` subcommands and `equal`, `lint`, `explain`;
 //! - `render`: `crosskey policy render`, from a manifest to the policies it asks for;
+//! - `copy_path`: `crosskey policy lint --copy-path`, a cross-account AWS Backup copy path;
 //! - `kubectl`: the `kubectl crosskey` plugin (`crosskey kubectl`), which reads the
 //!   cluster with the user's kubeconfig (and only reads it).
 
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::policy::model::PolicyDocument;
 
+mod copy_path;
 pub mod kubectl;
 pub mod policy;
 mod render;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::copy_path::run_lint_copy_path;
 use super::render::{RenderOptions, run_render};
 use super::{
     EXIT_INVALID_INPUT, EXIT_NEGATIVE, EXIT_OK, InvalidInput, OutputFormat, read, read_policy,
@@ -53,14 +54,24 @@ pub enum PolicyCommand {
         output: OutputFormat,
     },
     /// Lint a key policy. Exit 1 when there are errors.
+    ///
+    /// With --copy-path FILE, check a cross-account AWS Backup copy path instead (a JSON
+    /// CopyPath: both key policies, the destination vault access policy, the copy role's
+    /// policies, the Organization settings); exit 1 when a side does not allow the copy
+    /// or cannot be verified.
     Lint {
-        file: PathBuf,
+        #[arg(required_unless_present = "copy_path")]
+        file: Option<PathBuf>,
         /// The key's owner account; inferred from the root statement when absent.
         #[arg(long)]
         account_id: Option<String>,
-        /// This key's ARN, which a Resource may name instead of "*".
+        /// This key's ARN, which a Resource may name instead of "*"; it also tells the
+        /// key's Region, against which kms:ViaService values are checked.
         #[arg(long)]
         key_arn: Option<String>,
+        /// A copy path as JSON (see `crosskey policy lint --help`).
+        #[arg(long, conflicts_with_all = ["file", "account_id", "key_arn"])]
+        copy_path: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -133,11 +144,20 @@ pub fn run(command: PolicyCommand, out: &mut dyn Write) -> i32 {
         ),
         PolicyCommand::Equal { a, b, output } => run_equal(&a, &b, output, out),
         PolicyCommand::Lint {
-            file,
+            copy_path: Some(copy_path),
+            output,
+            ..
+        } => run_lint_copy_path(&copy_path, output, out),
+        PolicyCommand::Lint {
+            file: Some(file),
             account_id,
             key_arn,
             output,
+            copy_path: None,
         } => run_lint(&file, account_id, key_arn, output, out),
+        PolicyCommand::Lint { .. } => Err(InvalidInput(
+            "lint needs a policy FILE or --copy-path FILE".to_string(),
+        )),
         PolicyCommand::Explain {
             batch: Some(batch), ..
         } => run_explain_batch(&batch, out),

@@ -556,3 +556,45 @@ fn explain_batch_answers_one_line_per_case() {
         TestCli::try_parse_from(["policy", "explain", "--batch", "x", "--principal", "p"]).is_err()
     );
 }
+
+#[test]
+fn lint_copy_path_verifies_the_example_and_names_the_missing_side() {
+    let example = include_str!("../../examples/copy-path.json");
+    let dir = scratch("lint-copy-path");
+    let good = file(&dir, "good.json", example);
+    let (code, out) = run_args(&["lint", "--copy-path", &good]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("copy path verified"), "{out}");
+
+    // Without the vault access policy's organization ID, and with a wildcard Action.
+    let mut path: Value = serde_json::from_str(example).unwrap();
+    path["organizationId"] = Value::Null;
+    path["destinationVaultAccessPolicy"]["Statement"][0]["Action"] = "backup:Copy*".into();
+    let broken = file(&dir, "broken.json", &path.to_string());
+    let (code, out) = run_args(&["lint", "--copy-path", &broken]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("destinationVaultAccessPolicy: error CK022"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DestinationVaultPolicy VaultPolicyMissingCopyInto"),
+        "{out}"
+    );
+    let (code, out) = run_args(&["lint", "--copy-path", &broken, "--output", "json"]);
+    assert_eq!(code, 1);
+    let value: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value["copyPath"]["verified"], false);
+    assert_eq!(
+        value["copyPath"]["findings"][0]["reason"],
+        "VaultPolicyMissingCopyInto"
+    );
+    assert_eq!(value["lint"][0]["finding"]["code"], "CK022");
+
+    let not_a_path = file(&dir, "bad.json", r#"{"region": "us-west-2"}"#);
+    assert_eq!(run_args(&["lint", "--copy-path", &not_a_path]).0, 2);
+    assert!(
+        TestCli::try_parse_from(["policy", "lint", "--copy-path", "p.json", "a.json"]).is_err()
+    );
+    assert!(TestCli::try_parse_from(["policy", "lint"]).is_err());
+}

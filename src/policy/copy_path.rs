@@ -12,17 +12,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::policy::arn;
-use crate::policy::explain::{
-    ResourceRequest, SideVerdict, explain_resource, explain_service_trust,
-};
+use crate::policy::explain::explain_service_trust;
 use crate::policy::model::PolicyDocument;
 
+mod copy_into;
+mod input;
 mod kms;
 pub mod reason;
+
+use copy_into::check_copy_into;
+pub use input::{CopyPath, KeySide, RetentionRange, RoleSide};
 
 use kms::{
     KeyUser, KmsCheck, check_key, service_linked_role_arn, service_linked_role_policy, session_of,
@@ -51,111 +53,6 @@ pub const FULLY_MANAGED_RESOURCE_TYPES: [&str; 8] = [
     "SAP HANA on Amazon EC2",
     "Redshift Serverless",
 ];
-
-/// One copy path, as observed. Policies are JSON text (in a JSON input file, a policy
-/// may also be given as an object). `None` for a policy means it could not be read:
-/// that side is reported as unverified, never as passing.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CopyPath {
-    /// The Region of the source vault V1, where the copy job runs.
-    pub region: String,
-    /// Account B, which owns V1 and starts the copy.
-    pub source_account: String,
-    pub source_vault_name: String,
-    /// V2's ARN; its account (C) and Region are read from it.
-    pub destination_vault_arn: String,
-    /// V2's access policy; an empty string means V2 has none.
-    #[serde(default, deserialize_with = "optional_policy_text")]
-    pub destination_vault_access_policy: Option<String>,
-    /// V2 is a logically air-gapped vault (AWS owned key unless it names one).
-    #[serde(default)]
-    pub destination_air_gapped: bool,
-    /// V2's Vault Lock retention range; every air-gapped vault has one.
-    #[serde(default)]
-    pub destination_retention: Option<RetentionRange>,
-    /// The copy action's `Lifecycle.DeleteAfterDays`.
-    #[serde(default)]
-    pub delete_after_days: Option<i64>,
-    /// The resource type copied (`EBS`, `RDS`, `S3`, …). Unknown: the encryption rules
-    /// for types that AWS Backup does not fully manage apply.
-    #[serde(default)]
-    pub resource_type: Option<String>,
-    /// K1.
-    pub source_key: KeySide,
-    /// K2; `None` when V2 uses an AWS managed or AWS owned key.
-    #[serde(default)]
-    pub destination_key: Option<KeySide>,
-    pub copy_role: RoleSide,
-    /// B and C in the same Organization; `None`: unknown.
-    #[serde(default)]
-    pub same_organization: Option<bool>,
-    /// `isCrossAccountBackupEnabled` in the copy's Region; `None`: unknown.
-    #[serde(default)]
-    pub cross_account_backup_enabled: Option<bool>,
-    /// The Organization ID, for `aws:PrincipalOrgID` conditions.
-    #[serde(default)]
-    pub organization_id: Option<String>,
-    /// B's `aws:PrincipalOrgPaths` (`o-…/r-…/ou-…/`).
-    #[serde(default)]
-    pub source_org_paths: Vec<String>,
-    /// C's `aws:PrincipalOrgPaths`.
-    #[serde(default)]
-    pub destination_org_paths: Vec<String>,
-}
-
-/// A KMS key of the path.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeySide {
-    /// The key ARN (not an alias).
-    pub arn: String,
-    /// An AWS managed key (`aws/backup`, `aws/ebs`, …), which cannot be shared.
-    #[serde(default)]
-    pub aws_managed: bool,
-    #[serde(default, deserialize_with = "optional_policy_text")]
-    pub policy: Option<String>,
-}
-
-/// The copy role (`IamRoleArn` of the copy action), a role of account B.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RoleSide {
-    pub arn: String,
-    #[serde(default, deserialize_with = "optional_policy_text")]
-    pub trust_policy: Option<String>,
-    /// Inline and attached policies; empty means the role has none.
-    #[serde(default, deserialize_with = "policy_texts")]
-    pub identity_policies: Vec<String>,
-}
-
-/// Vault Lock's minimum and maximum retention, in days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetentionRange {
-    pub min_days: i64,
-    pub max_days: i64,
-}
-
-fn policy_value_text(value: Value) -> String {
-    match value {
-        Value::String(text) => text,
-        other => other.to_string(),
-    }
-}
-
-fn optional_policy_text<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Value>::deserialize(deserializer)?.map(policy_value_text))
-}
-
-fn policy_texts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    Ok(Vec::<Value>::deserialize(deserializer)?
-        .into_iter()
-        .map(policy_value_text)
-        .collect())
-}
 
 /// Which side of the path a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -459,98 +356,6 @@ fn check_copy_role(path: &mut Path<'_>) -> Option<String> {
         );
     }
     session
-}
-
-/// Step 4: backup:CopyIntoBackupVault on V2, from the copy role's identity policies
-/// and V2's access policy, in the order the emulator reports them.
-fn check_copy_into(path: &mut Path<'_>, session: &str) {
-    const ACTION: &str = "backup:CopyIntoBackupVault";
-    let role_arn = path.input.copy_role.arn.clone();
-    let identity_policies: Vec<PolicyDocument> = path
-        .input
-        .copy_role
-        .identity_policies
-        .iter()
-        .enumerate()
-        .filter_map(|(index, text)| {
-            path.parse(
-                CopySide::CopyRole,
-                &format!("copy role {role_arn} identity policy {}", index + 1),
-                text,
-            )
-        })
-        .collect();
-    let vault_policy_text = path.input.destination_vault_access_policy.clone();
-    let mut vault_policy_invalid = false;
-    let vault_policy = match vault_policy_text.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => {
-            let what = format!("destination vault access policy of {}", path.vault_arn);
-            let parsed = path.parse(CopySide::DestinationVaultPolicy, &what, text);
-            vault_policy_invalid = parsed.is_none();
-            parsed
-        }
-    };
-    let decision = explain_resource(&ResourceRequest {
-        resource_policy: vault_policy,
-        identity_policies,
-        principal_arn: session.to_string(),
-        action: ACTION.to_string(),
-        resource_arn: path.vault_arn.to_string(),
-        context: path.org_context(&path.input.source_account),
-    });
-    let why = decision.decision.reasons.join("; ");
-    let (vault, source) = (path.vault_arn, path.input.source_account.clone());
-    if decision.resource_policy == SideVerdict::ExplicitDeny {
-        path.push(
-            CopySide::DestinationVaultPolicy,
-            reason::VAULT_POLICY_DENIES_COPY_INTO,
-            format!(
-                "destination vault access policy of {vault} denies {ACTION} to {session} ({why}): remove or narrow the Deny statement"
-            ),
-        );
-    }
-    match decision.identity_policies {
-        SideVerdict::Allows => {}
-        SideVerdict::ExplicitDeny => path.push(
-            CopySide::CopyRole,
-            reason::COPY_ROLE_DENIES_COPY_INTO,
-            format!(
-                "copy role {role_arn}: an identity policy denies {ACTION} on {vault} ({why}): remove or narrow the Deny statement"
-            ),
-        ),
-        SideVerdict::NoAllow => path.push(
-            CopySide::CopyRole,
-            reason::COPY_ROLE_MISSING_COPY_INTO,
-            format!(
-                "copy role {role_arn}: no identity policy allows {ACTION} on {vault}: attach a statement with Effect Allow, Action {ACTION} and Resource {vault}"
-            ),
-        ),
-    }
-    if !path.cross_account
-        || vault_policy_invalid
-        || decision.resource_policy != SideVerdict::NoAllow
-    {
-        return;
-    }
-    match vault_policy_text.as_deref().map(str::trim) {
-        None => path.push(
-            CopySide::DestinationVaultPolicy,
-            reason::VAULT_POLICY_UNVERIFIED,
-            format!(
-                "destination vault access policy of {vault}: could not read it, so it is unverified that it allows {ACTION} to account {source}: allow backup:GetBackupVaultAccessPolicy to the operator"
-            ),
-        ),
-        Some(text) => path.push(
-            CopySide::DestinationVaultPolicy,
-            reason::VAULT_POLICY_MISSING_COPY_INTO,
-            format!(
-                "destination vault access policy of {vault} {} {ACTION} to account {source} or {role_arn}: add a statement with Effect Allow, Principal {{\"AWS\": \"arn:{}:iam::{source}:root\"}} (or \"*\" with a StringEquals aws:PrincipalOrgID condition), Action {ACTION} and Resource \"*\"",
-                if text.is_empty() { "is missing, so nothing allows" } else { "does not allow" },
-                path.partition
-            ),
-        ),
-    }
 }
 
 /// Steps 5 to 7: K1 for the copy role and (across accounts) for C's AWS Backup
