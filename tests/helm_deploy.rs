@@ -289,6 +289,9 @@ const IMPLICIT_ACTIONS: &[(&str, &str)] = &[
         "kms:RetireGrant",
         "DeleteBackupVault of a vault with a KMS key",
     ),
+    // AWS Backup assumes the selection's role: the caller must be allowed to pass it
+    // (AWS Backup "Assign resources to a backup plan").
+    ("iam:PassRole", "CreateBackupSelection with IamRoleArn"),
     // AWS Backup's own storage layer, required by CreateBackupVault.
     ("backup-storage:MountCapsule", "CreateBackupVault"),
     // The SDK's AssumeRoleProvider (src/aws/clients.rs) calls it, not src/aws/sts.rs.

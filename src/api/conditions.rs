@@ -32,6 +32,13 @@ pub const IN_USE: &str = "InUse";
 /// `fallbackInterval`.
 pub const DRIFT_EVENTS_HEALTHY: &str = "DriftEventsHealthy";
 
+/// CrossAccountBackupPlan: the Backup plan and its selection in AWS match the spec.
+pub const PLAN_SYNCED: &str = "PlanSynced";
+/// CrossAccountBackupPlan: every copy path's four policies (source key, destination key,
+/// destination vault access policy, copy role) and the Organization settings allow the
+/// copy; the message names the side that does not.
+pub const COPY_PATH_VERIFIED: &str = "CopyPathVerified";
+
 /// kstatus: `True` while the operator is still working toward the spec on its own
 /// (retrying, waiting for AWS or for another object); `False` once it converged or
 /// stalled.

@@ -7,6 +7,7 @@
 mod aws_account;
 mod common;
 pub mod conditions;
+mod cross_account_backup_plan;
 mod cross_account_vault;
 mod object;
 mod shared_key;
@@ -16,6 +17,11 @@ pub use aws_account::{
     DriftEventsStatus,
 };
 pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, parse_duration};
+pub use cross_account_backup_plan::{
+    BackupRule, BackupSelection, CopyPathStatus, CopyTarget, CrossAccountBackupPlan,
+    CrossAccountBackupPlanSpec, CrossAccountBackupPlanStatus, Lifecycle, TagCondition, TargetVault,
+    VaultRef,
+};
 pub use cross_account_vault::{
     AllowCopyFrom, CrossAccountVault, CrossAccountVaultSpec, CrossAccountVaultStatus,
     EncryptionKey, RamShare, SharePrincipal, ShareStatus, SharedKeyRef, VaultAccessPolicy,
@@ -36,6 +42,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         AwsAccount::crd(),
         SharedKey::crd(),
         CrossAccountVault::crd(),
+        CrossAccountBackupPlan::crd(),
     ]
 }
 

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::conditions::{READY, find};
 use super::{
-    AwsAccount, AwsAccountStatus, CrossAccountVault, CrossAccountVaultStatus, DriftSpec,
-    DriftStatus, KeyDriftSpec, SharedKey, SharedKeyStatus, parse_duration,
+    AwsAccount, AwsAccountStatus, CrossAccountBackupPlan, CrossAccountBackupPlanStatus,
+    CrossAccountVault, CrossAccountVaultStatus, DriftSpec, DriftStatus, KeyDriftSpec, SharedKey,
+    SharedKeyStatus, parse_duration,
 };
 
 /// A drift interval, parsed from `spec.drift.interval`.
@@ -155,6 +156,7 @@ macro_rules! namespaced_with_drift {
 
 namespaced_with_drift!(SharedKey, SharedKeyStatus);
 namespaced_with_drift!(CrossAccountVault, CrossAccountVaultStatus);
+namespaced_with_drift!(CrossAccountBackupPlan, CrossAccountBackupPlanStatus);
 
 impl Object for AwsAccount {
     type Status = AwsAccountStatus;

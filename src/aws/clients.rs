@@ -17,10 +17,12 @@ use aws_sdk_kms::config::{Intercept, SharedInterceptor};
 use aws_sdk_kms::config::{ProvideCredentials, SharedCredentialsProvider};
 
 use super::backup::Backup;
+use super::backup_plan::BackupPlans;
 use super::events::Events;
 use super::iam::Iam;
 use super::kms::Kms;
 use super::limits::{Limiter, RateLimits};
+use super::organizations::Organizations;
 use super::ram::Ram;
 use super::sqs::Sqs;
 use super::sts::Sts;
@@ -59,6 +61,7 @@ pub struct AccountClients {
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub ram: aws_sdk_ram::Client,
+    pub organizations: aws_sdk_organizations::Client,
     /// The rate limits of this account and Region, shared by all its clients.
     pub limiter: Limiter,
 }
@@ -70,6 +73,10 @@ impl AccountClients {
 
     pub fn backup(&self) -> Backup {
         Backup::new(self.backup.clone(), self.limiter.clone())
+    }
+
+    pub fn backup_plans(&self) -> BackupPlans {
+        BackupPlans::new(self.backup.clone(), self.limiter.clone())
     }
 
     pub fn iam(&self) -> Iam {
@@ -90,6 +97,10 @@ impl AccountClients {
 
     pub fn ram(&self) -> Ram {
         Ram::new(self.ram.clone(), self.limiter.clone())
+    }
+
+    pub fn organizations(&self) -> Organizations {
+        Organizations::new(self.organizations.clone(), self.limiter.clone())
     }
 }
 
@@ -201,6 +212,7 @@ impl ClientFactory {
             sqs: client!(aws_sdk_sqs),
             events: client!(aws_sdk_eventbridge),
             ram: client!(aws_sdk_ram),
+            organizations: client!(aws_sdk_organizations),
             limiter: Limiter::new(self.limits.clone(), &target.account_id, region),
         });
         lock(&self.clients).entry(key).or_insert(clients).clone()

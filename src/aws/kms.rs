@@ -22,6 +22,8 @@ pub struct KeyInfo {
     pub enabled: bool,
     /// A multi-Region key (primary or replica).
     pub multi_region: bool,
+    /// An AWS managed key (`aws/...`), which cannot be shared across accounts.
+    pub aws_managed: bool,
 }
 
 impl From<aws_sdk_kms::types::KeyMetadata> for KeyInfo {
@@ -35,6 +37,7 @@ impl From<aws_sdk_kms::types::KeyMetadata> for KeyInfo {
             description: meta.description.unwrap_or_default(),
             enabled: meta.enabled,
             multi_region: meta.multi_region.unwrap_or(false),
+            aws_managed: meta.key_manager == Some(aws_sdk_kms::types::KeyManagerType::Aws),
             key_id: meta.key_id,
         }
     }

@@ -4,6 +4,7 @@
 //! `controller` or `runtime`.
 
 pub mod backup;
+pub mod backup_plan;
 pub mod clients;
 pub mod error;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod iam;
 pub mod kms;
 pub mod limits;
 pub mod observe;
+pub mod organizations;
 pub mod ram;
 pub mod sqs;
 pub mod sts;

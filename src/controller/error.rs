@@ -119,6 +119,14 @@ pub enum Error {
         "the key's replica in {0} is still being created by AWS (KeyState Creating); the operator checks again shortly"
     )]
     ReplicaCreating(String),
+    #[error("CrossAccountVault {0} does not exist: create it or fix the plan's vaultRef")]
+    BackupVaultNotFound(String),
+    #[error("CrossAccountVault {0} has no vault in AWS yet; the plan waits for it")]
+    BackupVaultNotReady(String),
+    #[error(
+        "a backup plan named {0:?} already exists and was not created by this CrossAccountBackupPlan: nothing was changed. Use another spec.planName, or delete that plan yourself"
+    )]
+    PlanExists(String),
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -173,6 +181,9 @@ impl Error {
             Error::ForeignStatementConflict(_) => "ForeignStatementConflict",
             Error::ControlTowerResource(_) => "ControlTowerResource",
             Error::ReplicaCreating(_) => "ReplicaCreating",
+            Error::BackupVaultNotFound(_) => "VaultNotFound",
+            Error::BackupVaultNotReady(_) => "VaultNotReady",
+            Error::PlanExists(_) => "PlanExists",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -205,6 +216,9 @@ impl Error {
             | Error::RoleNotAllowed { .. }
             | Error::VaultExists { .. }
             | Error::ControlTowerResource(_)
+            | Error::BackupVaultNotFound(_)
+            | Error::BackupVaultNotReady(_)
+            | Error::PlanExists(_)
             | Error::KeyNotOwned { .. } => true,
             Error::Aws(e) => e.class == ErrorClass::InvalidInput,
             _ => false,
@@ -222,6 +236,7 @@ impl Error {
             | Error::KeyNotReady(_)
             | Error::CreateUnconfirmed(_)
             | Error::ReplicaCreating(_)
+            | Error::BackupVaultNotReady(_)
             | Error::Kube(_) => false,
             Error::Aws(e) => matches!(
                 e.class,

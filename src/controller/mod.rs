@@ -1,7 +1,8 @@
 //! The reconcilers and what they share. Each kind has one pipeline of the same shape
 //! (observe → decide → act → status), run by the same [`runner`]:
 //!
-//! - [`shared_key`], [`vault`] and [`account`]: one reconciler per kind;
+//! - [`shared_key`], [`vault`], [`backup_plan`] and [`account`]: one reconciler per
+//!   kind;
 //! - [`desired`] and [`drift`], and each kind's `plan`: pure decisions, unit tested;
 //! - [`status`]: the one per-object pass that owns conditions and status writes;
 //! - [`runner`]: the finalizer shell, admission, leadership and the error policy;
@@ -19,6 +20,7 @@
 
 pub mod account;
 pub mod admission;
+pub mod backup_plan;
 mod context;
 pub mod desired;
 pub mod drift;
@@ -49,7 +51,7 @@ pub use context::{
 };
 pub use error::{Error, StartError};
 
-use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
+use crate::api::{AwsAccount, CrossAccountBackupPlan, CrossAccountVault, SharedKey};
 use crate::aws::ClientFactory;
 use crate::runtime::Runtime;
 
@@ -99,6 +101,16 @@ pub async fn run(
             )
         })
         .collect();
+    let plans: Vec<_> = namespaces
+        .iter()
+        .map(|namespace| {
+            runner::namespaced_controller::<CrossAccountBackupPlan>(
+                &client,
+                namespace.as_deref(),
+                selector.as_deref(),
+            )
+        })
+        .collect();
     let (usage, recounts) = usage::Usage::new(
         &settings.watch_namespaces,
         keys.iter().map(|c| c.store()).collect(),
@@ -131,13 +143,19 @@ pub async fn run(
     for controller in vaults {
         runners.push(vault::run(controller, ctx.clone()).boxed());
     }
+    for controller in plans {
+        runners.push(backup_plan::run(controller, ctx.clone()).boxed());
+    }
     runtime.readiness.expect(runners.len());
     if let Some(shard) = settings.shard {
         for namespace in &namespaces {
             let keys = runner::namespaced_api::<SharedKey>(&client, namespace.as_deref());
             let vaults = runner::namespaced_api::<CrossAccountVault>(&client, namespace.as_deref());
             runners.push(shard::assign(keys, shard, ctx.clone()).boxed());
+            let plans =
+                runner::namespaced_api::<CrossAccountBackupPlan>(&client, namespace.as_deref());
             runners.push(shard::assign(vaults, shard, ctx.clone()).boxed());
+            runners.push(shard::assign(plans, shard, ctx.clone()).boxed());
         }
     }
     futures::future::join_all(runners).await;
@@ -154,6 +172,7 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Sta
         AwsAccount::crd_name(),
         SharedKey::crd_name(),
         CrossAccountVault::crd_name(),
+        CrossAccountBackupPlan::crd_name(),
     ] {
         let established = await_condition(crds.clone(), name, conditions::is_crd_established());
         match tokio::time::timeout(timeout, established).await {

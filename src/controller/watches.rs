@@ -66,13 +66,21 @@ where
         .collect()
 }
 
-/// Metadata-only events of the SharedKeys in `namespace` (all when `None`): a name is
-/// all the key → vault mapping needs, and 10,000 keys are not listed and decoded twice.
-pub fn key_changes(
+/// Metadata-only events of the objects of kind `K` in `namespace` (all when `None`): a
+/// name is all the mappings need (key → vaults, vault → plans), and 10,000 keys are not
+/// listed and decoded twice.
+fn meta_changes<K>(
     client: Client,
     namespace: Option<&str>,
-) -> impl Stream<Item = Result<PartialObjectMeta<SharedKey>, watcher::Error>> + Send + 'static {
-    let api: Api<PartialObjectMeta<SharedKey>> = match namespace {
+) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<PartialObjectMeta<K>> = match namespace {
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::all(client),
     };
@@ -148,13 +156,28 @@ pub fn key_changes_in(
     client: Client,
     namespaces: &[String],
 ) -> impl Stream<Item = Result<PartialObjectMeta<SharedKey>, watcher::Error>> + Send + 'static {
+    changes_in::<SharedKey>(client, namespaces)
+}
+
+/// Metadata-only events of kind `K` from every namespace the operator watches, merged.
+pub fn changes_in<K>(
+    client: Client,
+    namespaces: &[String],
+) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
     if namespaces.is_empty() {
-        return key_changes(client, None).boxed();
+        return meta_changes::<K>(client, None).boxed();
     }
     futures::stream::select_all(
         namespaces
             .iter()
-            .map(|namespace| key_changes(client.clone(), Some(namespace)).boxed()),
+            .map(|namespace| meta_changes::<K>(client.clone(), Some(namespace)).boxed()),
     )
     .boxed()
 }

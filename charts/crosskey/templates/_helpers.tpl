@@ -64,13 +64,13 @@ installScope "namespace" it is never empty: it defaults to the release namespace
 {{- $list | uniq | join "," }}
 {{- end }}
 
-{{/* Rules on the namespaced crosskey kinds (SharedKey, CrossAccountVault). */}}
+{{/* Rules on the namespaced crosskey kinds (SharedKey, CrossAccountVault, CrossAccountBackupPlan). */}}
 {{- define "crosskey.namespacedRules" -}}
 - apiGroups: ["crosskey.dev"]
-  resources: ["sharedkeys", "crossaccountvaults"]
+  resources: ["sharedkeys", "crossaccountvaults", "crossaccountbackupplans"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["crosskey.dev"]
-  resources: ["sharedkeys/status", "crossaccountvaults/status"]
+  resources: ["sharedkeys/status", "crossaccountvaults/status", "crossaccountbackupplans/status"]
   verbs: ["patch"]
 {{- end }}
 

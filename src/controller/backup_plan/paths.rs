@@ -1,0 +1,207 @@
+//! The copy paths of a plan, read from every side: the source vault's key and its
+//! policy, the destination vault, its access policy and its key's policy, the copy
+//! role's trust and identity policies, and the Organization setting. The policy engine
+//! ([`crate::policy::copy_path`]) judges them; what cannot be read is reported as not
+//! verified, never as a pass.
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+
+use super::{ResolvedDestination, ResolvedRule};
+use crate::api::{AwsAccount, CopyPathStatus, CrossAccountBackupPlan};
+use crate::aws::{AccountTarget, AwsError};
+use crate::controller::resolve::ResolvedAccount;
+use crate::controller::status::Pass;
+use crate::policy::arn::parse_arn;
+use crate::policy::copy_path::{self, CopyPath, KeySide, RetentionRange, RoleSide};
+
+/// Every copy path of the plan, judged.
+pub async fn verify_all(
+    pass: &Pass<'_, CrossAccountBackupPlan>,
+    account: &ResolvedAccount,
+    rules: &[ResolvedRule],
+) -> Vec<CopyPathStatus> {
+    let spec = &pass.obj.spec;
+    let has_copies = rules.iter().any(|r| !r.copies.is_empty());
+    if !has_copies {
+        return Vec::new();
+    }
+    let role = copy_role(account, &spec.selection.role_name).await;
+    let cross_account_backup_enabled = account
+        .clients
+        .backup_plans()
+        .cross_account_backup_enabled()
+        .await;
+    let source_organization = account.clients.organizations().organization_id().await;
+    let mut statuses = Vec::new();
+    for (rule, resolved) in spec.rules.iter().zip(rules) {
+        let source_key = source_key(pass, account, &resolved.vault_name).await;
+        for (copy, destination) in rule.copy_to.iter().zip(&resolved.copies) {
+            let destination_organization = destination
+                .account
+                .clients
+                .organizations()
+                .organization_id()
+                .await;
+            let (same_organization, organization_id) =
+                same_organization(&source_organization, &destination_organization);
+            let observed = destination
+                .account
+                .clients
+                .backup()
+                .describe_vault(&destination.vault_name)
+                .await
+                .ok()
+                .flatten();
+            let input = CopyPath {
+                region: account.region.clone(),
+                source_account: account.id().to_string(),
+                source_vault_name: resolved.vault_name.clone(),
+                destination_vault_arn: destination.vault_arn.clone(),
+                destination_vault_access_policy: destination_access_policy(destination).await,
+                destination_air_gapped: observed.as_ref().is_some_and(|v| {
+                    v.vault_type.as_deref() == Some("LOGICALLY_AIR_GAPPED_BACKUP_VAULT")
+                }),
+                destination_retention: observed.as_ref().and_then(|v| {
+                    Some(RetentionRange {
+                        min_days: v.min_retention_days?,
+                        max_days: v.max_retention_days?,
+                    })
+                }),
+                delete_after_days: copy.lifecycle.as_ref().and_then(|l| l.delete_after_days),
+                resource_type: None,
+                source_key: source_key.clone(),
+                destination_key: destination_key(pass, destination).await,
+                copy_role: role.clone(),
+                same_organization,
+                cross_account_backup_enabled,
+                organization_id,
+                source_org_paths: Vec::new(),
+                destination_org_paths: Vec::new(),
+            };
+            let findings = copy_path::verify(&input);
+            let first = findings.first();
+            statuses.push(CopyPathStatus {
+                rule: rule.name.clone(),
+                destination: destination.vault.name_any(),
+                destination_vault_arn: Some(destination.vault_arn.clone()),
+                verified: findings.is_empty(),
+                missing_side: first.map(|f| format!("{:?}", f.side)),
+                reason: first.map(|f| f.reason.to_string()),
+                message: first.map(|f| f.message.clone()),
+            });
+        }
+    }
+    statuses
+}
+
+/// Whether the two accounts are in one Organization (and its ID), from what each one's
+/// DescribeOrganization answered; unknown when either could not be read.
+fn same_organization(
+    source: &Result<Option<String>, AwsError>,
+    destination: &Result<Option<String>, AwsError>,
+) -> (Option<bool>, Option<String>) {
+    match (source, destination) {
+        (Ok(Some(a)), Ok(Some(b))) => (Some(a == b), Some(a.clone())),
+        (Ok(_), Ok(_)) => (Some(false), None),
+        _ => (None, None),
+    }
+}
+
+/// The copy role's ARN, trust policy and identity policies; unreadable parts are `None`.
+async fn copy_role(account: &ResolvedAccount, role_name: &str) -> RoleSide {
+    let iam = account.clients.iam();
+    let partition = crate::policy::arn::partition_of_region(&account.region);
+    let arn = format!("arn:{partition}:iam::{}:role/{role_name}", account.id());
+    match iam.role(role_name).await {
+        Ok(Some((arn, trust))) => RoleSide {
+            arn,
+            trust_policy: Some(trust),
+            identity_policies: iam.identity_policies(role_name).await.unwrap_or_default(),
+        },
+        Ok(None) | Err(_) => RoleSide {
+            arn,
+            trust_policy: None,
+            identity_policies: Vec::new(),
+        },
+    }
+}
+
+/// The key of the rule's vault and its policy, read in the key's own account.
+async fn source_key(
+    pass: &Pass<'_, CrossAccountBackupPlan>,
+    account: &ResolvedAccount,
+    vault_name: &str,
+) -> KeySide {
+    let key_arn = match account.clients.backup().describe_vault(vault_name).await {
+        Ok(Some(info)) => info.encryption_key_arn,
+        _ => String::new(),
+    };
+    key_side(pass, &account.region, key_arn).await
+}
+
+/// The destination vault's access policy, read in its account: `Some("")` when the
+/// vault has none, `None` when it could not be read.
+async fn destination_access_policy(destination: &ResolvedDestination) -> Option<String> {
+    let backup = destination.account.clients.backup();
+    match backup.access_policy(&destination.vault_name).await {
+        Ok(policy) => Some(policy.unwrap_or_default()),
+        Err(_) => None,
+    }
+}
+
+/// The destination vault's key and its policy.
+async fn destination_key(
+    pass: &Pass<'_, CrossAccountBackupPlan>,
+    destination: &ResolvedDestination,
+) -> Option<KeySide> {
+    let key_arn = destination
+        .vault
+        .status
+        .as_ref()
+        .and_then(|s| s.encryption_key_arn.clone())?;
+    Some(key_side(pass, &destination.account.region, key_arn).await)
+}
+
+/// A key's description and policy, read through an AwsAccount of the key's owner that
+/// the plan's namespace may use; `policy: None` when there is none or it cannot be read.
+async fn key_side(
+    pass: &Pass<'_, CrossAccountBackupPlan>,
+    region: &str,
+    key_arn: String,
+) -> KeySide {
+    let owner = parse_arn(&key_arn).map(|arn| arn.account.to_string());
+    let namespace = pass.obj.namespace().unwrap_or_default();
+    let account = owner
+        .as_deref()
+        .and_then(|owner| account_for(&pass.ctx.accounts, owner, &namespace));
+    let (mut aws_managed, mut policy) = (false, None);
+    if let Some(account) = account {
+        let clients = pass
+            .ctx
+            .aws
+            .clients(&AccountTarget::from(&account.spec), region)
+            .await;
+        let kms = clients.kms();
+        if let Ok(info) = kms.describe_key(&key_arn).await {
+            aws_managed = info.aws_managed;
+        }
+        policy = kms.get_key_policy(&key_arn).await.ok();
+    }
+    KeySide {
+        arn: key_arn,
+        aws_managed,
+        policy,
+    }
+}
+
+/// A ready AwsAccount for `account_id` that allows `namespace`.
+fn account_for(
+    accounts: &Store<AwsAccount>,
+    account_id: &str,
+    namespace: &str,
+) -> Option<std::sync::Arc<AwsAccount>> {
+    accounts.state().into_iter().find(|account| {
+        account.spec.account_id == account_id && account.spec.allows_namespace(namespace)
+    })
+}

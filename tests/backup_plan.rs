@@ -1,0 +1,364 @@
+//! The CrossAccountBackupPlan controller end to end: a key in account A shared with B
+//! and C, a vault in B and a vault in C encrypted with it, and a plan in B whose rule
+//! copies to C. The operator creates the plan and its selection, verifies the copy
+//! path's four policies, and the emulator's copy job (which evaluates the same four
+//! policies as AWS) agrees with it: it completes when the path is verified, and fails
+//! when the status names a missing side.
+#![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
+
+mod support;
+
+use std::time::Duration;
+
+use crosskey::api::{CrossAccountBackupPlan, CrossAccountVault, SharedKey};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::{Operator, account_id, condition_of, create_role, env, wait_until};
+
+const WAIT: Duration = Duration::from_secs(90);
+const REGION: &str = "us-east-1";
+const COPY_ROLE: &str = "BackupCopy";
+
+/// Puts `accounts` into the organization of the emulator's management account (the
+/// `testing` credentials) and turns cross-account backup on.
+async fn organization_with(accounts: &[&str]) {
+    let script =
+        "import boto3; boto3.client('organizations').create_organization(FeatureSet='ALL')";
+    let output = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+    )
+    .args(["-c", script])
+    .env("AWS_ENDPOINT_URL", &env().aws_endpoint)
+    .env("AWS_DEFAULT_REGION", REGION)
+    .env("AWS_ACCESS_KEY_ID", "testing")
+    .env("AWS_SECRET_ACCESS_KEY", "testing")
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "create_organization: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let http = reqwest::Client::new();
+    for account in accounts {
+        let response = http
+            .post(format!("{}/organizations/accounts", env().aws_admin))
+            .json(&json!({"managementAccountId": "123456789012", "accountId": account}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    let backup = aws_sdk_backup::Client::new(&env().aws_config().await);
+    backup
+        .update_global_settings()
+        .global_settings("isCrossAccountBackupEnabled", "true")
+        .send()
+        .await
+        .unwrap();
+}
+
+fn object<K: serde::de::DeserializeOwned>(kind: &str, name: &str, spec: Value) -> K {
+    serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+async fn ready<K>(api: &Api<K>, name: &str) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + serde::Serialize,
+{
+    wait_until(&format!("{name} Ready"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let obj = api.get(name).await.ok()?;
+            let value = serde_json::to_value(&obj).ok()?;
+            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
+                serde_json::from_value(value["status"]["conditions"].clone()).ok()?;
+            (condition_of(&conditions, "Ready").0 == "True").then_some(obj)
+        }
+    })
+    .await
+}
+
+/// Waits until the plan's `CopyPathVerified` has `status`; returns the plan.
+async fn copy_path(plans: &Api<CrossAccountBackupPlan>, status: &str) -> CrossAccountBackupPlan {
+    wait_until(&format!("CopyPathVerified={status}"), WAIT, || {
+        let plans = plans.clone();
+        async move {
+            let plan = plans.get("daily").await.ok()?;
+            let conditions = &plan.status.as_ref()?.conditions;
+            (condition_of(conditions, "CopyPathVerified").0 == status).then_some(plan)
+        }
+    })
+    .await
+}
+
+/// Copies the recovery point from vault `source` in B to `destination`, as B's
+/// administrator; returns the job's state and status message.
+async fn copy_job(b: &str, point: &str, destination: &str) -> (String, String) {
+    let backup = aws_sdk_backup::Client::new(&env().aws_config_in(b).await);
+    let job = backup
+        .start_copy_job()
+        .recovery_point_arn(point)
+        .source_backup_vault_name("source")
+        .destination_backup_vault_arn(destination)
+        .iam_role_arn(format!("arn:aws:iam::{b}:role/{COPY_ROLE}"))
+        .send()
+        .await
+        .unwrap();
+    let job = backup
+        .describe_copy_job()
+        .copy_job_id(job.copy_job_id.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .copy_job
+        .unwrap();
+    (
+        job.state
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        job.status_message.unwrap_or_default(),
+    )
+}
+
+fn copy_role_policy(key_arn: &str) -> String {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "CopyInto", "Effect": "Allow", "Action": "backup:CopyIntoBackupVault", "Resource": "*"},
+        {"Sid": "UseSourceKey", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+         "Resource": key_arn},
+        {"Sid": "SelectByTag", "Effect": "Allow", "Action": "tag:GetResources", "Resource": "*"},
+    ]})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
+    let client: Client = env().client().await;
+    let namespace = support::namespace(&client, "xabp").await;
+    let (a, b, c) = (
+        account_id("xabp-a"),
+        account_id("xabp-b"),
+        account_id("xabp-c"),
+    );
+    organization_with(&[&a, &b, &c]).await;
+    let names = [
+        format!("{namespace}-a"),
+        format!("{namespace}-b"),
+        format!("{namespace}-c"),
+    ];
+    for (name, id) in names.iter().zip([&a, &b, &c]) {
+        support::create_account(&client, name, id, &[&namespace]).await;
+    }
+    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
+    create_role(&iam_b, COPY_ROLE).await;
+    let _operator = Operator::start(&namespace, &[]);
+
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
+    let plans: Api<CrossAccountBackupPlan> = Api::namespaced(client.clone(), &namespace);
+    let pp = PostParams::default();
+    keys.create(
+        &pp,
+        &object(
+            "SharedKey",
+            "k",
+            json!({
+                "accountRef": {"name": names[0]}, "region": REGION,
+                "shareWith": {"accounts": [b, c]},
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+    let key_arn = ready(&keys, "k").await.status.unwrap().key_arn.unwrap();
+    iam_b
+        .put_role_policy()
+        .role_name(COPY_ROLE)
+        .policy_name("copy")
+        .policy_document(copy_role_policy(&key_arn))
+        .send()
+        .await
+        .unwrap();
+    vaults
+        .create(
+            &pp,
+            &object(
+                "CrossAccountVault",
+                "source",
+                json!({
+                    "accountRef": {"name": names[1]}, "region": REGION,
+                    "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    vaults
+        .create(
+            &pp,
+            &object(
+                "CrossAccountVault",
+                "dest",
+                json!({
+                    "accountRef": {"name": names[2]}, "region": REGION,
+                    "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+                    "accessPolicy": {"allowCopyFrom": {"accounts": [b]}},
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    plans.create(&pp, &object("CrossAccountBackupPlan", "daily", json!({
+        "accountRef": {"name": names[1]}, "region": REGION,
+        "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
+                   "schedule": "cron(0 5 ? * * *)", "lifecycle": {"deleteAfterDays": 35},
+                   "copyTo": [{"vaultRef": {"name": "dest"}, "lifecycle": {"deleteAfterDays": 35}}]}],
+        "selection": {"roleName": COPY_ROLE, "resourcesByTag": [{"key": "backup", "value": "daily"}]},
+        "deletionPolicy": "Delete",
+    })))
+    .await
+    .unwrap();
+
+    // The plan and its selection exist in B as the spec says, and the path is verified.
+    let plan = ready(&plans, "daily").await;
+    let plan = if condition_of(
+        &plan.status.as_ref().unwrap().conditions,
+        "CopyPathVerified",
+    )
+    .0 == "True"
+    {
+        plan
+    } else {
+        copy_path(&plans, "True").await
+    };
+    let status = plan.status.unwrap();
+    let dest_arn = format!("arn:aws:backup:{REGION}:{c}:backup-vault:dest");
+    assert_eq!(status.copy_paths.len(), 1, "{:?}", status.copy_paths);
+    assert!(status.copy_paths[0].verified, "{:?}", status.copy_paths[0]);
+    assert_eq!(
+        status.copy_paths[0].destination_vault_arn.as_deref(),
+        Some(dest_arn.as_str())
+    );
+    let backup_b = aws_sdk_backup::Client::new(&env().aws_config_in(&b).await);
+    let plan_id = status.plan_id.clone().unwrap();
+    let aws_plan = backup_b
+        .get_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    let rule = &aws_plan.backup_plan.unwrap().rules[0];
+    assert_eq!(rule.target_backup_vault_name, "source");
+    assert_eq!(
+        rule.copy_actions()[0].destination_backup_vault_arn(),
+        dest_arn
+    );
+    let selection = backup_b
+        .get_backup_selection()
+        .backup_plan_id(&plan_id)
+        .selection_id(status.selection_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .backup_selection
+        .unwrap();
+    assert_eq!(
+        selection.iam_role_arn(),
+        format!("arn:aws:iam::{b}:role/{COPY_ROLE}")
+    );
+
+    // AWS agrees: the copy job completes.
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/recovery-points", env().aws_admin))
+        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": key_arn}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let point = response["recoveryPointArns"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    assert_eq!(state, "COMPLETED", "{message}");
+
+    // The destination vault stops allowing B: the path names the vault's access policy,
+    // and the copy job fails on the same side.
+    let patch = PatchParams::default();
+    vaults
+        .patch(
+            "dest",
+            &patch,
+            &Patch::Merge(json!({"spec": {"accessPolicy": {"allowCopyFrom": {"accounts": [a]}}}})),
+        )
+        .await
+        .unwrap();
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert_eq!(
+        path.missing_side.as_deref(),
+        Some("DestinationVaultPolicy"),
+        "{path:?}"
+    );
+    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    assert_eq!(state, "FAILED");
+    assert!(message.contains("backup:CopyIntoBackupVault"), "{message}");
+    vaults
+        .patch(
+            "dest",
+            &patch,
+            &Patch::Merge(json!({"spec": {"accessPolicy": {"allowCopyFrom": {"accounts": [b]}}}})),
+        )
+        .await
+        .unwrap();
+    copy_path(&plans, "True").await;
+
+    // The copy role loses its permissions: the path names the copy role, and so does AWS.
+    iam_b
+        .delete_role_policy()
+        .role_name(COPY_ROLE)
+        .policy_name("copy")
+        .send()
+        .await
+        .unwrap();
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert_eq!(path.missing_side.as_deref(), Some("CopyRole"), "{path:?}");
+    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    assert_eq!(state, "FAILED");
+    assert!(message.contains(COPY_ROLE), "{message}");
+
+    // Delete under deletionPolicy: Delete removes the selection and the plan.
+    plans
+        .delete("daily", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until("the plan gone", WAIT, || {
+        let plans = plans.clone();
+        async move {
+            plans
+                .get_opt("daily")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    let after = backup_b
+        .get_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await;
+    assert!(
+        after.is_err() || after.unwrap().deletion_date.is_some(),
+        "the plan is deleted in AWS"
+    );
+}
