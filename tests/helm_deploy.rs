@@ -230,7 +230,7 @@ fn camel_case(snake: &str) -> String {
 /// `src/aws/<service>.rs`, as `service:Operation`.
 fn aws_calls_in_code() -> BTreeSet<String> {
     let mut calls = BTreeSet::new();
-    for service in ["kms", "backup", "iam", "sts", "sqs", "events"] {
+    for service in ["kms", "backup", "iam", "sts", "sqs", "events", "ram"] {
         let path = root().join("src/aws").join(format!("{service}.rs"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
@@ -272,7 +272,8 @@ const IMPLICIT_ACTIONS: &[(&str, &str)] = &[
         "kms:RetireGrant",
         "DeleteBackupVault of a vault with a KMS key",
     ),
-    // AWS Backup's own storage layer, required by CreateBackupVault.
+    // AWS Backup's own storage layer, required by CreateBackupVault and
+    // CreateLogicallyAirGappedBackupVault.
     ("backup-storage:MountCapsule", "CreateBackupVault"),
     // The SDK's AssumeRoleProvider (src/aws/clients.rs) calls it, not src/aws/sts.rs.
     (
