@@ -99,8 +99,8 @@ pub fn principal_states(
                     message: Some(message.clone()),
                 };
             }
-            let mine = observed.iter().filter(|a| &a.entity == account);
-            let best = mine.clone().find(|a| is_live(a)).or(mine.last());
+            let mut mine = observed.iter().filter(|a| &a.entity == account);
+            let best = mine.clone().find(|a| is_live(a)).or(mine.next_back());
             SharePrincipal {
                 account_id: account.clone(),
                 status: best.map_or(ASSOCIATING, |a| a.status.as_str()).to_string(),
