@@ -292,7 +292,8 @@ const IMPLICIT_ACTIONS: &[(&str, &str)] = &[
     // AWS Backup assumes the selection's role: the caller must be allowed to pass it
     // (AWS Backup "Assign resources to a backup plan").
     ("iam:PassRole", "CreateBackupSelection with IamRoleArn"),
-    // AWS Backup's own storage layer, required by CreateBackupVault.
+    // AWS Backup's own storage layer, required by CreateBackupVault and
+    // CreateLogicallyAirGappedBackupVault.
     ("backup-storage:MountCapsule", "CreateBackupVault"),
     // The SDK's AssumeRoleProvider (src/aws/clients.rs) calls it, not src/aws/sts.rs.
     (

@@ -158,7 +158,9 @@ pub struct RamShare {
         validation = Rule::new("self.size() > 0").message("ramShare.accounts needs at least one account; remove ramShare to stop sharing"),
         validation = Rule::new("self.all(a, self.exists_one(b, b == a))").message("ramShare.accounts must not repeat an account"),
     )]
-    #[schemars(length(max = 100), inner(length(max = 32)))]
+    // Items may be long enough for an OU or organization ARN, so that the CEL rule, not
+    // the length limit, tells why they are refused.
+    #[schemars(length(max = 100), inner(length(max = 256)))]
     pub accounts: Vec<String>,
     /// Allow accounts outside the vault account's organization (they get an invitation).
     /// Default `false`: RAM refuses them (`ShareRefused`).

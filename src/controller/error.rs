@@ -127,6 +127,32 @@ pub enum Error {
         "a backup plan named {0:?} already exists and was not created by this CrossAccountBackupPlan: nothing was changed. Use another spec.planName, or delete that plan yourself"
     )]
     PlanExists(String),
+    #[error(
+        "vault {0} is still being created by AWS (VaultState CREATING); the operator checks again shortly"
+    )]
+    VaultCreating(String),
+    #[error(
+        "vault {vault} is in state {state}: AWS could not create it. Delete it in AWS Backup (it holds no recovery points yet) and this object recreates it, or delete this CrossAccountVault"
+    )]
+    VaultFailed { vault: String, state: String },
+    #[error(
+        "vault {vault} exists as a {actual} vault, not {wanted}: a vault's type cannot change, and the operator never deletes or recreates a vault; use another vaultName"
+    )]
+    VaultTypeMismatch {
+        vault: String,
+        actual: String,
+        wanted: String,
+    },
+    #[error(
+        "vault {vault} is logically air-gapped and AWS fixed its lock at creation ({actual}); the spec asks for {wanted}, which AWS cannot apply: set spec.lock back to the vault's retention, or use another vaultName for a new vault"
+    )]
+    RetentionMismatch {
+        vault: String,
+        actual: String,
+        wanted: String,
+    },
+    #[error("AWS RAM did not share the vault with every account: {0}")]
+    ShareRefused(String),
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -184,6 +210,11 @@ impl Error {
             Error::BackupVaultNotFound(_) => "VaultNotFound",
             Error::BackupVaultNotReady(_) => "VaultNotReady",
             Error::PlanExists(_) => "PlanExists",
+            Error::VaultCreating(_) => "VaultCreating",
+            Error::VaultFailed { .. } => "VaultFailed",
+            Error::VaultTypeMismatch { .. } => "VaultTypeMismatch",
+            Error::RetentionMismatch { .. } => "RetentionMismatch",
+            Error::ShareRefused(_) => "ShareRefused",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -219,6 +250,9 @@ impl Error {
             | Error::BackupVaultNotFound(_)
             | Error::BackupVaultNotReady(_)
             | Error::PlanExists(_)
+            | Error::VaultFailed { .. }
+            | Error::VaultTypeMismatch { .. }
+            | Error::RetentionMismatch { .. }
             | Error::KeyNotOwned { .. } => true,
             Error::Aws(e) => e.class == ErrorClass::InvalidInput,
             _ => false,
@@ -237,6 +271,7 @@ impl Error {
             | Error::CreateUnconfirmed(_)
             | Error::ReplicaCreating(_)
             | Error::BackupVaultNotReady(_)
+            | Error::VaultCreating(_)
             | Error::Kube(_) => false,
             Error::Aws(e) => matches!(
                 e.class,
@@ -308,6 +343,12 @@ mod tests {
             },
             aws(ErrorClass::AccessDenied),
             aws(ErrorClass::InvalidInput),
+            Error::ShareRefused("444455556666: not in your organization".into()),
+            Error::RetentionMismatch {
+                vault: "v".into(),
+                actual: "7-30 days".into(),
+                wanted: "7-35 days".into(),
+            },
         ];
         for err in &stalled {
             assert!(err.stalls(), "{} should stall", err.reason());
@@ -320,6 +361,7 @@ mod tests {
                 message: "m".into(),
             },
             Error::CreateUnconfirmed("soon".into()),
+            Error::VaultCreating("v".into()),
             aws(ErrorClass::Throttled),
             aws(ErrorClass::Transient),
             aws(ErrorClass::NotFound),

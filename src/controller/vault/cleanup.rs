@@ -1,4 +1,5 @@
-//! Deletion of a CrossAccountVault: role grants are always removed. Retain leaves the
+//! Deletion of a CrossAccountVault: role grants and the operator's AWS RAM share of an
+//! air-gapped vault are always removed, as they give other principals access. Retain leaves the
 //! vault; Delete deletes it only when it is ours (it carries this object's ownership
 //! tag, or `spec.adopt` took it over) and holds no recovery points, which the operator
 //! never deletes. A vault that is not ours is never deleted.
@@ -10,8 +11,8 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::plan;
-use crate::api::{CrossAccountVault, DeletionPolicy};
+use super::{plan, share};
+use crate::api::{CrossAccountVault, DeletionPolicy, VaultType};
 use crate::aws::ErrorClass;
 use crate::controller::context::Context;
 use crate::controller::error::Error;
@@ -45,6 +46,9 @@ pub async fn cleanup(vault: Arc<CrossAccountVault>, ctx: Arc<Context>) -> Result
             Err(err) if !err.is(ErrorClass::NotFound) => return Err(err.into()),
             _ => {}
         }
+    }
+    if spec.vault_type == VaultType::LogicallyAirGapped {
+        share::delete_share(&vault, &account.clients.ram()).await?;
     }
     let name = plan::vault_name(&vault);
     let retained = |note: String| async {

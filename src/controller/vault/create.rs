@@ -1,16 +1,19 @@
 //! The vault itself: found, or created with its key and ownership tags (again, with a
 //! Warning, when it was deleted out of band, unless `drift.policy` is Observe), and
-//! checked to be ours (our ownership tag, or `spec.adopt`) and to use the declared key.
+//! checked to be ours (our ownership tag, or `spec.adopt`), to use the declared key, and
+//! to be of the declared type; a logically air-gapped vault is waited for until AWS
+//! reports it `AVAILABLE` ([`air_gap`] decides).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
+use super::air_gap;
 use super::plan::{self, KeyRef};
 use crate::api::conditions::{DRIFTED, Status};
-use crate::api::{CrossAccountVault, DriftPolicy, VaultOrigin};
-use crate::aws::backup::{Backup, VaultInfo};
+use crate::api::{CrossAccountVault, DriftPolicy, VaultOrigin, VaultType};
+use crate::aws::backup::{AirGappedVault, Backup, VaultInfo};
 use crate::controller::error::Error;
 use crate::controller::status::Pass;
 use crate::failpoint;
@@ -64,6 +67,11 @@ pub async fn converge_vault(
         .lock_date
         .and_then(|s| Timestamp::from_second(s).ok())
         .map(Time);
+    pass.status.vault_type = info.vault_type.clone();
+    pass.status.vault_state = info.vault_state.clone();
+    let wanted = pass.obj.spec.vault_type;
+    air_gap::check_vault_type(wanted, info.vault_type.as_deref(), &name)?;
+    air_gap::check_vault_state(wanted, info.vault_state.as_deref(), &name)?;
     Ok(info)
 }
 
@@ -102,7 +110,23 @@ async fn create(
 ) -> Result<VaultInfo, Error> {
     let uid = pass.obj.uid().unwrap_or_default();
     let tags = plan::vault_tags(pass.obj, &pass.ctx.settings.resource_tags);
-    backup.create_vault(name, &key.arn, &uid, &tags).await?;
+    let operation = match pass.obj.spec.vault_type {
+        VaultType::Standard => {
+            backup.create_vault(name, &key.arn, &uid, &tags).await?;
+            "CreateBackupVault"
+        }
+        VaultType::LogicallyAirGapped => {
+            let (min, max) = air_gap::retention(pass.obj.spec.lock.as_ref())?;
+            let vault = AirGappedVault {
+                name,
+                key_arn: &key.arn,
+                min_retention_days: min,
+                max_retention_days: max,
+            };
+            backup.create_air_gapped_vault(&vault, &uid, &tags).await?;
+            "CreateLogicallyAirGappedBackupVault"
+        }
+    };
     failpoint::hit(failpoint::VAULT_AFTER_CREATE);
     let (type_, reason, note) = if pass.status.vault_arn.is_some() {
         (
@@ -121,7 +145,7 @@ async fn create(
         )
     };
     pass.ctx
-        .event(pass.obj, type_, reason, "CreateBackupVault", note)
+        .event(pass.obj, type_, reason, operation, note)
         .await;
     backup.describe_vault(name).await?.ok_or_else(|| {
         Error::InvalidSpec(format!("vault {name} vanished right after it was created"))

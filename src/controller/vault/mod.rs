@@ -8,11 +8,15 @@
 //! `grantKeyUseToRoles` against the account's `grantableRoles` → preflight
 //! (kms:DescribeKey as the vault's account) ([`resolve`]) → vault, ours or adopted
 //! ([`create`]) → access policy, lock, notifications, each left alone when absent from
-//! the spec ([`settings`]) → role grants ([`grants`]) → status. Every refusal comes
-//! before the first AWS write. The decisions are in [`plan`].
+//! the spec ([`settings`]) → role grants ([`grants`]) → for a logically air-gapped
+//! vault, its AWS RAM share ([`share`]) → status. Every refusal comes before the first
+//! AWS write. The decisions are in [`plan`], [`air_gap`] and [`share_plan`]: an
+//! air-gapped vault is waited for until `AVAILABLE`, and its lock, fixed by AWS at
+//! creation, is compared with the spec and never written.
 //! A key that no longer shares with the vault's account takes the role grants away
 //! (the vault and its recovery points stay).
 
+pub mod air_gap;
 mod cleanup;
 mod create;
 mod denial;
@@ -20,6 +24,8 @@ mod grants;
 pub mod plan;
 mod resolve;
 mod settings;
+mod share;
+pub mod share_plan;
 
 use std::sync::Arc;
 
@@ -32,7 +38,7 @@ use super::runner::{drift_interval, drive, finish, with_finalizer};
 use super::status::{Pass, jittered};
 use super::watches::{account_changes, key_changes_in, on_account, vaults_of_key};
 use crate::api::conditions::{KEY_ACCESSIBLE, ROLE_GRANTS_SYNCED, Status};
-use crate::api::{CrossAccountVault, Object};
+use crate::api::{CrossAccountVault, Object, VaultType};
 use crate::failpoint;
 
 /// Runs the reconciler; changes of a vault's SharedKey or account re-trigger it.
@@ -114,11 +120,20 @@ async fn converge(pass: &mut Pass<'_, CrossAccountVault>) -> Result<(), Error> {
     let backup = account.clients.backup();
     let info = create::converge_vault(pass, &backup, &key).await?;
     settings::converge_access_policy(pass, &backup, &info).await?;
-    let lock_in_sync = settings::converge_lock(pass, &backup, &info).await?;
+    let air_gapped = pass.obj.spec.vault_type == VaultType::LogicallyAirGapped;
+    let (lock_in_sync, retention_mismatch) = if air_gapped {
+        let mismatch = settings::check_air_gapped_lock(pass, &info);
+        (mismatch.is_none(), mismatch)
+    } else {
+        (settings::converge_lock(pass, &backup, &info).await?, None)
+    };
     let notifications_in_sync = settings::converge_notifications(pass, &backup).await?;
     if lock_in_sync && notifications_in_sync {
         settings::settings_synced(pass);
     }
     grants::converge_role_grants(pass, &account, &key).await?;
-    Ok(())
+    if air_gapped {
+        share::converge_share(pass, &account.clients.ram(), &info.arn).await?;
+    }
+    retention_mismatch.map_or(Ok(()), Err)
 }

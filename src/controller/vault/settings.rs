@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 
+use super::air_gap;
 use super::plan::{self, LockStep, NotificationStep, ObservedLock};
 use crate::api::CrossAccountVault;
 use crate::api::conditions::{ACCESS_POLICY_SYNCED, SETTINGS_SYNCED, Status};
@@ -74,18 +75,42 @@ pub async fn converge_access_policy(
     Ok(())
 }
 
+fn observed_lock(info: &VaultInfo) -> ObservedLock {
+    ObservedLock {
+        locked: info.locked,
+        min_retention_days: info.min_retention_days,
+        max_retention_days: info.max_retention_days,
+        lock_date: info.lock_date,
+    }
+}
+
+/// The lock of a logically air-gapped vault, which AWS fixed at its creation: compared
+/// with the spec, never written. A difference sets `SettingsSynced=False`
+/// (`RetentionMismatch`) and is returned, so that the pass ends not Ready once the
+/// other steps are done.
+pub fn check_air_gapped_lock(
+    pass: &mut Pass<'_, CrossAccountVault>,
+    info: &VaultInfo,
+) -> Option<Error> {
+    let name = plan::vault_name(pass.obj);
+    let err =
+        air_gap::check_retention(pass.obj.spec.lock.as_ref(), observed_lock(info), &name).err()?;
+    pass.condition(
+        SETTINGS_SYNCED,
+        Status::False,
+        err.reason(),
+        err.to_string(),
+    );
+    Some(err)
+}
+
 pub async fn converge_lock(
     pass: &mut Pass<'_, CrossAccountVault>,
     backup: &Backup,
     info: &VaultInfo,
 ) -> Result<bool, Error> {
     let name = plan::vault_name(pass.obj);
-    let observed = ObservedLock {
-        locked: info.locked,
-        min_retention_days: info.min_retention_days,
-        max_retention_days: info.max_retention_days,
-        lock_date: info.lock_date,
-    };
+    let observed = observed_lock(info);
     let wanted = pass.obj.spec.lock.as_ref();
     let step = plan::lock_step(wanted, observed, pass.now.as_second(), &name)?;
     let change = match step {
