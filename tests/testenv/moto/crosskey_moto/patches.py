@@ -131,6 +131,81 @@ def _retention_check(self, queue_name: str, message) -> bool:
     return period + message.sent_timestamp / 1000 > unix_time()
 
 
+_COSTLY_QUEUE_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesDelayed",
+    "ApproximateNumberOfMessagesNotVisible",
+)
+_PENDING = object()
+
+
+class _LazyQueueAttributes(dict):
+    """moto's `Queue.attributes`, whose three message counts (each a scan of every
+    message) are computed only when read. moto reads `attributes` for one setting
+    (ContentBasedDeduplication) on every SendMessage, which made a burst of N messages
+    into one queue cost O(N²): 10,000 drift events took tens of minutes."""
+
+    def __init__(self, queue, values):
+        super().__init__(values)
+        self._queue = queue
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+        if value is _PENDING:
+            from moto.core.utils import camelcase_to_underscores
+
+            value = getattr(self._queue, camelcase_to_underscores(key))
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def __iter__(self):  # not dict's own: dict(self) and {**self} go through __getitem__
+        return dict.__iter__(self)
+
+    def items(self):
+        return [(key, self[key]) for key in dict.keys(self)]
+
+    def values(self):
+        return [self[key] for key in dict.keys(self)]
+
+    def copy(self):
+        return dict(self.items())
+
+
+def _queue_attributes():
+    """`Queue.attributes` as moto builds it, with the message counts left pending."""
+
+    def attributes(self):
+        import json
+
+        from moto.core.utils import camelcase_to_underscores
+
+        values = {}
+        for attribute in self.BASE_ATTRIBUTES:
+            if attribute in _COSTLY_QUEUE_ATTRIBUTES:
+                values[attribute] = _PENDING
+            else:
+                values[attribute] = getattr(self, camelcase_to_underscores(attribute))
+        if self.fifo_queue:
+            for attribute in self.FIFO_ATTRIBUTES:
+                values[attribute] = getattr(self, camelcase_to_underscores(attribute))
+        if self.kms_master_key_id:
+            for attribute in self.KMS_ATTRIBUTES:
+                values[attribute] = getattr(self, camelcase_to_underscores(attribute))
+        if self.policy:
+            values["Policy"] = self.policy
+        if self.redrive_policy:
+            values["RedrivePolicy"] = json.dumps(self.redrive_policy)
+        for key, value in values.items():
+            if isinstance(value, bool):
+                values[key] = str(value).lower()
+        return _LazyQueueAttributes(self, values)
+
+    return property(attributes)
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -149,4 +224,7 @@ def apply() -> None:
     from moto.sqs.models import SQSBackend
 
     SQSBackend.is_message_valid_based_on_retention_period = _retention_check
+    from moto.sqs.models import Queue
+
+    Queue.attributes = _queue_attributes()
     _applied = True
