@@ -125,17 +125,6 @@ async fn copy_job(b: &str, point: &str, destination: &str) -> (String, String) {
     )
 }
 
-fn copy_role_policy(key_arn: &str) -> String {
-    json!({"Version": "2012-10-17", "Statement": [
-        {"Sid": "CopyInto", "Effect": "Allow", "Action": "backup:CopyIntoBackupVault", "Resource": "*"},
-        {"Sid": "UseSourceKey", "Effect": "Allow",
-         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
-         "Resource": key_arn},
-        {"Sid": "SelectByTag", "Effect": "Allow", "Action": "tag:GetResources", "Resource": "*"},
-    ]})
-    .to_string()
-}
-
 #[tokio::test]
 async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
     let client: Client = env().client().await;
@@ -152,7 +141,8 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         format!("{namespace}-c"),
     ];
     for (name, id) in names.iter().zip([&a, &b, &c]) {
-        support::create_account(&client, name, id, &[&namespace]).await;
+        let spec = json!({"grantableRoles": [COPY_ROLE]});
+        support::create_account_with(&client, name, id, &[&namespace], spec).await;
     }
     let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
     create_role(&iam_b, COPY_ROLE).await;
@@ -176,14 +166,6 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
     .await
     .unwrap();
     let key_arn = ready(&keys, "k").await.status.unwrap().key_arn.unwrap();
-    iam_b
-        .put_role_policy()
-        .role_name(COPY_ROLE)
-        .policy_name("copy")
-        .policy_document(copy_role_policy(&key_arn))
-        .send()
-        .await
-        .unwrap();
     vaults
         .create(
             &pp,
@@ -218,7 +200,8 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
                    "schedule": "cron(0 5 ? * * *)", "lifecycle": {"deleteAfterDays": 35},
                    "copyTo": [{"vaultRef": {"name": "dest"}, "lifecycle": {"deleteAfterDays": 35}}]}],
-        "selection": {"roleName": COPY_ROLE, "resourcesByTag": [{"key": "backup", "value": "daily"}]},
+        "selection": {"roleName": COPY_ROLE, "managePermissions": true,
+                      "resourcesByTag": [{"key": "backup", "value": "daily"}]},
         "deletionPolicy": "Delete",
     })))
     .await
@@ -320,17 +303,62 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         .unwrap();
     copy_path(&plans, "True").await;
 
-    // The copy role loses its permissions: the path names the copy role, and so does AWS.
+    // The copy role's permissions are the plan's: removed outside the operator, they are
+    // put back (drift repaired) and the path is verified again.
+    let policy_name = format!("crosskey-plan-{namespace}-daily");
+    let managed = iam_b
+        .get_role_policy()
+        .role_name(COPY_ROLE)
+        .policy_name(&policy_name)
+        .send()
+        .await
+        .unwrap();
+    assert!(managed.policy_document.contains("CopyIntoBackupVault"));
     iam_b
         .delete_role_policy()
         .role_name(COPY_ROLE)
-        .policy_name("copy")
+        .policy_name(&policy_name)
+        .send()
+        .await
+        .unwrap();
+    wait_until("the copy-role policy repaired", WAIT, || {
+        let iam_b = iam_b.clone();
+        let policy_name = policy_name.clone();
+        async move {
+            iam_b
+                .get_role_policy()
+                .role_name(COPY_ROLE)
+                .policy_name(&policy_name)
+                .send()
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await;
+    copy_path(&plans, "True").await;
+
+    // The copy role stops trusting AWS Backup: the path names the copy role, and so does
+    // AWS.
+    iam_b
+        .update_assume_role_policy()
+        .role_name(COPY_ROLE)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
         .send()
         .await
         .unwrap();
     let plan = copy_path(&plans, "False").await;
     let path = &plan.status.unwrap().copy_paths[0];
     assert_eq!(path.missing_side.as_deref(), Some("CopyRole"), "{path:?}");
+    assert_eq!(
+        path.reason.as_deref(),
+        Some("CopyRoleNotTrusted"),
+        "{path:?}"
+    );
     let (state, message) = copy_job(&b, &point, &dest_arn).await;
     assert_eq!(state, "FAILED");
     assert!(message.contains(COPY_ROLE), "{message}");

@@ -39,6 +39,10 @@ pub const PLAN_SYNCED: &str = "PlanSynced";
 /// copy; the message names the side that does not.
 pub const COPY_PATH_VERIFIED: &str = "CopyPathVerified";
 
+/// CrossAccountBackupPlan with `selection.managePermissions`: the copy role's inline
+/// policy matches what the plan's copies need.
+pub const COPY_ROLE_POLICY_SYNCED: &str = "CopyRolePolicySynced";
+
 /// kstatus: `True` while the operator is still working toward the spec on its own
 /// (retrying, waiting for AWS or for another object); `False` once it converged or
 /// stalled.

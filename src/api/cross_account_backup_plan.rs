@@ -179,6 +179,14 @@ pub struct BackupSelection {
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@_-]{1,64}$')").message("selection.roleName must be an IAM role name (not an ARN) of 1-64 characters"))]
     #[schemars(length(max = 64))]
     pub role_name: String,
+    /// Let the operator keep the role's copy permissions: an inline policy
+    /// `crosskey-plan-<namespace>-<name>` that allows `backup:CopyIntoBackupVault` on
+    /// the copy destinations, the KMS actions AWS Backup needs on the source vaults' keys
+    /// (only through AWS Backup), and `tag:GetResources` for a selection by tag. The role
+    /// must match the AwsAccount's `grantableRoles`. Default `false`: the role's policies
+    /// are only read, by the copy-path check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manage_permissions: bool,
     /// Resources whose tag `key` equals `value` (all conditions are ORed, as AWS
     /// Backup's `ListOfTags`).
     #[serde(default)]
@@ -217,6 +225,10 @@ pub struct CrossAccountBackupPlanStatus {
     /// Version of the plan that the operator last wrote or saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// Hash of the inline copy-role policy the operator applied
+    /// (`selection.managePermissions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_policy_digest: Option<String>,
     /// ID of the plan's resource selection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection_id: Option<String>,

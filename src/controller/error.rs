@@ -96,7 +96,7 @@ pub enum Error {
         pattern: String,
     },
     #[error(
-        "AwsAccount {account:?} does not allow granting key use to role(s) {roles}: add them (or a pattern such as Backup*) to the AwsAccount's spec.grantableRoles, or remove them from grantKeyUseToRoles"
+        "AwsAccount {account:?} does not allow granting permissions to role(s) {roles}: add them (or a pattern such as Backup*) to the AwsAccount's spec.grantableRoles, or remove them from the vault's grantKeyUseToRoles (or the plan's selection.managePermissions)"
     )]
     RoleNotAllowed { account: String, roles: String },
     #[error(

@@ -13,6 +13,7 @@
 mod cleanup;
 mod paths;
 pub mod plan;
+mod role;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,8 @@ async fn converge(pass: &mut Pass<'_, CrossAccountBackupPlan>) -> Result<(), Err
     let rules = resolve_rules(pass, &account).await?;
     let plans = account.clients.backup_plans();
     let plan_id = converge_plan(pass, &plans, &rules).await?;
+    // The role's permissions first: AWS checks tag:GetResources on CreateBackupSelection.
+    role::converge_role_policy(pass, &account, &rules).await?;
     converge_selection(pass, &plans, &account, &plan_id).await?;
     let copy_paths = paths::verify_all(pass, &account, &rules).await;
     let (status, reason, message) = plan::copy_path_condition(&copy_paths);

@@ -142,6 +142,50 @@ pub fn selection_matches(desired: &SelectionDocument, observed: &SelectionDocume
     sorted(desired) == sorted(observed)
 }
 
+/// Name of the inline policy `selection.managePermissions` keeps on the copy role.
+pub fn role_policy_name(plan: &CrossAccountBackupPlan) -> String {
+    format!(
+        "crosskey-plan-{}-{}",
+        plan.metadata.namespace.as_deref().unwrap_or_default(),
+        plan.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The copy role's inline policy: copy into each destination, use each source key only
+/// through AWS Backup in `region`, and list tagged resources for a selection by tag.
+pub fn role_policy(
+    destinations: &[String],
+    source_keys: &[String],
+    by_tag: bool,
+    region: &str,
+) -> serde_json::Value {
+    let mut destinations = destinations.to_vec();
+    destinations.sort();
+    destinations.dedup();
+    let mut keys: Vec<&String> = source_keys.iter().filter(|k| !k.is_empty()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut statements = vec![serde_json::json!({
+        "Sid": "CopyIntoDestinations", "Effect": "Allow",
+        "Action": "backup:CopyIntoBackupVault", "Resource": destinations,
+    })];
+    if !keys.is_empty() {
+        statements.push(serde_json::json!({
+            "Sid": "UseSourceKeysThroughAwsBackup", "Effect": "Allow",
+            "Action": ["kms:DescribeKey", "kms:Decrypt", "kms:CreateGrant"],
+            "Resource": keys,
+            "Condition": {"StringEquals": {"kms:ViaService": format!("backup.{region}.amazonaws.com")}},
+        }));
+    }
+    if by_tag {
+        statements.push(serde_json::json!({
+            "Sid": "SelectResourcesByTag", "Effect": "Allow",
+            "Action": "tag:GetResources", "Resource": "*",
+        }));
+    }
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements})
+}
+
 /// The CreatorRequestId of the plan's create: the object's UID for its first plan, and
 /// one derived from the plan it replaces when that plan was deleted out of band, so that
 /// a retried create returns the plan it made and a re-create makes a new one.
