@@ -24,6 +24,11 @@ fn dynamic_api(client: &Client, kind: &str, namespace: &str) -> Api<DynamicObjec
         "CrossAccountVault" => {
             Api::namespaced_with(client.clone(), namespace, &resource::<CrossAccountVault>())
         }
+        "CrossAccountBackupPlan" => Api::namespaced_with(
+            client.clone(),
+            namespace,
+            &resource::<crosskey::api::CrossAccountBackupPlan>(),
+        ),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -50,6 +55,12 @@ fn valid_spec(kind: &str) -> Value {
         "CrossAccountVault" => json!({
             "accountRef": {"name": "workload"},
             "encryptionKey": {"sharedKeyRef": {"name": "backup-key"}},
+        }),
+        "CrossAccountBackupPlan" => json!({
+            "accountRef": {"name": "workload"},
+            "rules": [{"name": "daily", "targetVault": {"vaultName": "local"},
+                       "copyTo": [{"vaultRef": {"name": "central"}}]}],
+            "selection": {"roleName": "AWSBackupCopyRole", "resources": ["*"]},
         }),
         other => panic!("unknown kind {other}"),
     }
@@ -139,6 +150,16 @@ macro_rules! immutable {
         }
     };
 }
+
+// CrossAccountBackupPlan
+rejected!(plan_target_vault_is_one_of, "CrossAccountBackupPlan", {"rules": [{"name": "daily", "targetVault": {"vaultName": "local", "vaultRef": {"name": "v"}}}]}, "targetVault must set exactly one of vaultRef or vaultName");
+rejected!(plan_rule_names_are_unique, "CrossAccountBackupPlan", {"rules": [{"name": "a", "targetVault": {"vaultName": "v1"}}, {"name": "a", "targetVault": {"vaultName": "v2"}}]}, "rule names must be unique within the plan");
+rejected!(plan_lifecycle_keeps_cold_storage_90_days, "CrossAccountBackupPlan", {"rules": [{"name": "daily", "targetVault": {"vaultName": "local"}, "lifecycle": {"moveToColdStorageAfterDays": 30, "deleteAfterDays": 60}}]}, "deleteAfterDays must be at least moveToColdStorageAfterDays + 90");
+rejected!(plan_schedule_is_an_expression, "CrossAccountBackupPlan", {"rules": [{"name": "daily", "targetVault": {"vaultName": "local"}, "schedule": "every day"}]}, "schedule must be an AWS Backup expression");
+rejected!(plan_selection_names_resources, "CrossAccountBackupPlan", {"selection": {"roleName": "AWSBackupCopyRole", "resources": []}}, "selection must name resources or tags");
+rejected!(plan_selection_role_is_a_name, "CrossAccountBackupPlan", {"selection": {"roleName": "arn:aws:iam::222222222222:role/R", "resources": ["*"]}}, "selection.roleName must be an IAM role name");
+immutable!(plan_name_is_immutable, "CrossAccountBackupPlan", {"planName": "a"}, {"planName": "b"}, "planName is immutable");
+immutable!(plan_account_is_immutable, "CrossAccountBackupPlan", {}, {"accountRef": {"name": "other"}}, "accountRef is immutable");
 
 // AwsAccount
 rejected!(account_id_must_have_12_digits, "AwsAccount", {"accountId": "12345"}, "accountId must be exactly 12 digits");

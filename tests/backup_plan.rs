@@ -146,6 +146,27 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
     }
     let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
     create_role(&iam_b, COPY_ROLE).await;
+    // A managed policy on the role too: the copy-path check reads attached policies.
+    let managed = iam_b
+        .create_policy()
+        .policy_name("BackupCopyReadTags")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": "tag:GetResources", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    iam_b
+        .attach_role_policy()
+        .role_name(COPY_ROLE)
+        .policy_arn(managed.arn.unwrap())
+        .send()
+        .await
+        .unwrap();
     let _operator = Operator::start(&namespace, &[]);
 
     let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);

@@ -64,7 +64,10 @@ const NOT_REASONS: &[(&str, &str)] = &[
     ("ArnEquals", "policy condition operator"),
     ("StringEquals", "policy condition operator"),
     ("CopyIntoDestinations", "Sid of the copy-role policy"),
-    ("UseSourceKeysThroughAwsBackup", "Sid of the copy-role policy"),
+    (
+        "UseSourceKeysThroughAwsBackup",
+        "Sid of the copy-role policy",
+    ),
     ("SelectResourcesByTag", "Sid of the copy-role policy"),
     ("CrosskeyDriftEvents", "Sid of the drift-event queue policy"),
     (

@@ -116,6 +116,16 @@ kubectl wait --for=condition=Ready --timeout=90s -n team-backup xav/restore-vaul
 echo "  after removing RestoreRole from grantKeyUseToRoles:"
 plugin why xav/restore-vault -n team-backup | tail -n 1 | sed 's/^/  /'
 
+say "A backup plan in A that copies to B's vault (examples/05), its copy path verified"
+kubectl apply -f "$root/examples/05-backup-plan.yaml" >/dev/null
+kubectl wait --for=condition=Ready --timeout=90s -n platform-security xav/local-backups xabp/daily >/dev/null
+wait_for 60 "the copy path to be verified" reason_is xabp/daily platform-security CopyPathVerified Verified
+kubectl get xabp -n platform-security
+kubectl get xabp daily -n platform-security \
+  -o jsonpath='{range .status.copyPaths[*]}  rule {.rule} -> {.destination} ({.destinationVaultArn}): verified={.verified}{"\n"}{end}'
+destination=$(kubectl get xav central-backups -n platform-security -o jsonpath='{.status.vaultArn}')
+aws copy "$CROSSKEY_TESTENV_AWS_ADMIN" "$key_arn" "$destination"
+
 say "A vault with an alias ARN is rejected by the API server"
 if kubectl apply -f - 2>"$dir/alias.err" <<YAML; then
 apiVersion: crosskey.dev/v1alpha1

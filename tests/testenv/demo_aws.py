@@ -50,6 +50,8 @@ def setup(admin_url):
     aws_roles.target(A, "crosskey-security")
     aws_roles.target(B, "crosskey-workload")
     session(A).client("iam").create_role(RoleName="KeyAdmin", AssumeRolePolicyDocument=trust("ec2.amazonaws.com"))
+    session(A).client("iam").create_role(
+        RoleName="AWSBackupCopyRole", AssumeRolePolicyDocument=trust("backup.amazonaws.com"))
     session(B).client("iam").create_role(
         RoleName="AWSBackupDefaultServiceRole", AssumeRolePolicyDocument=trust("backup.amazonaws.com"))
     org = session(A).client("organizations")
@@ -58,7 +60,10 @@ def setup(admin_url):
     request = urllib.request.Request(f"{admin_url}/organizations/accounts", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
     urllib.request.urlopen(request).read()
-    print(f"  account A {A}: role KeyAdmin; organization {org.describe_organization()['Organization']['Id']}")
+    # A manages the organization: it turns cross-account backup on (examples/05).
+    session(A).client("backup").update_global_settings(GlobalSettings={"isCrossAccountBackupEnabled": "true"})
+    print(f"  account A {A}: roles KeyAdmin, AWSBackupCopyRole; organization "
+          f"{org.describe_organization()['Organization']['Id']} with cross-account backup enabled")
     print(f"  account B {B}: role AWSBackupDefaultServiceRole; member of A's organization")
 
 
@@ -106,6 +111,26 @@ def tamper(key_id):
     print("  someone replaced the key policy in the console with the owner statement only")
 
 
+def copy(admin_url, key_arn, destination):
+    """A recovery point in A's local-backups, copied by AWS Backup to `destination` in B
+    as the plan's copy role; the job must complete."""
+    body = json.dumps({"account": A, "region": REGION, "vaultName": "local-backups",
+                       "encryptionKeyArn": key_arn, "resourceType": "EBS"}).encode()
+    request = urllib.request.Request(f"{admin_url}/recovery-points", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    point = json.loads(urllib.request.urlopen(request).read())["recoveryPointArns"][0]
+    backup = session(A).client("backup")
+    job_id = backup.start_copy_job(
+        RecoveryPointArn=point, SourceBackupVaultName="local-backups", DestinationBackupVaultArn=destination,
+        IamRoleArn=f"arn:aws:iam::{A}:role/AWSBackupCopyRole", Lifecycle={"DeleteAfterDays": 35})["CopyJobId"]
+    job = backup.describe_copy_job(CopyJobId=job_id)["CopyJob"]
+    print(f"  StartCopyJob {point.split(':')[-1]} -> {destination}: {job['State']}"
+          + (f" ({job.get('StatusMessage')})" if job["State"] != "COMPLETED" else
+             f", copy {job['DestinationRecoveryPointArn']}"))
+    if job["State"] != "COMPLETED":
+        sys.exit("the copy job did not complete")
+
+
 def shares_with_b(key_id):
     policy = session(A).client("kms").get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
     return f"arn:aws:iam::{B}:root" in policy
@@ -116,4 +141,4 @@ if __name__ == "__main__":
     if step == "shares-with-b":
         sys.exit(0 if shares_with_b(*args) else 1)
     {"setup": setup, "key-policy": key_policy, "role-policy": role_policy, "vault": vault,
-     "use-key": use_key, "tamper": tamper}[step](*args)
+     "use-key": use_key, "tamper": tamper, "copy": copy}[step](*args)

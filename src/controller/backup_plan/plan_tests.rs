@@ -150,7 +150,11 @@ fn the_condition_names_the_first_failing_path_and_its_side() {
 #[test]
 fn the_copy_role_policy_names_destinations_and_source_keys_through_aws_backup_only() {
     let policy = role_policy(
-        &["arn:dest-2".into(), "arn:dest-1".into(), "arn:dest-1".into()],
+        &[
+            "arn:dest-2".into(),
+            "arn:dest-1".into(),
+            "arn:dest-1".into(),
+        ],
         &["arn:key-1".into(), String::new()],
         true,
         "eu-west-1",
@@ -158,7 +162,10 @@ fn the_copy_role_policy_names_destinations_and_source_keys_through_aws_backup_on
     let statements = policy["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 3);
     assert_eq!(statements[0]["Action"], "backup:CopyIntoBackupVault");
-    assert_eq!(statements[0]["Resource"], json!(["arn:dest-1", "arn:dest-2"]));
+    assert_eq!(
+        statements[0]["Resource"],
+        json!(["arn:dest-1", "arn:dest-2"])
+    );
     assert_eq!(statements[1]["Resource"], json!(["arn:key-1"]));
     assert_eq!(
         statements[1]["Condition"]["StringEquals"]["kms:ViaService"],
