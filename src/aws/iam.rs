@@ -50,24 +50,7 @@ impl Iam {
     }
 
     async fn role_exists(&self, role: &str) -> Result<bool, AwsError> {
-        match self
-            .limiter
-            .call(
-                SERVICE,
-                "GetRole",
-                self.client.get_role().role_name(role).send(),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                if err.is(ErrorClass::NotFound) {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        Ok(self.role(role).await?.is_some())
     }
 
     pub async fn put_role_policy(

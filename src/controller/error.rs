@@ -96,9 +96,17 @@ pub enum Error {
         pattern: String,
     },
     #[error(
-        "AwsAccount {account:?} does not allow granting permissions to role(s) {roles}: add them (or a pattern such as Backup*) to the AwsAccount's spec.grantableRoles, or remove them from the vault's grantKeyUseToRoles (or the plan's selection.managePermissions)"
+        "AwsAccount {account:?} does not allow granting key use to role(s) {roles}: add them (or a pattern such as Backup*) to the AwsAccount's spec.grantableRoles, or remove them from grantKeyUseToRoles"
     )]
     RoleNotAllowed { account: String, roles: String },
+    #[error(
+        "AwsAccount {account:?} does not allow the operator to keep the policies of role {role}: add it (or a pattern such as AWSBackup*) to the AwsAccount's spec.grantableRoles, or set selection.managePermissions: false and give the role its copy permissions yourself"
+    )]
+    CopyRoleNotAllowed { account: String, role: String },
+    #[error(
+        "IAM role {0} (selection.roleName) does not exist in the plan's account: create it, trusted by backup.amazonaws.com, or fix selection.roleName"
+    )]
+    CopyRoleNotFound(String),
     #[error(
         "vault {vault} already exists and was not created by this CrossAccountVault (it lacks the tag crosskey.dev/owner-uid={uid}): nothing was changed. Set spec.adopt: true to take it over, or use another spec.vaultName"
     )]
@@ -197,11 +205,11 @@ impl Error {
             Error::KeyNotAccessible(_) => "KeyNotAccessible",
             Error::KeyMismatch { .. } => "KeyMismatch",
             Error::VaultNotEmpty { .. } => "VaultNotEmpty",
-            Error::RoleNotFound(_) => "RoleNotFound",
+            Error::RoleNotFound(_) | Error::CopyRoleNotFound(_) => "RoleNotFound",
             Error::AliasInUse { .. } => "AliasInUse",
             Error::KeyAdoptionNotAllowed { .. } => "KeyAdoptionNotAllowed",
             Error::ExternalKeyNotAllowed { .. } => "ExternalKeyNotAllowed",
-            Error::RoleNotAllowed { .. } => "RoleNotAllowed",
+            Error::RoleNotAllowed { .. } | Error::CopyRoleNotAllowed { .. } => "RoleNotAllowed",
             Error::VaultExists { .. } => "VaultExists",
             Error::VaultMissing(_) => "VaultMissing",
             Error::ForeignStatementConflict(_) => "ForeignStatementConflict",
@@ -245,6 +253,7 @@ impl Error {
             | Error::KeyMismatch { .. }
             | Error::ExternalKeyNotAllowed { .. }
             | Error::RoleNotAllowed { .. }
+            | Error::CopyRoleNotAllowed { .. }
             | Error::VaultExists { .. }
             | Error::ControlTowerResource(_)
             | Error::BackupVaultNotFound(_)

@@ -29,17 +29,8 @@ pub async fn converge_role_policy(
         return Ok(());
     }
     if !account.account.spec.allows_role(&role) {
-        let err = Error::RoleNotAllowed {
-            account: pass.obj.spec.account_ref.name.clone(),
-            roles: role,
-        };
-        pass.condition(
-            COPY_ROLE_POLICY_SYNCED,
-            Status::False,
-            err.reason(),
-            err.to_string(),
-        );
-        return Err(err);
+        let account = pass.obj.spec.account_ref.name.clone();
+        return Err(refused(pass, Error::CopyRoleNotAllowed { account, role }));
     }
     let backup = account.clients.backup();
     let mut source_keys = Vec::new();
@@ -62,14 +53,7 @@ pub async fn converge_role_policy(
     let observed = match iam.role_policy(&role, &policy_name).await {
         Ok(observed) => observed,
         Err(err) if err.is(ErrorClass::NotFound) => {
-            let err = Error::RoleNotFound(role);
-            pass.condition(
-                COPY_ROLE_POLICY_SYNCED,
-                Status::False,
-                err.reason(),
-                err.to_string(),
-            );
-            return Err(err);
+            return Err(refused(pass, Error::CopyRoleNotFound(role)));
         }
         Err(err) => return Err(err.into()),
     };
@@ -105,4 +89,15 @@ pub async fn converge_role_policy(
         );
     }
     Ok(())
+}
+
+/// Records why the role's policy cannot be kept, and returns the error.
+fn refused(pass: &mut Pass<'_, CrossAccountBackupPlan>, err: Error) -> Error {
+    pass.condition(
+        COPY_ROLE_POLICY_SYNCED,
+        Status::False,
+        err.reason(),
+        err.to_string(),
+    );
+    err
 }
