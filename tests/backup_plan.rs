@@ -334,6 +334,64 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         .unwrap();
     copy_path(&plans, "True").await;
 
+    // A's key stops sharing with C: C's AWS Backup cannot read the source recovery
+    // point. The path names the source key, and AWS fails the job on the same key.
+    keys.patch(
+        "k",
+        &patch,
+        &Patch::Merge(json!({"spec": {"shareWith": {"accounts": [b]}}})),
+    )
+    .await
+    .unwrap();
+    check_now(&plans, "key-unshared").await;
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert_eq!(path.missing_side.as_deref(), Some("SourceKey"), "{path:?}");
+    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    assert_eq!(state, "FAILED");
+    assert!(message.contains(&key_arn), "{message}");
+    keys.patch(
+        "k",
+        &patch,
+        &Patch::Merge(json!({"spec": {"shareWith": {"accounts": [b, c]}}})),
+    )
+    .await
+    .unwrap();
+    check_now(&plans, "key-shared").await;
+    copy_path(&plans, "True").await;
+
+    // The Organization turns cross-account backup off: the path names the Organization.
+    let backup_admin = aws_sdk_backup::Client::new(&env().aws_config().await);
+    backup_admin
+        .update_global_settings()
+        .global_settings("isCrossAccountBackupEnabled", "false")
+        .send()
+        .await
+        .unwrap();
+    check_now(&plans, "organization-off").await;
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert_eq!(
+        path.missing_side.as_deref(),
+        Some("Organization"),
+        "{path:?}"
+    );
+    assert_eq!(
+        path.reason.as_deref(),
+        Some("CrossAccountBackupDisabled"),
+        "{path:?}"
+    );
+    let (state, _) = copy_job(&b, &point, &dest_arn).await;
+    assert_eq!(state, "FAILED");
+    backup_admin
+        .update_global_settings()
+        .global_settings("isCrossAccountBackupEnabled", "true")
+        .send()
+        .await
+        .unwrap();
+    check_now(&plans, "organization-on").await;
+    copy_path(&plans, "True").await;
+
     // The copy role's permissions are the plan's: removed outside the operator, they are
     // put back (drift repaired) and the path is verified again.
     let policy_name = format!("crosskey-plan-{namespace}-daily");
