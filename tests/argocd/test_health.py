@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEALTH = ROOT / "deploy" / "argocd" / "health"
 CONFIGMAP = ROOT / "deploy" / "argocd" / "argocd-cm-health.yaml"
 GROUP = "crosskey.dev"
-KINDS = ["AwsAccount", "SharedKey", "CrossAccountVault"]
+KINDS = ["AwsAccount", "SharedKey", "CrossAccountVault", "CrossAccountBackupPlan"]
 HEADER = """\
 # Argo CD health checks for the crosskey kinds: merge `data` into the argocd-cm ConfigMap
 # (or into the `configs.cm` values of the argo-cd Helm chart). Each script is a verbatim
@@ -126,11 +126,13 @@ TERMINAL = {
     "AwsAccount": "AssumeRoleFailed",
     "SharedKey": "PolicyInvalid",
     "CrossAccountVault": "KeyMismatch",
+    "CrossAccountBackupPlan": "PlanExists",
 }
 TRANSIENT = {
     "AwsAccount": "VerificationFailed",
     "SharedKey": "Throttled",
     "CrossAccountVault": "KeyNotReady",
+    "CrossAccountBackupPlan": "VaultNotReady",
 }
 
 
