@@ -45,7 +45,11 @@ fn without_labels_and_annotations(mut crd: Value) -> Value {
 #[test]
 fn crd_chart_renders_the_generated_crds_with_the_keep_policy() {
     let generated = yaml_docs(&std::fs::read_to_string(root().join("crds/crosskey.yaml")).unwrap());
-    assert_eq!(generated.len(), 3, "crds/crosskey.yaml has the three CRDs");
+    assert_eq!(
+        generated.len(),
+        crosskey::api::crds().len(),
+        "crds/crosskey.yaml has every CRD"
+    );
     let rendered = yaml_docs(&helm_template(
         &chart("crosskey-crds"),
         "crds",
@@ -229,6 +233,7 @@ fn helm_upgrade_applies_a_changed_crd_schema_and_uninstall_keeps_the_crds() {
         "awsaccounts.crosskey.dev",
         "sharedkeys.crosskey.dev",
         "crossaccountvaults.crosskey.dev",
+        "crossaccountbackupplans.crosskey.dev",
     ] {
         let crd = kubectl_get("crd", None, name).unwrap_or_else(|| panic!("{name} was deleted"));
         assert!(

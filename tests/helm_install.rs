@@ -162,7 +162,7 @@ fn helm_install_of_both_charts_creates_every_object() {
     assert_eq!(status["info"]["status"], "deployed");
 
     let crd_objects = release_objects(&crds_release, &ns);
-    assert_eq!(crd_objects.len(), 3);
+    assert_eq!(crd_objects.len(), crosskey::api::crds().len());
     for (kind, _, name) in &crd_objects {
         let crd = kubectl_get(kind, None, name).unwrap_or_else(|| panic!("{kind} {name} missing"));
         assert_eq!(
@@ -295,6 +295,7 @@ fn assert_least_privilege(sa: &str, ns: &str) {
         "awsaccounts.crosskey.dev",
         "sharedkeys.crosskey.dev",
         "crossaccountvaults.crosskey.dev",
+        "crossaccountbackupplans.crosskey.dev",
     ];
     let mut needed: Vec<Vec<String>> = Vec::new();
     let mut forbidden: Vec<Vec<String>> = Vec::new();

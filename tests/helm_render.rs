@@ -81,8 +81,14 @@ const NAMESPACED_RULES: &[(&str, &str, &[&str])] = &[
         "crossaccountvaults",
         &["get", "list", "watch", "patch"],
     ),
+    (
+        "crosskey.dev",
+        "crossaccountbackupplans",
+        &["get", "list", "watch", "patch"],
+    ),
     ("crosskey.dev", "sharedkeys/status", &["patch"]),
     ("crosskey.dev", "crossaccountvaults/status", &["patch"]),
+    ("crosskey.dev", "crossaccountbackupplans/status", &["patch"]),
 ];
 
 const EVENT_RULES: &[(&str, &str, &[&str])] = &[("events.k8s.io", "events", &["create", "patch"])];

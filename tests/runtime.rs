@@ -397,9 +397,9 @@ async fn readyz_waits_for_every_cache_and_for_the_lease() {
         &format!("{user}-kinds"),
         &user,
         json!([
-            {"apiGroups": ["crosskey.dev"], "resources": ["sharedkeys", "crossaccountvaults"], "verbs": ["get", "list", "watch", "patch", "update"]},
-            {"apiGroups": ["crosskey.dev"], "resources": ["sharedkeys/status", "crossaccountvaults/status"], "verbs": ["get", "patch", "update"]},
-            {"apiGroups": ["crosskey.dev"], "resources": ["sharedkeys/finalizers", "crossaccountvaults/finalizers"], "verbs": ["update"]},
+            {"apiGroups": ["crosskey.dev"], "resources": ["sharedkeys", "crossaccountvaults", "crossaccountbackupplans"], "verbs": ["get", "list", "watch", "patch", "update"]},
+            {"apiGroups": ["crosskey.dev"], "resources": ["sharedkeys/status", "crossaccountvaults/status", "crossaccountbackupplans/status"], "verbs": ["get", "patch", "update"]},
+            {"apiGroups": ["crosskey.dev"], "resources": ["sharedkeys/finalizers", "crossaccountvaults/finalizers", "crossaccountbackupplans/finalizers"], "verbs": ["update"]},
         ]),
     )
     .await;
