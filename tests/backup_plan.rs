@@ -286,6 +286,36 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         format!("arn:aws:iam::{b}:role/{COPY_ROLE}")
     );
 
+    // A changed schedule updates the same plan (a new version, no second plan).
+    let version = status.version_id.clone().unwrap();
+    let rules = json!({"spec": {"rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
+        "schedule": "cron(0 3 ? * * *)", "lifecycle": {"deleteAfterDays": 35},
+        "copyTo": [{"vaultRef": {"name": "dest"}, "lifecycle": {"deleteAfterDays": 35}}]}]}});
+    plans
+        .patch("daily", &PatchParams::default(), &Patch::Merge(rules))
+        .await
+        .unwrap();
+    let updated = wait_until("the plan updated", WAIT, || {
+        let plans = plans.clone();
+        let version = version.clone();
+        async move {
+            let status = plans.get("daily").await.ok()?.status?;
+            (status.version_id? != version).then_some(status.plan_id?)
+        }
+    })
+    .await;
+    assert_eq!(updated, plan_id, "the same plan, updated");
+    let aws_plan = backup_b
+        .get_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        aws_plan.backup_plan.unwrap().rules[0].schedule_expression(),
+        Some("cron(0 3 ? * * *)")
+    );
+
     // AWS agrees: the copy job completes.
     let response: Value = reqwest::Client::new()
         .post(format!("{}/recovery-points", env().aws_admin))
