@@ -484,6 +484,99 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
     assert_eq!(state, "FAILED");
     assert!(message.contains(COPY_ROLE), "{message}");
 
+    iam_b
+        .update_assume_role_policy()
+        .role_name(COPY_ROLE)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    check_now(&plans, "trust-restored").await;
+    copy_path(&plans, "True").await;
+
+    // A second copy goes to a logically air-gapped vault in C (Vault Lock 7 to 30 days):
+    // a copy kept 35 days does not fit its lock, and the path names the retention, as
+    // the copy job does; kept 30 days, the copy completes.
+    vaults.create(&pp, &object("CrossAccountVault", "air-gapped", json!({
+        "accountRef": {"name": names[2]}, "region": REGION, "type": "LogicallyAirGapped",
+        "encryptionKey": {"sharedKeyRef": {"name": "k"}},
+        "lock": {"minRetentionDays": 7, "maxRetentionDays": 30},
+        "accessPolicy": {"allowCopyFrom": {"accounts": [b]}},
+    })))
+    .await
+    .unwrap();
+    ready(&vaults, "air-gapped").await;
+    let air_gapped_arn = format!("arn:aws:backup:{REGION}:{c}:backup-vault:air-gapped");
+    let with_air_gapped = |days: i64| {
+        json!({"spec": {"rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
+            "schedule": "cron(0 3 ? * * *)", "lifecycle": {"deleteAfterDays": 35},
+            "copyTo": [{"vaultRef": {"name": "dest"}, "lifecycle": {"deleteAfterDays": 35}},
+                       {"vaultRef": {"name": "air-gapped"}, "lifecycle": {"deleteAfterDays": days}}]}]}})
+    };
+    plans
+        .patch("daily", &patch, &Patch::Merge(with_air_gapped(35)))
+        .await
+        .unwrap();
+    let plan = copy_path(&plans, "False").await;
+    let paths = plan.status.unwrap().copy_paths;
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths[0].verified, "{:?}", paths[0]);
+    assert_eq!(
+        paths[1].missing_side.as_deref(),
+        Some("Retention"),
+        "{:?}",
+        paths[1]
+    );
+    assert_eq!(
+        paths[1].reason.as_deref(),
+        Some("RetentionOutsideVaultLock"),
+        "{:?}",
+        paths[1]
+    );
+    let backup = aws_sdk_backup::Client::new(&env().aws_config_in(&b).await);
+    let copy_into_air_gapped = |days: i64| {
+        let backup = backup.clone();
+        let (point, air_gapped_arn, b) = (point.clone(), air_gapped_arn.clone(), b.clone());
+        async move {
+            let job = backup
+                .start_copy_job()
+                .recovery_point_arn(&point)
+                .source_backup_vault_name("source")
+                .destination_backup_vault_arn(&air_gapped_arn)
+                .iam_role_arn(format!("arn:aws:iam::{b}:role/{COPY_ROLE}"))
+                .lifecycle(
+                    aws_sdk_backup::types::Lifecycle::builder()
+                        .delete_after_days(days)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let job = backup
+                .describe_copy_job()
+                .copy_job_id(job.copy_job_id.unwrap())
+                .send()
+                .await
+                .unwrap()
+                .copy_job
+                .unwrap();
+            job.state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(copy_into_air_gapped(35).await, "FAILED");
+    plans
+        .patch("daily", &patch, &Patch::Merge(with_air_gapped(30)))
+        .await
+        .unwrap();
+    copy_path(&plans, "True").await;
+    assert_eq!(copy_into_air_gapped(30).await, "COMPLETED");
+
     // Delete under deletionPolicy: Delete removes the selection and the plan.
     plans
         .delete("daily", &DeleteParams::default())
