@@ -107,15 +107,27 @@ async fn check_now(plans: &Api<CrossAccountBackupPlan>, step: &str) {
 }
 
 /// Copies the recovery point from vault `source` in B to `destination`, as B's
-/// administrator; returns the job's state and status message.
-async fn copy_job(b: &str, point: &str, destination: &str) -> (String, String) {
+/// administrator, kept `delete_after_days` when given; returns the job's state and
+/// status message.
+async fn copy_job(
+    b: &str,
+    point: &str,
+    destination: &str,
+    delete_after_days: Option<i64>,
+) -> (String, String) {
     let backup = aws_sdk_backup::Client::new(&env().aws_config_in(b).await);
+    let lifecycle = delete_after_days.map(|days| {
+        aws_sdk_backup::types::Lifecycle::builder()
+            .delete_after_days(days)
+            .build()
+    });
     let job = backup
         .start_copy_job()
         .recovery_point_arn(point)
         .source_backup_vault_name("source")
         .destination_backup_vault_arn(destination)
         .iam_role_arn(format!("arn:aws:iam::{b}:role/{COPY_ROLE}"))
+        .set_lifecycle(lifecycle)
         .send()
         .await
         .unwrap();
@@ -330,7 +342,7 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         .as_str()
         .unwrap()
         .to_string();
-    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "COMPLETED", "{message}");
 
     // The destination vault stops allowing B: the path names the vault's access policy,
@@ -351,7 +363,7 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         Some("DestinationVaultPolicy"),
         "{path:?}"
     );
-    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "FAILED");
     assert!(message.contains("backup:CopyIntoBackupVault"), "{message}");
     vaults
@@ -377,7 +389,7 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
     let plan = copy_path(&plans, "False").await;
     let path = &plan.status.unwrap().copy_paths[0];
     assert_eq!(path.missing_side.as_deref(), Some("SourceKey"), "{path:?}");
-    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "FAILED");
     assert!(message.contains(&key_arn), "{message}");
     keys.patch(
@@ -411,7 +423,7 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         Some("CrossAccountBackupDisabled"),
         "{path:?}"
     );
-    let (state, _) = copy_job(&b, &point, &dest_arn).await;
+    let (state, _) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "FAILED");
     backup_admin
         .update_global_settings()
@@ -480,7 +492,7 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         Some("CopyRoleNotTrusted"),
         "{path:?}"
     );
-    let (state, message) = copy_job(&b, &point, &dest_arn).await;
+    let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "FAILED");
     assert!(message.contains(COPY_ROLE), "{message}");
 
@@ -537,45 +549,15 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         "{:?}",
         paths[1]
     );
-    let backup = aws_sdk_backup::Client::new(&env().aws_config_in(&b).await);
-    let copy_into_air_gapped = |days: i64| {
-        let backup = backup.clone();
-        let (point, air_gapped_arn, b) = (point.clone(), air_gapped_arn.clone(), b.clone());
-        async move {
-            let job = backup
-                .start_copy_job()
-                .recovery_point_arn(&point)
-                .source_backup_vault_name("source")
-                .destination_backup_vault_arn(&air_gapped_arn)
-                .iam_role_arn(format!("arn:aws:iam::{b}:role/{COPY_ROLE}"))
-                .lifecycle(
-                    aws_sdk_backup::types::Lifecycle::builder()
-                        .delete_after_days(days)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            let job = backup
-                .describe_copy_job()
-                .copy_job_id(job.copy_job_id.unwrap())
-                .send()
-                .await
-                .unwrap()
-                .copy_job
-                .unwrap();
-            job.state
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default()
-        }
-    };
-    assert_eq!(copy_into_air_gapped(35).await, "FAILED");
+    let (state, _) = copy_job(&b, &point, &air_gapped_arn, Some(35)).await;
+    assert_eq!(state, "FAILED");
     plans
         .patch("daily", &patch, &Patch::Merge(with_air_gapped(30)))
         .await
         .unwrap();
     copy_path(&plans, "True").await;
-    assert_eq!(copy_into_air_gapped(30).await, "COMPLETED");
+    let (state, message) = copy_job(&b, &point, &air_gapped_arn, Some(30)).await;
+    assert_eq!(state, "COMPLETED", "{message}");
 
     // Delete under deletionPolicy: Delete removes the selection and the plan.
     plans

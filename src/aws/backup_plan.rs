@@ -47,6 +47,14 @@ pub struct PlanCopy {
     pub retention: Option<Retention>,
 }
 
+/// What CreateBackupPlan answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanCreated {
+    pub id: String,
+    pub arn: String,
+    pub version_id: String,
+}
+
 /// What GetBackupPlan tells.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanInfo {
@@ -160,13 +168,13 @@ impl BackupPlans {
     }
 
     /// Creates the plan; the same `creator_request_id` returns the plan it created, so
-    /// a create retried after a crash makes no second plan. Returns its ID.
+    /// a create retried after a crash makes no second plan.
     pub async fn create_plan(
         &self,
         doc: &PlanDocument,
         creator_request_id: &str,
         tags: &BTreeMap<String, String>,
-    ) -> Result<String, AwsError> {
+    ) -> Result<PlanCreated, AwsError> {
         let input = plan_input(doc, "CreateBackupPlan")?;
         let out = self
             .limiter
@@ -181,8 +189,14 @@ impl BackupPlans {
                     .send(),
             )
             .await?;
-        out.backup_plan_id
-            .ok_or_else(|| invalid("CreateBackupPlan", "no BackupPlanId in the answer".into()))
+        let id = out
+            .backup_plan_id
+            .ok_or_else(|| invalid("CreateBackupPlan", "no BackupPlanId in the answer".into()))?;
+        Ok(PlanCreated {
+            id,
+            arn: out.backup_plan_arn.unwrap_or_default(),
+            version_id: out.version_id.unwrap_or_default(),
+        })
     }
 
     /// The plan, or `None` when it does not exist or was deleted.

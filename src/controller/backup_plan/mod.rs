@@ -92,6 +92,9 @@ async fn apply(plan: Arc<CrossAccountBackupPlan>, ctx: Arc<Context>) -> Result<A
 /// A rule's vault and its copies' destinations, resolved.
 pub(crate) struct ResolvedRule {
     pub vault_name: String,
+    /// The key of the rule's vault (K1 of its copy paths), read once; `None` when the
+    /// rule copies nowhere or the vault does not exist.
+    pub source_key_arn: Option<String>,
     pub copies: Vec<ResolvedDestination>,
 }
 
@@ -161,6 +164,9 @@ async fn resolve_rules(
     let spec = &pass.obj.spec;
     let mut rules = Vec::with_capacity(spec.rules.len());
     for rule in &spec.rules {
+        // The vault's key: a CrossAccountVault's status has it; a vault named only by
+        // name is described, and only when the rule copies (nothing else needs its key).
+        let mut source_key_arn = None;
         let vault_name = match (&rule.target_vault.vault_ref, &rule.target_vault.vault_name) {
             (Some(vault_ref), _) => {
                 let vault = vault_of(pass, vault_ref).await?;
@@ -173,9 +179,19 @@ async fn resolve_rules(
                     )));
                 }
                 vault_arn_of(&vault)?;
+                source_key_arn = vault
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.encryption_key_arn.clone());
                 vault_name_of(&vault)
             }
-            (None, Some(name)) => name.clone(),
+            (None, Some(name)) => {
+                if !rule.copy_to.is_empty() {
+                    let info = account.clients.backup().describe_vault(name).await?;
+                    source_key_arn = info.map(|info| info.encryption_key_arn);
+                }
+                name.clone()
+            }
             (None, None) => {
                 return Err(Error::InvalidSpec(format!(
                     "rule {}: targetVault names no vault",
@@ -201,7 +217,11 @@ async fn resolve_rules(
                 vault,
             });
         }
-        rules.push(ResolvedRule { vault_name, copies });
+        rules.push(ResolvedRule {
+            vault_name,
+            source_key_arn,
+            copies,
+        });
     }
     Ok(rules)
 }
@@ -234,17 +254,16 @@ async fn converge_plan(
         let uid = pass.obj.uid().unwrap_or_default();
         let token = plan::plan_request_id(&uid, recorded.as_deref());
         let tags = plan::plan_tags(pass.obj, &pass.ctx.settings.resource_tags);
-        let id = plans
+        let created = plans
             .create_plan(&desired, &token, &tags)
             .await
             .map_err(|err| plan_exists_or(err, &desired.name))?;
+        let id = created.id;
         pass.status.plan_id = Some(id.clone());
+        pass.status.plan_arn = Some(created.arn);
+        pass.status.version_id = Some(created.version_id);
         // A crash now must find this plan again, not create a second one.
         pass.checkpoint().await?;
-        if let Some(info) = plans.plan(&id).await? {
-            pass.status.plan_arn = Some(info.arn);
-            pass.status.version_id = Some(info.version_id);
-        }
         pass.condition(
             PLAN_SYNCED,
             Status::True,
@@ -301,6 +320,13 @@ async fn converge_selection(
 ) -> Result<(), Error> {
     let partition = partition_of_region(&account.region);
     let desired = plan::desired_selection(pass.obj, partition, account.id());
+    // The recorded selection, when it is still the desired one: one read, no listing.
+    if let Some(id) = pass.status.selection_id.clone()
+        && let Some(observed) = plans.selection(plan_id, &id).await?
+        && plan::selection_matches(&desired, &observed)
+    {
+        return Ok(());
+    }
     let mut current = None;
     for (id, name) in plans.selections(plan_id).await? {
         if name != desired.name {

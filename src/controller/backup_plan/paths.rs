@@ -4,6 +4,8 @@
 //! ([`crate::policy::copy_path`]) judges them; what cannot be read is reported as not
 //! verified, never as a pass.
 
+use std::collections::HashMap;
+
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
@@ -33,18 +35,33 @@ pub async fn verify_all(
         .cross_account_backup_enabled()
         .await;
     let source_organization = account.clients.organizations().organization_id().await;
+    // Each destination account's Organization, read once however many copies go there.
+    let mut organizations: HashMap<String, Result<Option<String>, AwsError>> = HashMap::new();
     let mut statuses = Vec::new();
     for (rule, resolved) in spec.rules.iter().zip(rules) {
-        let source_key = source_key(pass, account, &resolved.vault_name).await;
+        let source_key = key_side(
+            pass,
+            &account.region,
+            resolved.source_key_arn.clone().unwrap_or_default(),
+        )
+        .await;
         for (copy, destination) in rule.copy_to.iter().zip(&resolved.copies) {
-            let destination_organization = destination
-                .account
-                .clients
-                .organizations()
-                .organization_id()
-                .await;
-            let (same_organization, organization_id) =
-                same_organization(&source_organization, &destination_organization);
+            let destination_id = destination.account.id().to_string();
+            if !organizations.contains_key(&destination_id) {
+                let read = destination
+                    .account
+                    .clients
+                    .organizations()
+                    .organization_id()
+                    .await;
+                organizations.insert(destination_id.clone(), read);
+            }
+            let (same_organization, organization_id) = match organizations.get(&destination_id) {
+                Some(destination_organization) => {
+                    same_organization(&source_organization, destination_organization)
+                }
+                None => (None, None),
+            };
             let observed = destination
                 .account
                 .clients
@@ -112,7 +129,7 @@ fn same_organization(
 async fn copy_role(account: &ResolvedAccount, role_name: &str) -> RoleSide {
     let iam = account.clients.iam();
     let partition = crate::policy::arn::partition_of_region(&account.region);
-    let arn = format!("arn:{partition}:iam::{}:role/{role_name}", account.id());
+    let arn = super::plan::role_arn(partition, account.id(), role_name);
     match iam.role(role_name).await {
         Ok(Some((arn, trust))) => RoleSide {
             arn,
@@ -125,19 +142,6 @@ async fn copy_role(account: &ResolvedAccount, role_name: &str) -> RoleSide {
             identity_policies: Vec::new(),
         },
     }
-}
-
-/// The key of the rule's vault and its policy, read in the key's own account.
-async fn source_key(
-    pass: &Pass<'_, CrossAccountBackupPlan>,
-    account: &ResolvedAccount,
-    vault_name: &str,
-) -> KeySide {
-    let key_arn = match account.clients.backup().describe_vault(vault_name).await {
-        Ok(Some(info)) => info.encryption_key_arn,
-        _ => String::new(),
-    };
-    key_side(pass, &account.region, key_arn).await
 }
 
 /// The destination vault's access policy, read in its account: `Some("")` when the

@@ -118,10 +118,7 @@ pub fn desired_selection(
     let selection = &plan.spec.selection;
     SelectionDocument {
         name: plan_name(plan),
-        role_arn: format!(
-            "arn:{partition}:iam::{account_id}:role/{}",
-            selection.role_name
-        ),
+        role_arn: role_arn(partition, account_id, &selection.role_name),
         resources: selection.resources.clone(),
         tags: selection
             .resources_by_tag
@@ -129,6 +126,11 @@ pub fn desired_selection(
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect(),
     }
+}
+
+/// The ARN of the role `name` of an account.
+pub fn role_arn(partition: &str, account_id: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:role/{name}")
 }
 
 /// Whether a selection in AWS is the desired one (order of resources and tags aside).

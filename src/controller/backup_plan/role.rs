@@ -32,13 +32,11 @@ pub async fn converge_role_policy(
         let account = pass.obj.spec.account_ref.name.clone();
         return Err(refused(pass, Error::CopyRoleNotAllowed { account, role }));
     }
-    let backup = account.clients.backup();
-    let mut source_keys = Vec::new();
-    for rule in rules.iter().filter(|r| !r.copies.is_empty()) {
-        if let Some(info) = backup.describe_vault(&rule.vault_name).await? {
-            source_keys.push(info.encryption_key_arn);
-        }
-    }
+    let source_keys: Vec<String> = rules
+        .iter()
+        .filter(|r| !r.copies.is_empty())
+        .filter_map(|r| r.source_key_arn.clone())
+        .collect();
     let destinations: Vec<String> = rules
         .iter()
         .flat_map(|r| r.copies.iter().map(|c| c.vault_arn.clone()))
