@@ -3,7 +3,9 @@
 //! copies to C. The operator creates the plan and its selection, verifies the copy
 //! path's four policies, and the emulator's copy job (which evaluates the same four
 //! policies as AWS) agrees with it: it completes when the path is verified, and fails
-//! when the status names a missing side.
+//! when the status names a missing side. With `manageCopyAccess` the operator opens
+//! the path itself (the destination vault's access policy, the source key's policy) and
+//! closes it again when the plan stops asking or is deleted.
 #![allow(clippy::panic, clippy::unwrap_used)] // test code: failing loudly is the point
 
 mod support;
@@ -21,10 +23,10 @@ const REGION: &str = "us-east-1";
 const COPY_ROLE: &str = "BackupCopy";
 
 /// Puts `accounts` into the organization of the emulator's management account (the
-/// `testing` credentials) and turns cross-account backup on.
+/// `testing` credentials, whose organization the tests of this file share) and turns
+/// cross-account backup on.
 async fn organization_with(accounts: &[&str]) {
-    let script =
-        "import boto3; boto3.client('organizations').create_organization(FeatureSet='ALL')";
+    let script = "import boto3\nclient = boto3.client('organizations')\ntry:\n    client.create_organization(FeatureSet='ALL')\nexcept client.exceptions.AlreadyInOrganizationException:\n    pass";
     let output = std::process::Command::new(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
     )
@@ -585,4 +587,227 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         after.is_err() || after.unwrap().deletion_date.is_some(),
         "the plan is deleted in AWS"
     );
+}
+
+/// The statements with `Sid` `BackupCopy…` in the key policy of `key_arn`, read as A.
+async fn backup_copy_statements(kms_a: &aws_sdk_kms::Client, key_arn: &str) -> Vec<Value> {
+    let policy = kms_a
+        .get_key_policy()
+        .key_id(key_arn)
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let policy: Value = serde_json::from_str(&policy).unwrap();
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["Sid"]
+                .as_str()
+                .is_some_and(|sid| sid.starts_with("BackupCopy"))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The access policy of vault `dest` in C, `None` when it has none.
+async fn vault_policy(backup_c: &aws_sdk_backup::Client) -> Option<String> {
+    match backup_c
+        .get_backup_vault_access_policy()
+        .backup_vault_name("dest")
+        .send()
+        .await
+    {
+        Ok(output) => output.policy,
+        Err(err) => {
+            let code = err.as_service_error().and_then(|e| e.meta().code());
+            assert_eq!(code, Some("ResourceNotFoundException"), "{err:?}");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn manage_copy_access_opens_the_path_and_takes_it_back() {
+    let client: Client = env().client().await;
+    let namespace = support::namespace(&client, "xaca").await;
+    let (a, b, c) = (
+        account_id("xaca-a"),
+        account_id("xaca-b"),
+        account_id("xaca-c"),
+    );
+    organization_with(&[&a, &b, &c]).await;
+    let names = [
+        format!("{namespace}-a"),
+        format!("{namespace}-b"),
+        format!("{namespace}-c"),
+    ];
+    for (name, id) in names.iter().zip([&a, &b, &c]) {
+        let spec = json!({"grantableRoles": [COPY_ROLE]});
+        support::create_account_with(&client, name, id, &[&namespace], spec).await;
+    }
+    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
+    create_role(&iam_b, COPY_ROLE).await;
+    let _operator = Operator::start(&namespace, &[]);
+
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
+    let plans: Api<CrossAccountBackupPlan> = Api::namespaced(client.clone(), &namespace);
+    let pp = PostParams::default();
+    // A's source key is shared with B only, its destination key with C only, and the
+    // destination vault has no access policy: three sides closed.
+    for (key, account) in [("source-key", &b), ("dest-key", &c)] {
+        let spec = json!({"accountRef": {"name": names[0]}, "region": REGION,
+                          "shareWith": {"accounts": [account]}});
+        keys.create(&pp, &object("SharedKey", key, spec))
+            .await
+            .unwrap();
+    }
+    let source_key = ready(&keys, "source-key")
+        .await
+        .status
+        .unwrap()
+        .key_arn
+        .unwrap();
+    let dest_key = ready(&keys, "dest-key")
+        .await
+        .status
+        .unwrap()
+        .key_arn
+        .unwrap();
+    for (vault, account, key) in [
+        ("source", &names[1], "source-key"),
+        ("dest", &names[2], "dest-key"),
+    ] {
+        let spec = json!({"accountRef": {"name": account}, "region": REGION,
+                          "encryptionKey": {"sharedKeyRef": {"name": key}}});
+        vaults
+            .create(&pp, &object("CrossAccountVault", vault, spec))
+            .await
+            .unwrap();
+    }
+    plans.create(&pp, &object("CrossAccountBackupPlan", "daily", json!({
+        "accountRef": {"name": names[1]}, "region": REGION,
+        "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
+                   "copyTo": [{"vaultRef": {"name": "dest"}}]}],
+        "selection": {"roleName": COPY_ROLE, "managePermissions": true, "resources": ["*"]},
+    })))
+    .await
+    .unwrap();
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert!(path.missing_side.is_some(), "{path:?}");
+
+    let kms_a = aws_sdk_kms::Client::new(&env().aws_config_in(&a).await);
+    let backup_c = aws_sdk_backup::Client::new(&env().aws_config_in(&c).await);
+    assert!(backup_copy_statements(&kms_a, &source_key).await.is_empty());
+    assert_eq!(vault_policy(&backup_c).await, None);
+
+    // The plan asks the operator to open the path: the vault lets B copy in, the source
+    // key lets B's copy role and C's AWS Backup use it, and the job completes.
+    let manage = |on: bool| Patch::Merge(json!({"spec": {"manageCopyAccess": on}}));
+    plans
+        .patch("daily", &PatchParams::default(), &manage(true))
+        .await
+        .unwrap();
+    let plan = copy_path(&plans, "True").await;
+    let status = plan.status.unwrap();
+    let asked: Vec<(String, String, String)> = status
+        .copy_access
+        .iter()
+        .map(|a| (a.kind.clone(), a.name.clone(), a.principal.clone()))
+        .collect();
+    let c_backup = format!(
+        "arn:aws:iam::{c}:role/aws-service-role/backup.amazonaws.com/AWSServiceRoleForBackup"
+    );
+    let copy_role = format!("arn:aws:iam::{b}:role/{COPY_ROLE}");
+    let mut expected: Vec<(String, String, String)> = vec![
+        ("CrossAccountVault".into(), "dest".into(), b.clone()),
+        ("SharedKey".into(), "dest-key".into(), c_backup.clone()),
+        ("SharedKey".into(), "source-key".into(), copy_role.clone()),
+        ("SharedKey".into(), "source-key".into(), c_backup.clone()),
+    ];
+    expected.sort();
+    assert_eq!(asked, expected);
+    let statements = backup_copy_statements(&kms_a, &source_key).await;
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    let mut roles = vec![copy_role, c_backup];
+    roles.sort();
+    assert_eq!(
+        statements[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"],
+        json!(roles)
+    );
+    assert_eq!(
+        statements[0]["Condition"]["StringEquals"]["kms:ViaService"],
+        json!(format!("backup.{REGION}.amazonaws.com"))
+    );
+    let policy = vault_policy(&backup_c).await.unwrap();
+    assert!(
+        policy.contains(&format!("arn:aws:iam::{b}:root")),
+        "{policy}"
+    );
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/recovery-points", env().aws_admin))
+        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": source_key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let point = response["recoveryPointArns"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dest_arn = format!("arn:aws:backup:{REGION}:{c}:backup-vault:dest");
+    let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
+    assert_eq!(state, "COMPLETED", "{message}");
+    assert!(!backup_copy_statements(&kms_a, &dest_key).await.is_empty());
+
+    // The plan stops asking: every opening is taken back, and AWS refuses the copy.
+    plans
+        .patch("daily", &PatchParams::default(), &manage(false))
+        .await
+        .unwrap();
+    wait_until("the copy access taken back", WAIT, || {
+        let (kms_a, backup_c, source_key) = (kms_a.clone(), backup_c.clone(), source_key.clone());
+        async move {
+            let closed = backup_copy_statements(&kms_a, &source_key).await.is_empty()
+                && vault_policy(&backup_c).await.is_none();
+            closed.then_some(())
+        }
+    })
+    .await;
+    let plan = copy_path(&plans, "False").await;
+    assert!(plan.status.unwrap().copy_access.is_empty());
+    let (state, _) = copy_job(&b, &point, &dest_arn, None).await;
+    assert_eq!(state, "FAILED");
+
+    // Asked again, then the plan is deleted: deletion takes the access back too.
+    plans
+        .patch("daily", &PatchParams::default(), &manage(true))
+        .await
+        .unwrap();
+    copy_path(&plans, "True").await;
+    plans
+        .delete("daily", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until("the access taken back after deletion", WAIT, || {
+        let (kms_a, backup_c) = (kms_a.clone(), backup_c.clone());
+        let (source_key, dest_key) = (source_key.clone(), dest_key.clone());
+        async move {
+            let closed = backup_copy_statements(&kms_a, &source_key).await.is_empty()
+                && backup_copy_statements(&kms_a, &dest_key).await.is_empty()
+                && vault_policy(&backup_c).await.is_none();
+            closed.then_some(())
+        }
+    })
+    .await;
+    // The keys and vaults stay Ready: their own specs are unchanged.
+    ready(&keys, "source-key").await;
+    ready(&vaults, "dest").await;
 }

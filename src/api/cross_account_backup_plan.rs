@@ -63,6 +63,17 @@ pub struct CrossAccountBackupPlanSpec {
     /// and for the copies.
     pub selection: BackupSelection,
 
+    /// Let the operator open the copy paths through the objects it manages: the plan's
+    /// account is added to each destination CrossAccountVault's access policy
+    /// (`backup:CopyIntoBackupVault`), and the SharedKeys of the rules' CrossAccountVaults
+    /// and of the destinations gain statements letting the copy role and each
+    /// destination account's `AWSServiceRoleForBackup` use them, only through AWS Backup.
+    /// A SharedKey of another namespace must list this one in `allowReferencesFrom`.
+    /// Turning it off (or deleting the plan) takes that access away again. Default
+    /// `false`: those sides are only checked (`CopyPathVerified`).
+    #[serde(default)]
+    pub manage_copy_access: bool,
+
     /// How out-of-band changes to the plan and the copy paths are detected.
     #[serde(default)]
     pub drift: DriftSpec,
@@ -235,12 +246,40 @@ pub struct CrossAccountBackupPlanStatus {
     /// Every copy path of the plan and whether its four policies agree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copy_paths: Vec<CopyPathStatus>,
+    /// With `manageCopyAccess`: the access the plan asks of the vaults and keys on its
+    /// copy paths (the vault and key reconcilers write it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_access: Vec<CopyAccessStatus>,
     /// Drift detection bookkeeping, as for SharedKey.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// Access that a plan with `manageCopyAccess` asks of one object on its copy paths.
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyAccessStatus {
+    /// `CrossAccountVault` or `SharedKey`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The account allowed to copy into the vault, or the IAM role allowed to use the
+    /// key through AWS Backup.
+    pub principal: String,
 }
 
 /// One copy path: from a rule's vault to a destination vault.

@@ -318,6 +318,10 @@ pub struct CrossAccountVaultStatus {
     /// Hash of the applied, normalized vault access policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_policy_digest: Option<String>,
+    /// Accounts the access policy lets copy in for CrossAccountBackupPlans with
+    /// `manageCopyAccess`, besides `spec.accessPolicy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_from_plans: Vec<String>,
     /// Roles that hold the operator's inline key-use policy, so that roles removed from
     /// `grantKeyUseToRoles` lose it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -18,9 +18,9 @@ pub use aws_account::{
 };
 pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, parse_duration};
 pub use cross_account_backup_plan::{
-    BackupRule, BackupSelection, CopyPathStatus, CopyTarget, CrossAccountBackupPlan,
-    CrossAccountBackupPlanSpec, CrossAccountBackupPlanStatus, Lifecycle, TagCondition, TargetVault,
-    VaultRef,
+    BackupRule, BackupSelection, CopyAccessStatus, CopyPathStatus, CopyTarget,
+    CrossAccountBackupPlan, CrossAccountBackupPlanSpec, CrossAccountBackupPlanStatus, Lifecycle,
+    TagCondition, TargetVault, VaultRef,
 };
 pub use cross_account_vault::{
     AllowCopyFrom, CrossAccountVault, CrossAccountVaultSpec, CrossAccountVaultStatus,

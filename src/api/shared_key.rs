@@ -198,6 +198,17 @@ pub enum PolicyOwnership {
 }
 
 impl SharedKeySpec {
+    /// Whether objects in `namespace` may reference this key, which is in
+    /// `key_namespace`: always from its own namespace, else when `allowReferencesFrom`
+    /// lists the namespace or `*`.
+    pub fn allows_references_from(&self, key_namespace: &str, namespace: &str) -> bool {
+        key_namespace == namespace
+            || self
+                .allow_references_from
+                .iter()
+                .any(|n| n == "*" || n == namespace)
+    }
+
     /// `spec.policyOwnership`, or its default: `Statements` for an adopted key, `Full`
     /// for one the operator creates.
     pub fn effective_policy_ownership(&self) -> PolicyOwnership {

@@ -13,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::admission;
+use super::copy_access::CopyAccess;
 use super::drift_events::Feeds;
 use super::error::Error;
 use super::usage::Usage;
@@ -101,6 +102,8 @@ pub struct Context {
     pub runtime: Runtime,
     /// The drift-event feeds of the accounts, and the objects they made due.
     pub feeds: Feeds,
+    /// What plans with `manageCopyAccess` ask of the vaults and keys on their paths.
+    pub copy_access: CopyAccess,
     retries: Mutex<HashMap<String, ExponentialBackoff>>,
     /// When each failing object's current run of transient errors began.
     transient_since: Mutex<HashMap<String, std::time::Instant>>,
@@ -136,10 +139,18 @@ impl Context {
             usage,
             runtime,
             feeds,
+            copy_access: CopyAccess::default(),
             retries: Mutex::default(),
             transient_since: Mutex::default(),
             owners_verified: Mutex::default(),
         }
+    }
+
+    /// The caches that copy access is decided from (the plan, vault and key
+    /// controllers' stores, which exist before the context).
+    pub fn with_copy_access(mut self, copy_access: CopyAccess) -> Self {
+        self.copy_access = copy_access;
+        self
     }
 
     /// Whether this process has seen `uid`'s ownership tag on `key_id`.

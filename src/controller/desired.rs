@@ -13,7 +13,9 @@ use crate::api::{
 use crate::controller::error::Error;
 use crate::policy::arn::partition_of_region;
 use crate::policy::ownership;
-use crate::policy::render::{self, CopySources, KeyPolicyInput, VaultPolicyInput};
+use crate::policy::render::{
+    self, BackupCopyAccess, CopySources, KeyPolicyInput, VaultPolicyInput,
+};
 use crate::policy::{
     LintContext, PolicyDocument, Severity, lint_key_policy_document, to_canonical_json,
 };
@@ -57,6 +59,8 @@ pub fn key_policy_input(spec: &SharedKeySpec, region: &str) -> KeyPolicyInput {
         via_services: via_services.clone(),
         additional_statements: additional_statements.clone(),
         partition: Some(partition_of_region(region).to_string()),
+        // Not in the spec: CrossAccountBackupPlans ask for it (`DesiredKey::with_backup_copy`).
+        backup_copy: BackupCopyAccess::default(),
     }
 }
 
@@ -129,7 +133,19 @@ pub struct DesiredKey {
 impl DesiredKey {
     /// The desired key of `spec` in `region`, owned by account `owner`.
     pub fn new(spec: &SharedKeySpec, region: &str, owner: &str) -> Result<Self, Error> {
-        let input = key_policy_input(spec, region);
+        Self::with_backup_copy(spec, region, owner, BackupCopyAccess::default())
+    }
+
+    /// As [`DesiredKey::new`], with the statements that let AWS Backup's roles use the
+    /// key on the copy paths of CrossAccountBackupPlans with `manageCopyAccess`.
+    pub fn with_backup_copy(
+        spec: &SharedKeySpec,
+        region: &str,
+        owner: &str,
+        backup_copy: BackupCopyAccess,
+    ) -> Result<Self, Error> {
+        let mut input = key_policy_input(spec, region);
+        input.backup_copy = backup_copy;
         let rendered = key_policy(&input, owner)?;
         let ownership = spec.effective_policy_ownership();
         let policy = match ownership {
@@ -279,6 +295,7 @@ mod tests {
                 via_services: vec!["backup.eu-central-1.amazonaws.com".into()],
                 additional_statements: spec.additional_statements.clone(),
                 partition: Some("aws".into()),
+                backup_copy: BackupCopyAccess::default(),
             }
         );
         assert_eq!(
@@ -337,6 +354,46 @@ mod tests {
         assert!(json.contains("arn:aws-cn:iam::111122223333:root"), "{json}");
         assert!(json.contains("arn:aws-cn:iam::444455556666:root"), "{json}");
         assert!(!json.contains("arn:aws:"), "{json}");
+    }
+
+    #[test]
+    fn backup_copy_roles_pass_the_lint_and_are_owned_statements() {
+        let mut spec = minimal_spec();
+        let access = BackupCopyAccess {
+            role_arns: vec![
+                "arn:aws:iam::333344445555:role/aws-service-role/backup.amazonaws.com/AWSServiceRoleForBackup".into(),
+            ],
+            regions: vec!["eu-central-1".into()],
+        };
+        let desired =
+            DesiredKey::with_backup_copy(&spec, "eu-central-1", "111122223333", access.clone())
+                .unwrap();
+        let sids: Vec<_> = desired
+            .policy
+            .statements()
+            .iter()
+            .map(|s| s.sid.clone())
+            .collect();
+        assert_eq!(
+            sids,
+            vec![
+                Some("OwnerRoot".to_string()),
+                Some("BackupCopyUse".to_string()),
+                Some("BackupCopyGrants".to_string())
+            ]
+        );
+        // Shared ownership: the statements are the operator's, so they can be taken back.
+        spec.key_id = Some("1234abcd-12ab-34cd-56ef-1234567890ab".into());
+        let shared =
+            DesiredKey::with_backup_copy(&spec, "eu-central-1", "111122223333", access).unwrap();
+        assert!(
+            shared.policy.statements().iter().all(|s| s
+                .sid
+                .as_deref()
+                .is_some_and(|sid| sid.starts_with("Crosskey"))),
+            "{}",
+            shared.policy_json
+        );
     }
 
     fn full_access_policy() -> VaultAccessPolicy {

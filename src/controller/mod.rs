@@ -22,6 +22,7 @@ pub mod account;
 pub mod admission;
 pub mod backup_plan;
 mod context;
+pub mod copy_access;
 pub mod desired;
 pub mod drift;
 pub mod drift_events;
@@ -127,15 +128,23 @@ pub async fn run(
         .map(|c| c.reconcile_on(feeds.vault_triggers()))
         .collect();
     let accounts = account::controller(&client, recounts);
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        aws,
-        settings.clone(),
-        accounts.store(),
-        usage,
-        runtime.clone(),
-        feeds,
-    ));
+    let copy_access = copy_access::CopyAccess::new(
+        plans.iter().map(|c| c.store()).collect(),
+        vaults.iter().map(|c| c.store()).collect(),
+        keys.iter().map(|c| c.store()).collect(),
+    );
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            aws,
+            settings.clone(),
+            accounts.store(),
+            usage,
+            runtime.clone(),
+            feeds,
+        )
+        .with_copy_access(copy_access),
+    );
     let mut runners = vec![account::run(accounts, ctx.clone()).boxed()];
     for controller in keys {
         runners.push(shared_key::run(controller, ctx.clone()).boxed());

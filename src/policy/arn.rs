@@ -63,6 +63,11 @@ pub fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// `arn:<partition>:iam::<account>:role/<name>` (`name` may carry a path).
+pub fn role_arn(partition: &str, account: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account}:role/{name}")
+}
+
 /// `arn:<partition>:iam::<account>:root`.
 pub fn root_arn(partition: &str, account: &str) -> String {
     format!("arn:{partition}:iam::{account}:root")

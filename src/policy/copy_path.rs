@@ -25,10 +25,9 @@ pub mod reason;
 
 use copy_into::check_copy_into;
 pub use input::{CopyPath, KeySide, RetentionRange, RoleSide};
+pub use kms::service_linked_role_arn;
 
-use kms::{
-    KeyUser, KmsCheck, check_key, service_linked_role_arn, service_linked_role_policy, session_of,
-};
+use kms::{KeyUser, KmsCheck, check_key, service_linked_role_policy, session_of};
 
 /// The service principal AWS Backup uses to assume copy roles.
 pub const BACKUP_SERVICE: &str = "backup.amazonaws.com";

@@ -17,6 +17,10 @@ use crate::policy::model::{
     ConditionBlock, ConditionValue, Effect, OneOrMany, PolicyDocument, Principal, Statement,
 };
 
+mod backup_copy;
+
+pub use backup_copy::{BackupCopyAccess, SID_BACKUP_COPY_GRANTS, SID_BACKUP_COPY_USE};
+
 /// Sid of the owner-root statement (`kms:*` for the owner account, delegating to IAM).
 pub const SID_OWNER_ROOT: &str = "OwnerRoot";
 /// Sid of the key-administrators statement.
@@ -43,13 +47,15 @@ pub const SID_COPY_FROM_ORGANIZATION: &str = "AllowCopyFromOrganization";
 /// The one action a vault access policy grants across accounts.
 pub const COPY_INTO_VAULT_ACTION: &str = "backup:CopyIntoBackupVault";
 
-const GENERATED_KEY_POLICY_SIDS: [&str; 6] = [
+const GENERATED_KEY_POLICY_SIDS: [&str; 8] = [
     SID_OWNER_ROOT,
     SID_KEY_ADMINISTRATORS,
     SID_EXTERNAL_USE,
     SID_EXTERNAL_GRANTS,
     SID_ORGANIZATION_USE,
     SID_ORGANIZATION_GRANTS,
+    SID_BACKUP_COPY_USE,
+    SID_BACKUP_COPY_GRANTS,
 ];
 
 /// The policy-relevant part of a SharedKey `spec`; deserializes from the spec directly
@@ -72,6 +78,10 @@ pub struct KeyPolicyInput {
     /// `None` means `aws`.
     #[serde(skip)]
     pub partition: Option<String>,
+    /// Not in the spec: the roles AWS Backup acts as on the copy paths through the key
+    /// (CrossAccountBackupPlans with `manageCopyAccess`), filled in by the operator.
+    #[serde(skip)]
+    pub backup_copy: BackupCopyAccess,
 }
 
 /// `spec.shareWith` of a SharedKey.
@@ -140,8 +150,8 @@ pub struct CopySources {
 ///
 /// Statements, in order, each only when it has something to say: `OwnerRoot`,
 /// `KeyAdministrators`, `ExternalUse`, `ExternalPersistentResourceGrants`,
-/// `OrganizationUse`, `OrganizationPersistentResourceGrants`, then the additional
-/// statements (Sid kept, or `AdditionalStatement<N>`).
+/// `OrganizationUse`, `OrganizationPersistentResourceGrants`, `BackupCopyUse`,
+/// `BackupCopyGrants`, then the additional statements (Sid kept, or `AdditionalStatement<N>`).
 pub fn render_key_policy(
     input: &KeyPolicyInput,
     owner_account: &str,
@@ -224,6 +234,8 @@ pub fn render_key_policy(
             ));
         }
     }
+
+    statements.extend(backup_copy::statements(&input.backup_copy, partition)?);
 
     statements.extend(additional_statements(
         &input.additional_statements,

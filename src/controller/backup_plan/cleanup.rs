@@ -1,7 +1,9 @@
 //! Deletion of a CrossAccountBackupPlan: the copy role's inline policy
 //! (`selection.managePermissions`) is always removed. Retain (the default) leaves the
 //! plan and its selections in AWS; Delete deletes the selections, then the plan, when it
-//! is the one this object recorded. Recovery points are never touched either way.
+//! is the one this object recorded. Recovery points are never touched either way. The
+//! vaults and keys it opened copy paths through (`manageCopyAccess`) are re-triggered,
+//! and close them.
 
 use std::sync::Arc;
 
@@ -21,6 +23,9 @@ pub async fn cleanup(
 ) -> Result<Action, Error> {
     let spec = &plan.spec;
     let status = plan.status.clone().unwrap_or_default();
+    // The access the plan asked of vaults and keys is taken back: a plan being deleted
+    // asks for none.
+    super::retrigger(&ctx, &status.copy_access);
     let delete_plan = spec.deletion_policy == DeletionPolicy::Delete && status.plan_id.is_some();
     let role_policy = status.role_policy_digest.is_some();
     if !delete_plan && !role_policy {

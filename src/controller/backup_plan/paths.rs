@@ -129,7 +129,7 @@ fn same_organization(
 async fn copy_role(account: &ResolvedAccount, role_name: &str) -> RoleSide {
     let iam = account.clients.iam();
     let partition = crate::policy::arn::partition_of_region(&account.region);
-    let arn = super::plan::role_arn(partition, account.id(), role_name);
+    let arn = crate::policy::arn::role_arn(partition, account.id(), role_name);
     match iam.role(role_name).await {
         Ok(Some((arn, trust))) => RoleSide {
             arn,

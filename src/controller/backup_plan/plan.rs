@@ -10,6 +10,7 @@ use crate::api::conditions::Status;
 use crate::api::{CopyPathStatus, CrossAccountBackupPlan, Lifecycle};
 use crate::aws::backup_plan::{PlanCopy, PlanDocument, PlanRule, Retention, SelectionDocument};
 use crate::controller::tags;
+use crate::policy::arn;
 
 /// The Backup plan's name: `spec.planName`, else `metadata.name`.
 pub fn plan_name(plan: &CrossAccountBackupPlan) -> String {
@@ -118,7 +119,7 @@ pub fn desired_selection(
     let selection = &plan.spec.selection;
     SelectionDocument {
         name: plan_name(plan),
-        role_arn: role_arn(partition, account_id, &selection.role_name),
+        role_arn: arn::role_arn(partition, account_id, &selection.role_name),
         resources: selection.resources.clone(),
         tags: selection
             .resources_by_tag
@@ -126,11 +127,6 @@ pub fn desired_selection(
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect(),
     }
-}
-
-/// The ARN of the role `name` of an account.
-pub fn role_arn(partition: &str, account_id: &str, name: &str) -> String {
-    format!("arn:{partition}:iam::{account_id}:role/{name}")
 }
 
 /// Whether a selection in AWS is the desired one (order of resources and tags aside).

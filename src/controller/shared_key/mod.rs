@@ -19,6 +19,7 @@ mod statements;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 
 use super::context::Context;
@@ -30,7 +31,10 @@ use super::status::{Pass, jittered};
 use super::watches::{account_changes, on_account};
 use crate::api::conditions::{DRIFTED, POLICY_SYNCED, Status};
 use crate::api::{DriftStatus, Object, SharedKey};
+use crate::controller::copy_access::KEY_KIND;
 use crate::failpoint;
+use crate::policy::arn::{self, partition_of_region};
+use crate::policy::render::BackupCopyAccess;
 use crate::policy::{self, render_consumer_policy, to_canonical_json};
 
 use plan::DescriptionStep;
@@ -75,6 +79,29 @@ async fn apply(key: Arc<SharedKey>, ctx: Arc<Context>) -> Result<Action, Error> 
     finish(&ctx, key.as_ref(), outcome.map(|()| jittered(interval)))
 }
 
+/// The roles that CrossAccountBackupPlans with `manageCopyAccess` let use the key
+/// through AWS Backup, in the key's Regions. Roles of another partition cannot be
+/// principals of this key and are left out (no path crosses partitions).
+fn backup_copy_access(pass: &Pass<'_, SharedKey>, region: &str) -> BackupCopyAccess {
+    let key = pass.obj;
+    let partition = partition_of_region(region);
+    let role_arns = pass
+        .ctx
+        .copy_access
+        .principals_for(
+            &pass.ctx.accounts,
+            KEY_KIND,
+            &key.namespace().unwrap_or_default(),
+            &key.name_any(),
+        )
+        .into_iter()
+        .filter(|role| arn::partition_of(role) == Some(partition))
+        .collect();
+    let mut regions = vec![region.to_string()];
+    regions.extend(key.spec.replica_regions.iter().cloned());
+    BackupCopyAccess { role_arns, regions }
+}
+
 async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     let spec = &pass.obj.spec;
     let account = resolve(
@@ -84,7 +111,12 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
         spec.region.as_deref(),
     )
     .await?;
-    let desired = DesiredKey::new(spec, &account.region, account.id())?;
+    let desired = DesiredKey::with_backup_copy(
+        spec,
+        &account.region,
+        account.id(),
+        backup_copy_access(pass, &account.region),
+    )?;
     let kms = account.clients.kms();
 
     let (info, origin) = key::locate_or_create(pass, &account, &kms, &desired.policy_json).await?;

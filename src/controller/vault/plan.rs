@@ -134,12 +134,8 @@ pub fn usable_shared_key(
 /// `key_namespace`): always from the key's own namespace, else when its
 /// `allowReferencesFrom` lists the namespace or `*`.
 pub fn allows_references_from(key: &SharedKey, key_namespace: &str, vault_namespace: &str) -> bool {
-    key_namespace == vault_namespace
-        || key
-            .spec
-            .allow_references_from
-            .iter()
-            .any(|n| n == "*" || n == vault_namespace)
+    key.spec
+        .allows_references_from(key_namespace, vault_namespace)
 }
 
 /// Which SharedKey (of `managers`, each with its namespace: those whose `status.keyArn`

@@ -6,6 +6,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::air_gap;
@@ -13,6 +14,7 @@ use super::plan::{self, LockStep, NotificationStep, ObservedLock};
 use crate::api::CrossAccountVault;
 use crate::api::conditions::{ACCESS_POLICY_SYNCED, SETTINGS_SYNCED, Status};
 use crate::aws::backup::{Backup, Notifications, VaultInfo};
+use crate::controller::copy_access::VAULT_KIND;
 use crate::controller::desired;
 use crate::controller::drift::judge;
 use crate::controller::error::Error;
@@ -25,20 +27,44 @@ pub async fn converge_access_policy(
     info: &VaultInfo,
 ) -> Result<(), Error> {
     let name = plan::vault_name(pass.obj);
-    let Some(access_policy) = pass.obj.spec.access_policy.as_ref() else {
+    // Accounts of CrossAccountBackupPlans with manageCopyAccess that copy into the vault.
+    let plan_sources = pass.ctx.copy_access.principals_for(
+        &pass.ctx.accounts,
+        VAULT_KIND,
+        &pass.obj.namespace().unwrap_or_default(),
+        &pass.obj.name_any(),
+    );
+    // Unmanaged only when no plan asks, nor asked before (its access is taken back).
+    if pass.obj.spec.access_policy.is_none()
+        && plan_sources.is_empty()
+        && pass.status.copy_from_plans.is_empty()
+    {
         pass.status.access_policy_digest = None;
         let message = "spec.accessPolicy is not set: the vault access policy is left as it is (accessPolicy: {} removes it)".to_string();
         pass.condition(ACCESS_POLICY_SYNCED, Status::True, "Unmanaged", message);
         return Ok(());
+    }
+    let mut input = desired::vault_policy_input(pass.obj.spec.access_policy.as_ref());
+    input
+        .allow_copy_from
+        .accounts
+        .extend(plan_sources.iter().cloned());
+    let from_plans = if plan_sources.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", with copies allowed from {} for backup plans with manageCopyAccess",
+            plan_sources.join(", ")
+        )
     };
-    let input = desired::vault_policy_input(Some(access_policy));
     let desired = render_vault_access_policy(&input, &info.arn)
         .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let observed = backup.access_policy(&name).await?;
     if desired.statements().is_empty() {
+        // Access that plans asked for and no longer do is taken back, even under Observe.
         let verdict = plan::setting_verdict(
             observed.is_some(),
-            pass.spec_unchanged(),
+            pass.spec_unchanged() && pass.status.copy_from_plans.is_empty(),
             pass.obj.spec.drift.policy,
             "a vault access policy was added".to_string(),
         );
@@ -50,6 +76,7 @@ pub async fn converge_access_policy(
             backup.delete_access_policy(&name).await?;
         }
         pass.status.access_policy_digest = None;
+        pass.status.copy_from_plans = Vec::new();
         let message = "the spec asks for no access policy, and the vault has none".to_string();
         pass.condition(ACCESS_POLICY_SYNCED, Status::True, "NoPolicy", message);
         return Ok(());
@@ -70,7 +97,8 @@ pub async fn converge_access_policy(
         backup.put_access_policy(&name, &desired_json).await?;
     }
     pass.status.access_policy_digest = Some(policy::digest(&desired));
-    let message = "the vault access policy matches the spec".to_string();
+    pass.status.copy_from_plans = plan_sources;
+    let message = format!("the vault access policy matches the spec{from_plans}");
     pass.condition(ACCESS_POLICY_SYNCED, Status::True, "InSync", message);
     Ok(())
 }

@@ -48,7 +48,7 @@ pub(super) fn session_of(role_arn: &str) -> Option<String> {
 
 /// AWS Backup's service-linked role in `account`, which pulls cross-account copies
 /// into the destination vault.
-pub(super) fn service_linked_role_arn(partition: &str, account: &str) -> String {
+pub fn service_linked_role_arn(partition: &str, account: &str) -> String {
     format!(
         "arn:{partition}:iam::{account}:role/aws-service-role/backup.amazonaws.com/AWSServiceRoleForBackup"
     )
@@ -91,8 +91,12 @@ fn request_context(
     base: &BTreeMap<String, Vec<String>>,
     region: &str,
     operation: &str,
+    role_arn: &str,
 ) -> BTreeMap<String, Vec<String>> {
     let mut context = base.clone();
+    // The role's ARN with its path (a service-linked role has one), which a session
+    // ARN does not carry.
+    context.insert("aws:PrincipalArn".to_string(), vec![role_arn.to_string()]);
     context.insert(
         "kms:ViaService".to_string(),
         vec![format!("backup.{region}.amazonaws.com")],
@@ -135,7 +139,7 @@ fn gaps(
             principal_arn: user.session.clone(),
             action: operation.to_string(),
             key_arn: key_arn.to_string(),
-            context: request_context(org_context, region, operation),
+            context: request_context(org_context, region, operation, &user.role_arn),
         };
         let decision = explain(&request);
         if decision.is_allowed() {

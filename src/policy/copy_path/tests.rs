@@ -558,3 +558,43 @@ fn copy_path_reads_from_json_with_policies_as_objects_or_text() {
     let unknown_field = serde_json::json!({"region": REGION, "bogus": 1});
     assert!(serde_json::from_value::<CopyPath>(unknown_field).is_err());
 }
+
+/// What `manageCopyAccess` renders on K1: the copy role and C's AWS Backup
+/// service-linked role, through AWS Backup only. A key shared with B alone lacks C;
+/// with the statements the path verifies, and with them for another Region it does not.
+#[test]
+fn backup_copy_statements_open_the_source_key_to_the_destinations_backup() {
+    use crate::policy::render::{BackupCopyAccess, KeyPolicyInput, ShareWith, render_key_policy};
+    let key_policy = |regions: &[&str], roles: Vec<String>| {
+        let input = KeyPolicyInput {
+            share_with: ShareWith {
+                accounts: vec![B.to_string()],
+                ..ShareWith::default()
+            },
+            backup_copy: BackupCopyAccess {
+                role_arns: roles,
+                regions: regions.iter().map(|r| r.to_string()).collect(),
+            },
+            ..KeyPolicyInput::default()
+        };
+        serde_json::to_string(&render_key_policy(&input, A).unwrap()).unwrap()
+    };
+    let with_key = |policy: String| CopyPath {
+        source_key: KeySide {
+            arn: K1.to_string(),
+            aws_managed: false,
+            policy: Some(policy),
+        },
+        ..passing()
+    };
+    let roles = vec![COPY_ROLE.to_string(), service_linked_role_arn("aws", C)];
+    assert_eq!(
+        reasons(&with_key(key_policy(&[REGION], vec![]))),
+        vec![reason::SOURCE_KEY_NOT_SHARED_WITH_DESTINATION]
+    );
+    assert!(reasons(&with_key(key_policy(&[REGION], roles.clone()))).is_empty());
+    assert_eq!(
+        reasons(&with_key(key_policy(&["eu-west-1"], roles))),
+        vec![reason::SOURCE_KEY_NOT_SHARED_WITH_DESTINATION]
+    );
+}
