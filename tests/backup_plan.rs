@@ -811,3 +811,157 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
     ready(&keys, "source-key").await;
     ready(&vaults, "dest").await;
 }
+
+/// The emulator's management account, whose `testing` credentials own the Organization.
+const MANAGEMENT: &str = "123456789012";
+
+/// A destination vault open to an organizational unit: the copy path is judged with
+/// the accounts' organization paths, which only the management account can read. Without
+/// an AwsAccount for it the path is unknown (not "missing"); with one, it is verified,
+/// and the emulator's copy job agrees.
+#[tokio::test]
+async fn an_ou_in_the_vault_policy_is_judged_with_paths_read_by_the_management_account() {
+    let client: Client = env().client().await;
+    let namespace = support::namespace(&client, "xaou").await;
+    let (a, b, c) = (
+        account_id("xaou-a"),
+        account_id("xaou-b"),
+        account_id("xaou-c"),
+    );
+    organization_with(&[&a, &b, &c]).await;
+    // B moves into a new OU under the root.
+    let organizations = aws_sdk_organizations::Client::new(&env().aws_config().await);
+    let root = organizations.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let unit = organizations
+        .create_organizational_unit()
+        .parent_id(&root)
+        .name(&namespace)
+        .send()
+        .await
+        .unwrap()
+        .organizational_unit
+        .unwrap();
+    organizations
+        .move_account()
+        .account_id(&b)
+        .source_parent_id(&root)
+        .destination_parent_id(unit.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let org_id = unit.arn().unwrap().split('/').nth(1).unwrap().to_string();
+    let ou_path = format!("{org_id}/{root}/{}/*", unit.id().unwrap());
+
+    let names = [
+        format!("{namespace}-a"),
+        format!("{namespace}-b"),
+        format!("{namespace}-c"),
+    ];
+    for (name, id) in names.iter().zip([&a, &b, &c]) {
+        let spec = json!({"grantableRoles": [COPY_ROLE]});
+        support::create_account_with(&client, name, id, &[&namespace], spec).await;
+    }
+    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
+    create_role(&iam_b, COPY_ROLE).await;
+    let _operator = Operator::start(&namespace, &[]);
+    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
+    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
+    let plans: Api<CrossAccountBackupPlan> = Api::namespaced(client.clone(), &namespace);
+    let pp = PostParams::default();
+    let spec = json!({"accountRef": {"name": names[0]}, "region": REGION,
+                      "shareWith": {"accounts": [b, c]}});
+    keys.create(&pp, &object("SharedKey", "k", spec))
+        .await
+        .unwrap();
+    let key_arn = ready(&keys, "k").await.status.unwrap().key_arn.unwrap();
+    for (vault, account, policy) in [
+        ("source", &names[1], Value::Null),
+        (
+            "dest",
+            &names[2],
+            json!({"allowCopyFrom": {"organizationPaths": [ou_path]}}),
+        ),
+    ] {
+        let mut spec = json!({"accountRef": {"name": account}, "region": REGION,
+                              "encryptionKey": {"sharedKeyRef": {"name": "k"}}});
+        if !policy.is_null() {
+            spec["accessPolicy"] = policy;
+        }
+        vaults
+            .create(&pp, &object("CrossAccountVault", vault, spec))
+            .await
+            .unwrap();
+    }
+    plans.create(&pp, &object("CrossAccountBackupPlan", "daily", json!({
+        "accountRef": {"name": names[1]}, "region": REGION,
+        "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
+                   "copyTo": [{"vaultRef": {"name": "dest"}}]}],
+        "selection": {"roleName": COPY_ROLE, "managePermissions": true, "resources": ["*"]},
+    })))
+    .await
+    .unwrap();
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert_eq!(
+        path.reason.as_deref(),
+        Some("OrganizationPathUnknown"),
+        "{path:?}"
+    );
+    assert_eq!(path.missing_side.as_deref(), Some("DestinationVaultPolicy"));
+    assert!(
+        path.message.as_deref().unwrap().contains(MANAGEMENT),
+        "{path:?}"
+    );
+
+    // An AwsAccount of the management account that allows the namespace: the paths are
+    // read, B is in the OU, and the path is verified.
+    let management = format!("{namespace}-management");
+    support::create_account_with(&client, &management, MANAGEMENT, &[&namespace], json!({})).await;
+    ready(
+        &Api::<crosskey::api::AwsAccount>::all(client.clone()),
+        &management,
+    )
+    .await;
+    check_now(&plans, "management-account").await;
+    copy_path(&plans, "True").await;
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/recovery-points", env().aws_admin))
+        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": key_arn}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let point = response["recoveryPointArns"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dest_arn = format!("arn:aws:backup:{REGION}:{c}:backup-vault:dest");
+    let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
+    assert_eq!(state, "COMPLETED", "{message}");
+
+    // B back at the root, outside the OU: the vault policy no longer lets it copy, as
+    // the check and the copy job agree.
+    organizations
+        .move_account()
+        .account_id(&b)
+        .source_parent_id(unit.id().unwrap())
+        .destination_parent_id(&root)
+        .send()
+        .await
+        .unwrap();
+    check_now(&plans, "outside-the-ou").await;
+    let plan = copy_path(&plans, "False").await;
+    let path = &plan.status.unwrap().copy_paths[0];
+    assert_eq!(
+        path.reason.as_deref(),
+        Some("VaultPolicyMissingCopyInto"),
+        "{path:?}"
+    );
+    let (state, _) = copy_job(&b, &point, &dest_arn, None).await;
+    assert_eq!(state, "FAILED");
+}

@@ -21,11 +21,13 @@ use crate::policy::model::PolicyDocument;
 mod copy_into;
 mod input;
 mod kms;
+mod org_paths;
 pub mod reason;
 
 use copy_into::check_copy_into;
 pub use input::{CopyPath, KeySide, RetentionRange, RoleSide};
 pub use kms::service_linked_role_arn;
+pub use org_paths::uses_org_paths;
 
 use kms::{KeyUser, KmsCheck, check_key, service_linked_role_policy, session_of};
 
@@ -201,6 +203,7 @@ pub fn verify(input: &CopyPath) -> Vec<CopyPathFinding> {
     }
     check_keys(&mut path, copy_role_session.as_deref());
     check_retention(&mut path);
+    org_paths::mark_unknown_paths(input, &mut path.findings);
     path.findings
 }
 

@@ -2,7 +2,8 @@
 //! policy, the destination vault, its access policy and its key's policy, the copy
 //! role's trust and identity policies, and the Organization setting. The policy engine
 //! ([`crate::policy::copy_path`]) judges them; what cannot be read is reported as not
-//! verified, never as a pass.
+//! verified, never as a pass. When a policy conditions on `aws:PrincipalOrgPaths`, the
+//! accounts' organization paths are read through the Organization's management account.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use kube::runtime::reflector::Store;
 
 use super::{ResolvedDestination, ResolvedRule};
 use crate::api::{AwsAccount, CopyPathStatus, CrossAccountBackupPlan};
+use crate::aws::organizations::OrganizationInfo;
 use crate::aws::{AccountTarget, AwsError};
 use crate::controller::resolve::ResolvedAccount;
 use crate::controller::status::Pass;
@@ -34,9 +36,10 @@ pub async fn verify_all(
         .backup_plans()
         .cross_account_backup_enabled()
         .await;
-    let source_organization = account.clients.organizations().organization_id().await;
+    let source_organization = account.clients.organizations().organization().await;
     // Each destination account's Organization, read once however many copies go there.
-    let mut organizations: HashMap<String, Result<Option<String>, AwsError>> = HashMap::new();
+    let mut organizations: HashMap<String, Organization> = HashMap::new();
+    let mut org_paths = OrgPaths::default();
     let mut statuses = Vec::new();
     for (rule, resolved) in spec.rules.iter().zip(rules) {
         let source_key = key_side(
@@ -52,7 +55,7 @@ pub async fn verify_all(
                     .account
                     .clients
                     .organizations()
-                    .organization_id()
+                    .organization()
                     .await;
                 organizations.insert(destination_id.clone(), read);
             }
@@ -70,12 +73,41 @@ pub async fn verify_all(
                 .await
                 .ok()
                 .flatten();
+            let destination_access_policy = destination_access_policy(destination).await;
+            let destination_key = destination_key(pass, destination).await;
+            let policies = [
+                destination_access_policy.as_deref(),
+                source_key.policy.as_deref(),
+                destination_key
+                    .as_ref()
+                    .and_then(|key| key.policy.as_deref()),
+            ];
+            // Only a policy that conditions on them needs the accounts' OU paths.
+            let (source_org_paths, destination_org_paths, org_paths_unknown) = match (
+                &source_organization,
+                policies
+                    .into_iter()
+                    .flatten()
+                    .any(copy_path::uses_org_paths),
+            ) {
+                (Ok(Some(organization)), true) => {
+                    let accounts = [account.id(), destination.account.id()];
+                    match org_paths
+                        .read(pass, &account.region, organization, accounts)
+                        .await
+                    {
+                        Ok([source, destination]) => (vec![source], vec![destination], None),
+                        Err(why) => (Vec::new(), Vec::new(), Some(why)),
+                    }
+                }
+                _ => (Vec::new(), Vec::new(), None),
+            };
             let input = CopyPath {
                 region: account.region.clone(),
                 source_account: account.id().to_string(),
                 source_vault_name: resolved.vault_name.clone(),
                 destination_vault_arn: destination.vault_arn.clone(),
-                destination_vault_access_policy: destination_access_policy(destination).await,
+                destination_vault_access_policy: destination_access_policy,
                 destination_air_gapped: observed.as_ref().is_some_and(|v| {
                     v.vault_type.as_deref() == Some("LOGICALLY_AIR_GAPPED_BACKUP_VAULT")
                 }),
@@ -88,13 +120,14 @@ pub async fn verify_all(
                 delete_after_days: copy.lifecycle.as_ref().and_then(|l| l.delete_after_days),
                 resource_type: None,
                 source_key: source_key.clone(),
-                destination_key: destination_key(pass, destination).await,
+                destination_key,
                 copy_role: role.clone(),
                 same_organization,
                 cross_account_backup_enabled,
                 organization_id,
-                source_org_paths: Vec::new(),
-                destination_org_paths: Vec::new(),
+                source_org_paths,
+                destination_org_paths,
+                org_paths_unknown,
             };
             let findings = copy_path::verify(&input);
             let first = findings.first();
@@ -112,16 +145,80 @@ pub async fn verify_all(
     statuses
 }
 
+/// What DescribeOrganization answered for one account.
+type Organization = Result<Option<OrganizationInfo>, AwsError>;
+
 /// Whether the two accounts are in one Organization (and its ID), from what each one's
 /// DescribeOrganization answered; unknown when either could not be read.
 fn same_organization(
-    source: &Result<Option<String>, AwsError>,
-    destination: &Result<Option<String>, AwsError>,
+    source: &Organization,
+    destination: &Organization,
 ) -> (Option<bool>, Option<String>) {
     match (source, destination) {
-        (Ok(Some(a)), Ok(Some(b))) => (Some(a == b), Some(a.clone())),
+        (Ok(Some(a)), Ok(Some(b))) => (Some(a.id == b.id), Some(a.id.clone())),
         (Ok(_), Ok(_)) => (Some(false), None),
         _ => (None, None),
+    }
+}
+
+/// Accounts' organization paths, read once per pass with ListParents through an
+/// AwsAccount of the Organization's management account that allows the plan's
+/// namespace (member accounts cannot read them).
+#[derive(Default)]
+struct OrgPaths {
+    paths: HashMap<String, Result<String, String>>,
+}
+
+impl OrgPaths {
+    /// The paths of `accounts`, or why they cannot be known.
+    async fn read(
+        &mut self,
+        pass: &Pass<'_, CrossAccountBackupPlan>,
+        region: &str,
+        organization: &OrganizationInfo,
+        accounts: [&str; 2],
+    ) -> Result<[String; 2], String> {
+        let mut found = Vec::with_capacity(2);
+        for account in accounts {
+            if !self.paths.contains_key(account) {
+                let path = Self::read_one(pass, region, organization, account).await;
+                self.paths.insert(account.to_string(), path);
+            }
+            match self.paths.get(account) {
+                Some(Ok(path)) => found.push(path.clone()),
+                Some(Err(why)) => return Err(why.clone()),
+                None => return Err(format!("the path of account {account} was not read")),
+            }
+        }
+        let [source, destination]: [String; 2] = found
+            .try_into()
+            .map_err(|_| "the paths of the accounts were not read".to_string())?;
+        Ok([source, destination])
+    }
+
+    async fn read_one(
+        pass: &Pass<'_, CrossAccountBackupPlan>,
+        region: &str,
+        organization: &OrganizationInfo,
+        account: &str,
+    ) -> Result<String, String> {
+        let namespace = pass.obj.namespace().unwrap_or_default();
+        let management = &organization.management_account_id;
+        let Some(reader) = account_for(&pass.ctx.accounts, management, &namespace) else {
+            return Err(format!(
+                "no AwsAccount of the management account {management} allows namespace {namespace}"
+            ));
+        };
+        let clients = pass
+            .ctx
+            .aws
+            .clients(&AccountTarget::from(&reader.spec), region)
+            .await;
+        clients
+            .organizations()
+            .path_of(&organization.id, account)
+            .await
+            .map_err(|err| format!("ListParents of account {account} failed: {err}"))
     }
 }
 

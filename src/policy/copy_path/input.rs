@@ -54,6 +54,12 @@ pub struct CopyPath {
     /// C's `aws:PrincipalOrgPaths`.
     #[serde(default)]
     pub destination_org_paths: Vec<String>,
+    /// Why B's and C's organization paths are not known (only the Organization's
+    /// management account can read them); `None`: the paths above are complete. A side
+    /// whose policy conditions on `aws:PrincipalOrgPaths` is then reported as unknown,
+    /// not as missing.
+    #[serde(default)]
+    pub org_paths_unknown: Option<String>,
 }
 
 /// A KMS key of the path.

@@ -26,9 +26,10 @@ pub const DESTINATION_KEY_POLICY_UNVERIFIED: &str = "DestinationKeyPolicyUnverif
 pub const DESTINATION_KEY_NOT_USABLE: &str = "DestinationKeyNotUsable";
 pub const RETENTION_OUTSIDE_VAULT_LOCK: &str = "RetentionOutsideVaultLock";
 pub const RETENTION_UNVERIFIED: &str = "RetentionUnverified";
+pub const ORGANIZATION_PATH_UNKNOWN: &str = "OrganizationPathUnknown";
 
 /// Every reason, in the order `verify` can report them.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 26] = [
     INVALID_COPY_PATH,
     INVALID_POLICY_DOCUMENT,
     NOT_SAME_ORGANIZATION,
@@ -54,4 +55,5 @@ pub const ALL: [&str; 25] = [
     DESTINATION_KEY_NOT_USABLE,
     RETENTION_OUTSIDE_VAULT_LOCK,
     RETENTION_UNVERIFIED,
+    ORGANIZATION_PATH_UNKNOWN,
 ];

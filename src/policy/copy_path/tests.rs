@@ -363,7 +363,45 @@ fn cases() -> Vec<Case> {
             |p| p.destination_vault_access_policy = Some("{".to_string()),
             &[reason::INVALID_POLICY_DOCUMENT],
         ),
+        (
+            "vault allows an OU, whose paths are unknown",
+            |p| {
+                p.destination_vault_access_policy = Some(ou_vault_policy());
+                p.org_paths_unknown = Some("test".to_string());
+            },
+            &[reason::ORGANIZATION_PATH_UNKNOWN],
+        ),
     ]
+}
+
+const OU: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/";
+
+/// The developer guide's vault access policy for an organizational unit.
+fn ou_vault_policy() -> String {
+    document(&[&format!(
+        r#"{{"Effect":"Allow","Action":"backup:CopyIntoBackupVault","Resource":"*","Principal":"*","Condition":{{"ForAnyValue:StringLike":{{"aws:PrincipalOrgPaths":["{OU}*"]}}}}}}"#
+    )])
+}
+
+/// A vault open to an OU: B in the OU passes, B elsewhere is missing from the policy,
+/// and B's path unknown is said to be unknown (not missing).
+#[test]
+fn organization_paths_decide_an_ou_vault_policy() {
+    let mut path = passing();
+    path.destination_vault_access_policy = Some(ou_vault_policy());
+    path.source_org_paths = vec![format!("{OU}ou-ab12-22222222/")];
+    assert_eq!(verify(&path), vec![]);
+    path.source_org_paths = vec!["o-a1b2c3d4e5/r-ab12/ou-ab12-33333333/".to_string()];
+    assert_eq!(reasons(&path), vec![reason::VAULT_POLICY_MISSING_COPY_INTO]);
+    path.source_org_paths = Vec::new();
+    path.org_paths_unknown = Some("no AwsAccount of management account 999988887777".to_string());
+    let finding = only(&path);
+    assert_eq!(finding.reason, reason::ORGANIZATION_PATH_UNKNOWN);
+    assert!(finding.message.contains("999988887777"), "{finding}");
+    // Unknown paths change nothing where no policy uses them.
+    let mut by_id = passing();
+    by_id.org_paths_unknown = Some("test".to_string());
+    assert_eq!(verify(&by_id), vec![]);
 }
 
 #[test]
