@@ -11,12 +11,12 @@ use kube::{Api, Client, Config, ResourceExt};
 
 use super::tree::Objects;
 use super::why::{KeyInput, Lookup};
-use crate::api::{AwsAccount, CrossAccountVault, SharedKey};
+use crate::api::{AwsAccount, CrossAccountBackupPlan, CrossAccountVault, SharedKey};
 
 /// What the plugin needs, for an RBAC error to say.
 pub const RBAC_NEEDED: &str = "kubectl crosskey needs get and list on sharedkeys and \
      crossaccountvaults (API group crosskey.dev) in the namespace, and on awsaccounts \
-     (cluster-scoped)";
+     (cluster-scoped); crossaccountbackupplans too, for plans to show in status";
 
 /// Where to connect, as kubectl's flags say.
 pub struct Target {
@@ -152,6 +152,28 @@ impl Kube {
                 }
             }
         }
+        // Plans came later than keys and vaults: a role that cannot list them still
+        // sees the rest.
+        let plans = match self
+            .scoped::<CrossAccountBackupPlan>(all_namespaces)
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(list) => list.items,
+            Err(err) if forbidden(&err) => {
+                warnings.push(describe(
+                    &err,
+                    &format!("list CrossAccountBackupPlans {place}"),
+                ));
+                Vec::new()
+            }
+            Err(err) => {
+                return Err(describe(
+                    &err,
+                    &format!("list CrossAccountBackupPlans {place}"),
+                ));
+            }
+        };
         let accounts = match Api::<AwsAccount>::all(self.client.clone())
             .list(&ListParams::default())
             .await
@@ -167,6 +189,7 @@ impl Kube {
             accounts,
             keys,
             vaults,
+            plans,
             every_account: all_namespaces,
         };
         Ok((objects, warnings))

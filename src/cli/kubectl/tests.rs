@@ -487,6 +487,7 @@ fn vaults_hang_under_their_key_and_keys_under_their_account() {
         ]),
         keys: vec![shared_with_b("team")],
         vaults: vec![broken, vault("team", by_ref("backup-key"), &[]), by_arn],
+        plans: vec![],
         every_account: false,
     };
     let roots = tree::build(&objects);
@@ -534,6 +535,7 @@ fn vaults_hang_under_their_key_and_keys_under_their_account() {
         accounts: objects.accounts.clone(),
         keys: objects.keys.clone(),
         vaults: vec![vault("team", by_ref("backup-key"), &[])],
+        plans: vec![],
         every_account: false,
     });
     assert_eq!(names(&hanging), ["a", "b"]);
@@ -555,6 +557,7 @@ fn drift_counts_as_failing_and_unreadable_accounts_stay_as_names() {
         accounts: None,
         keys: vec![key],
         vaults: vec![],
+        plans: vec![],
         every_account: false,
     });
     assert_eq!(names(&roots), ["a"]);
@@ -635,4 +638,43 @@ fn connection_flags_go_before_or_after_the_subcommand() {
             output: OutputFormat::Text
         }
     ));
+}
+
+#[test]
+fn plans_hang_under_their_account_with_their_destinations_and_unverified_paths() {
+    let plan: crate::api::CrossAccountBackupPlan = serde_json::from_value(json!({
+        "apiVersion": "crosskey.dev/v1alpha1", "kind": "CrossAccountBackupPlan",
+        "metadata": {"name": "daily", "namespace": "team"},
+        "spec": {
+            "accountRef": {"name": "b"},
+            "rules": [{"name": "daily", "targetVault": {"vaultName": "local"},
+                       "copyTo": [{"vaultRef": {"name": "central"}}]}],
+            "selection": {"roleName": "BackupCopy", "resources": ["*"]},
+        },
+        "status": {
+            "conditions": [
+                cond("Ready", "True", "Reconciled", "ok"),
+                cond("CopyPathVerified", "False", "VaultPolicyMissingCopyInto", "add B"),
+            ],
+            "copyPaths": [{"rule": "daily", "destination": "central", "verified": false,
+                           "missingSide": "DestinationVaultPolicy",
+                           "reason": "VaultPolicyMissingCopyInto"}],
+        },
+    }))
+    .unwrap();
+    let roots = tree::build(&Objects {
+        accounts: Some(vec![account("b", B, &["team"], &[])]),
+        keys: vec![],
+        vaults: vec![],
+        plans: vec![plan],
+        every_account: false,
+    });
+    assert_eq!(names(&roots), ["b"]);
+    let mut text = Vec::new();
+    tree::write_text(&mut text, &roots).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("└── crossaccountbackupplan/daily -n team  copies to crossaccountvault/central  path daily -> central: DestinationVaultPolicy side missing (VaultPolicyMissingCopyInto)  Ready=True  CopyPathVerified=False VaultPolicyMissingCopyInto: add B"),
+        "{text}"
+    );
 }

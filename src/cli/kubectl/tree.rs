@@ -1,9 +1,12 @@
 //! `kubectl crosskey status`, pure: the tree from each AwsAccount to its SharedKeys to
-//! the CrossAccountVaults they encrypt, built from objects already read, with each
-//! object's readiness and its first unhealthy condition; and the tree as text.
+//! the CrossAccountVaults they encrypt, and to its CrossAccountBackupPlans, built from
+//! objects already read, with each object's readiness and its first unhealthy
+//! condition; and the tree as text.
 //!
 //! A vault goes under the SharedKey it uses (by `sharedKeyRef`, or a `keyArn` equal to
-//! the key's `status.keyArn`), else under its own account, with a note on its key.
+//! the key's `status.keyArn`), else under its own account, with a note on its key. A
+//! plan goes under the account it runs in, with a note on where it copies to and on
+//! each copy path that is not verified.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -13,7 +16,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use crate::api::conditions::{DRIFTED, IN_USE, READY};
-use crate::api::{AwsAccount, CrossAccountVault, Object, SharedKey};
+use crate::api::{AwsAccount, CrossAccountBackupPlan, CrossAccountVault, Object, SharedKey};
 
 /// kstatus's abnormal-true condition: the object cannot make progress.
 const STALLED: &str = "Stalled";
@@ -27,7 +30,8 @@ pub struct Objects {
     pub accounts: Option<Vec<AwsAccount>>,
     pub keys: Vec<SharedKey>,
     pub vaults: Vec<CrossAccountVault>,
-    /// Show every account, not only those the keys and vaults name.
+    pub plans: Vec<CrossAccountBackupPlan>,
+    /// Show every account, not only those the keys, vaults and plans name.
     pub every_account: bool,
 }
 
@@ -142,6 +146,35 @@ fn vault_node(vault: &CrossAccountVault) -> Node {
     node
 }
 
+fn plan_node(plan: &CrossAccountBackupPlan) -> Node {
+    let status = plan.status.clone().unwrap_or_default();
+    let mut node = node("CrossAccountBackupPlan", plan, &status.conditions);
+    let destinations: BTreeSet<&str> = plan
+        .spec
+        .rules
+        .iter()
+        .flat_map(|rule| &rule.copy_to)
+        .map(|copy| copy.vault_ref.name.as_str())
+        .collect();
+    if !destinations.is_empty() {
+        let names: Vec<String> = destinations
+            .into_iter()
+            .map(|name| format!("crossaccountvault/{name}"))
+            .collect();
+        node.notes.push(format!("copies to {}", names.join(", ")));
+    }
+    for path in status.copy_paths.iter().filter(|path| !path.verified) {
+        node.notes.push(format!(
+            "path {} -> {}: {} side missing ({})",
+            path.rule,
+            path.destination,
+            path.missing_side.as_deref().unwrap_or("unknown"),
+            path.reason.as_deref().unwrap_or("unknown reason"),
+        ));
+    }
+    node
+}
+
 /// `namespace/name` of a namespaced object.
 fn id<K: kube::Resource>(obj: &K) -> (String, String) {
     (obj.namespace().unwrap_or_default(), obj.name_any())
@@ -196,8 +229,8 @@ pub fn build(objects: &Objects) -> Vec<Node> {
         }
     }
 
-    // The accounts of the keys and of the vaults (where they live, also when they hang
-    // under a key of another account).
+    // The accounts of the keys, of the vaults (where they live, also when they hang
+    // under a key of another account) and of the plans.
     let named: BTreeSet<String> = keys
         .iter()
         .map(|k| k.spec.account_ref.name.clone())
@@ -206,6 +239,12 @@ pub fn build(objects: &Objects) -> Vec<Node> {
                 .vaults
                 .iter()
                 .map(|v| v.spec.account_ref.name.clone()),
+        )
+        .chain(
+            objects
+                .plans
+                .iter()
+                .map(|p| p.spec.account_ref.name.clone()),
         )
         .collect();
     let mut roots: BTreeMap<String, Node> = BTreeMap::new();
@@ -236,6 +275,13 @@ pub fn build(objects: &Objects) -> Vec<Node> {
     for (account, nodes) in loose {
         if let Some(root) = roots.get_mut(&account) {
             root.children.extend(nodes);
+        }
+    }
+    let mut plans: Vec<&CrossAccountBackupPlan> = objects.plans.iter().collect();
+    plans.sort_by_key(|p| id(*p));
+    for plan in plans {
+        if let Some(root) = roots.get_mut(&plan.spec.account_ref.name) {
+            root.children.push(plan_node(plan));
         }
     }
     roots.into_values().collect()
@@ -279,7 +325,7 @@ pub fn write_text(out: &mut dyn Write, roots: &[Node]) -> std::io::Result<()> {
     if roots.is_empty() {
         writeln!(
             out,
-            "no AwsAccounts, SharedKeys or CrossAccountVaults found"
+            "no AwsAccounts, SharedKeys, CrossAccountVaults or CrossAccountBackupPlans found"
         )?;
     }
     for root in roots {
