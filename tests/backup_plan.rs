@@ -713,8 +713,19 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         .patch("daily", &PatchParams::default(), &manage(true))
         .await
         .unwrap();
-    let plan = copy_path(&plans, "True").await;
-    let status = plan.status.unwrap();
+    let status = wait_until(
+        "the plan asks for access and its path is open",
+        WAIT,
+        || {
+            let plans = plans.clone();
+            async move {
+                let status = plans.get("daily").await.ok()?.status?;
+                let open = condition_of(&status.conditions, "CopyPathVerified").0 == "True";
+                (open && !status.copy_access.is_empty()).then_some(status)
+            }
+        },
+    )
+    .await;
     let asked: Vec<(String, String, String)> = status
         .copy_access
         .iter()
@@ -781,8 +792,21 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         }
     })
     .await;
-    let plan = copy_path(&plans, "False").await;
-    assert!(plan.status.unwrap().copy_access.is_empty());
+    // A pass that began before the change may still report the old access; the one
+    // after it asks for none.
+    wait_until(
+        "the plan asks for nothing and its path is closed",
+        WAIT,
+        || {
+            let plans = plans.clone();
+            async move {
+                let status = plans.get("daily").await.ok()?.status?;
+                let closed = condition_of(&status.conditions, "CopyPathVerified").0 == "False";
+                (closed && status.copy_access.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
     let (state, _) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "FAILED");
 

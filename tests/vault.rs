@@ -1450,21 +1450,33 @@ async fn a_replica_key_gets_its_policy_serves_its_region_and_is_deleted_first() 
     let status = vault.status.unwrap();
     assert_eq!(status.encryption_key_arn.as_deref(), Some(replica.as_str()));
     assert!(status.vault_arn.unwrap().contains(":eu-west-1:"));
-
-    // Deletion: the vault first (it uses the key), then the key and its replica.
-    w.vaults()
-        .delete("in-eu", &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_until("vault gone", WAIT, || async {
-        w.vaults()
-            .get_opt("in-eu")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
+    // The replica's ARN named directly is the SharedKey's key, not an external one (the
+    // account allows no external keys).
+    w.create_vault(
+        "by-replica-arn",
+        json!({"region": "eu-west-1", "encryptionKey": {"keyArn": replica}}),
+    )
     .await;
+    let (vault, _) = w.wait_vault("by-replica-arn", "Ready", "Converged").await;
+    let status = vault.status.unwrap();
+    assert_eq!(status.encryption_key_arn.as_deref(), Some(replica.as_str()));
+
+    // Deletion: the vaults first (they use the key), then the key and its replica.
+    for name in ["in-eu", "by-replica-arn"] {
+        w.vaults()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_until("vault gone", WAIT, || async {
+            w.vaults()
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
     w.keys()
         .delete("mrk", &DeleteParams::default())
         .await

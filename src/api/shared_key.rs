@@ -197,6 +197,17 @@ pub enum PolicyOwnership {
     Statements,
 }
 
+impl SharedKey {
+    /// Whether `arn` is this SharedKey's key or one of its replicas (a multi-Region
+    /// key's replica has its own ARN in its Region).
+    pub fn manages_key_arn(&self, arn: &str) -> bool {
+        self.status.as_ref().is_some_and(|status| {
+            status.key_arn.as_deref() == Some(arn)
+                || status.replicas.iter().any(|replica| replica.key_arn == arn)
+        })
+    }
+}
+
 impl SharedKeySpec {
     /// Whether objects in `namespace` may reference this key, which is in
     /// `key_namespace`: always from its own namespace, else when `allowReferencesFrom`
@@ -415,4 +426,29 @@ fn default_true() -> bool {
 
 fn default_pending_window_days() -> i32 {
     30
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod manages_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_manages_its_own_arn_and_its_replicas_arns() {
+        let primary = "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+        let replica = "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+        let key: SharedKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "crosskey.dev/v1alpha1", "kind": "SharedKey",
+            "metadata": {"name": "k", "namespace": "n"},
+            "spec": {"accountRef": {"name": "a"}},
+            "status": {"keyArn": primary, "replicas": [{"region": "eu-west-1", "keyArn": replica}]},
+        }))
+        .unwrap();
+        assert!(key.manages_key_arn(primary));
+        assert!(key.manages_key_arn(replica));
+        assert!(!key.manages_key_arn(&primary.replace("us-east-1", "us-west-2")));
+        let mut unreconciled = key.clone();
+        unreconciled.status = None;
+        assert!(!unreconciled.manages_key_arn(primary));
+    }
 }

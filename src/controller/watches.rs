@@ -120,11 +120,12 @@ pub fn vaults_of_key<M: ResourceExt>(
 /// by name or by ARN: `namespace/name`, if any.
 pub async fn vault_using_key(ctx: &Context, key: &SharedKey) -> Result<Option<String>, Error> {
     let key_namespace = key.namespace().unwrap_or_default();
-    let key_arn = key.status.as_ref().and_then(|s| s.key_arn.clone());
     for api in watched::<CrossAccountVault>(ctx) {
         for vault in api.list(&ListParams::default()).await?.items {
             let by_ref = references_key(&vault, &key.name_any(), &key_namespace);
-            let by_arn = key_arn.is_some() && vault.spec.encryption_key.key_arn == key_arn;
+            // By the key's ARN or a replica's.
+            let by_arn = (vault.spec.encryption_key.key_arn.as_deref())
+                .is_some_and(|arn| key.manages_key_arn(arn));
             if by_ref || by_arn {
                 let namespace = vault.namespace().unwrap_or_default();
                 return Ok(Some(format!("{namespace}/{}", vault.name_any())));

@@ -199,7 +199,7 @@ fn key_of(vault: &CrossAccountVault, keys: &[SharedKey]) -> Result<usize, String
     match &encryption.key_arn {
         Some(arn) => keys
             .iter()
-            .position(|k| k.status.as_ref().and_then(|s| s.key_arn.as_deref()) == Some(arn))
+            .position(|k| k.manages_key_arn(arn))
             .ok_or_else(|| format!("key {arn} (no SharedKey shown manages it)")),
         None => Err("no encryptionKey".to_string()),
     }

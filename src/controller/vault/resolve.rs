@@ -71,7 +71,7 @@ pub async fn resolve_key(
 }
 
 /// The SharedKeys, with their namespaces, in the namespaces the operator watches whose
-/// `status.keyArn` is `arn`.
+/// key is `arn`: its `status.keyArn`, or one of its replicas' ARNs.
 async fn shared_keys_with_arn(
     pass: &Pass<'_, CrossAccountVault>,
     arn: &str,
@@ -79,7 +79,7 @@ async fn shared_keys_with_arn(
     let mut found = vec![];
     for api in watched::<SharedKey>(pass.ctx) {
         for key in api.list(&ListParams::default()).await?.items {
-            if key.status.as_ref().and_then(|s| s.key_arn.as_deref()) == Some(arn) {
+            if key.manages_key_arn(arn) {
                 found.push((key.namespace().unwrap_or_default(), key));
             }
         }
