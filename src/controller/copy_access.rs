@@ -163,6 +163,21 @@ impl CopyAccess {
         }
     }
 
+    /// Waits until every cache the decision reads has been listed once: a decision on a
+    /// cache still filling after a restart would take access away that plans ask for.
+    pub async fn wait_ready(&self) {
+        // An error means the cache's writer is gone (shutdown): nothing to wait for.
+        for store in &self.plans {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &self.vaults {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &self.keys {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+
     /// The access `plan` asks for.
     pub fn of_plan(
         &self,

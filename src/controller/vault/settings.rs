@@ -28,6 +28,7 @@ pub async fn converge_access_policy(
 ) -> Result<(), Error> {
     let name = plan::vault_name(pass.obj);
     // Accounts of CrossAccountBackupPlans with manageCopyAccess that copy into the vault.
+    pass.ctx.copy_access.wait_ready().await;
     let plan_sources = pass.ctx.copy_access.principals_for(
         &pass.ctx.accounts,
         VAULT_KIND,
