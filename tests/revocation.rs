@@ -492,3 +492,109 @@ async fn a_key_with_grants_of_another_account_is_not_deleted_until_they_are_revo
         "PendingDeletion"
     );
 }
+
+/// `client` in `region`, with the same credentials.
+fn regional(client: &aws_sdk_kms::Client, region: &str) -> aws_sdk_kms::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .region(aws_sdk_kms::config::Region::new(region.to_string()))
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn unsharing_revokes_the_grants_on_the_replicas_too() {
+    const REPLICA_REGION: &str = "eu-west-1";
+    let w = World::new("revoke-mrk").await;
+    w.create(
+        "SharedKey",
+        "k",
+        &w.a_name,
+        json!({"shareWith": {"accounts": [w.b]}, "replicaRegions": [REPLICA_REGION]}),
+    )
+    .await;
+    let key = w
+        .wait_key("SharedKey k Ready with its replica", |k| {
+            k.status.as_ref().is_some_and(|s| {
+                condition_of(&s.conditions, "Ready").0 == "True"
+                    && s.replicas.len() == 1
+                    && s.replicas[0].key_state.as_deref() == Some("Enabled")
+            })
+        })
+        .await;
+    let replica_arn = key.status.unwrap().replicas[0].key_arn.clone();
+
+    // B's grant on the replica, created through AWS Backup in the replica's Region.
+    let consumer = w
+        .role(
+            &w.b,
+            "consumer",
+            &[
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+                "kms:CreateGrant",
+            ],
+            "*",
+        )
+        .await;
+    let consumer = regional(&consumer, REPLICA_REGION);
+    let worker = regional(&w.role(&w.b, "worker", &[], "*").await, REPLICA_REGION);
+    let token = consumer
+        .create_grant()
+        .key_id(&replica_arn)
+        .grantee_principal(format!("arn:aws:iam::{}:role/worker", w.b))
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::GenerateDataKey)
+        .customize()
+        .mutate_request(|request| {
+            request.headers_mut().insert(
+                "x-crosskey-via-service",
+                format!("backup.{REPLICA_REGION}.amazonaws.com"),
+            );
+        })
+        .send()
+        .await
+        .expect("B creates a grant on the replica through AWS Backup")
+        .grant_token
+        .unwrap();
+    let blob = encrypted(&worker, &replica_arn, Some(&token)).await;
+    assert_eq!(
+        try_use(&worker, &replica_arn, &blob, Some(&token)).await,
+        Vec::<String>::new()
+    );
+
+    w.unshare().await;
+    let key = w
+        .wait_key("status.revokedGrants >= 1", |k| revoked(k) >= 1)
+        .await;
+    assert_eq!(
+        key.status.unwrap().revoked_grants,
+        1,
+        "B's grant on the replica"
+    );
+    let owner = regional(
+        &aws_sdk_kms::Client::new(&env().aws_config_in(&w.a).await),
+        REPLICA_REGION,
+    );
+    let left = owner
+        .list_grants()
+        .key_id(&replica_arn)
+        .send()
+        .await
+        .unwrap()
+        .grants
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no grant is left on the replica: {left:?}");
+    let granted = try_use(&worker, &replica_arn, &blob, Some(&token)).await;
+    assert_eq!(
+        granted.len(),
+        3,
+        "use through the grant still works: {granted:?}"
+    );
+    for error in &granted {
+        assert!(error.contains("AccessDenied"), "{error}");
+    }
+}
