@@ -149,27 +149,92 @@ async fn copy_job(
     )
 }
 
+/// Accounts A (the keys), B (the plan, its vault and the copy role `COPY_ROLE`) and C
+/// (the copies), in one Organization with cross-account backup on, each an AwsAccount
+/// that allows a fresh namespace, and an operator for that namespace.
+struct World {
+    client: Client,
+    namespace: String,
+    a: String,
+    b: String,
+    c: String,
+    /// The AwsAccount names of A, B and C.
+    names: [String; 3],
+    keys: Api<SharedKey>,
+    vaults: Api<CrossAccountVault>,
+    plans: Api<CrossAccountBackupPlan>,
+    operator: Operator,
+}
+
+impl World {
+    async fn new(prefix: &str) -> World {
+        let client: Client = env().client().await;
+        let namespace = support::namespace(&client, prefix).await;
+        let (a, b, c) = (
+            account_id(&format!("{prefix}-a")),
+            account_id(&format!("{prefix}-b")),
+            account_id(&format!("{prefix}-c")),
+        );
+        organization_with(&[&a, &b, &c]).await;
+        let names = [
+            format!("{namespace}-a"),
+            format!("{namespace}-b"),
+            format!("{namespace}-c"),
+        ];
+        for (name, id) in names.iter().zip([&a, &b, &c]) {
+            let spec = json!({"grantableRoles": [COPY_ROLE]});
+            support::create_account_with(&client, name, id, &[&namespace], spec).await;
+        }
+        let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
+        create_role(&iam_b, COPY_ROLE).await;
+        let operator = Operator::start(&namespace, &[]);
+        World {
+            keys: Api::namespaced(client.clone(), &namespace),
+            vaults: Api::namespaced(client.clone(), &namespace),
+            plans: Api::namespaced(client.clone(), &namespace),
+            client,
+            namespace,
+            a,
+            b,
+            c,
+            names,
+            operator,
+        }
+    }
+}
+
+/// A recovery point in B's vault `source`, encrypted with `key_arn`; its ARN.
+async fn recovery_point(b: &str, key_arn: &str) -> String {
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/recovery-points", env().aws_admin))
+        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": key_arn}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["recoveryPointArns"][0]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
-    let client: Client = env().client().await;
-    let namespace = support::namespace(&client, "xabp").await;
-    let (a, b, c) = (
-        account_id("xabp-a"),
-        account_id("xabp-b"),
-        account_id("xabp-c"),
-    );
-    organization_with(&[&a, &b, &c]).await;
-    let names = [
-        format!("{namespace}-a"),
-        format!("{namespace}-b"),
-        format!("{namespace}-c"),
-    ];
-    for (name, id) in names.iter().zip([&a, &b, &c]) {
-        let spec = json!({"grantableRoles": [COPY_ROLE]});
-        support::create_account_with(&client, name, id, &[&namespace], spec).await;
-    }
+    let World {
+        client: _,
+        namespace,
+        a,
+        b,
+        c,
+        names,
+        keys,
+        vaults,
+        plans,
+        operator: _operator,
+    } = World::new("xabp").await;
     let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
-    create_role(&iam_b, COPY_ROLE).await;
     // A managed policy on the role too: the copy-path check reads attached policies.
     let managed = iam_b
         .create_policy()
@@ -191,11 +256,6 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
         .send()
         .await
         .unwrap();
-    let _operator = Operator::start(&namespace, &[]);
-
-    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
-    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
-    let plans: Api<CrossAccountBackupPlan> = Api::namespaced(client.clone(), &namespace);
     let pp = PostParams::default();
     keys.create(
         &pp,
@@ -331,19 +391,7 @@ async fn a_plan_copies_across_accounts_and_names_the_side_that_is_missing() {
     );
 
     // AWS agrees: the copy job completes.
-    let response: Value = reqwest::Client::new()
-        .post(format!("{}/recovery-points", env().aws_admin))
-        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": key_arn}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let point = response["recoveryPointArns"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let point = recovery_point(&b, &key_arn).await;
     let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "COMPLETED", "{message}");
 
@@ -632,30 +680,18 @@ async fn vault_policy(backup_c: &aws_sdk_backup::Client) -> Option<String> {
 
 #[tokio::test]
 async fn manage_copy_access_opens_the_path_and_takes_it_back() {
-    let client: Client = env().client().await;
-    let namespace = support::namespace(&client, "xaca").await;
-    let (a, b, c) = (
-        account_id("xaca-a"),
-        account_id("xaca-b"),
-        account_id("xaca-c"),
-    );
-    organization_with(&[&a, &b, &c]).await;
-    let names = [
-        format!("{namespace}-a"),
-        format!("{namespace}-b"),
-        format!("{namespace}-c"),
-    ];
-    for (name, id) in names.iter().zip([&a, &b, &c]) {
-        let spec = json!({"grantableRoles": [COPY_ROLE]});
-        support::create_account_with(&client, name, id, &[&namespace], spec).await;
-    }
-    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
-    create_role(&iam_b, COPY_ROLE).await;
-    let _operator = Operator::start(&namespace, &[]);
-
-    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
-    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
-    let plans: Api<CrossAccountBackupPlan> = Api::namespaced(client.clone(), &namespace);
+    let World {
+        client: _,
+        namespace: _,
+        a,
+        b,
+        c,
+        names,
+        keys,
+        vaults,
+        plans,
+        operator: _operator,
+    } = World::new("xaca").await;
     let pp = PostParams::default();
     // A's source key is shared with B only, its destination key with C only, and the
     // destination vault has no access policy: three sides closed.
@@ -760,19 +796,7 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         policy.contains(&format!("arn:aws:iam::{b}:root")),
         "{policy}"
     );
-    let response: Value = reqwest::Client::new()
-        .post(format!("{}/recovery-points", env().aws_admin))
-        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": source_key}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let point = response["recoveryPointArns"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let point = recovery_point(&b, &source_key).await;
     let dest_arn = format!("arn:aws:backup:{REGION}:{c}:backup-vault:dest");
     let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "COMPLETED", "{message}");
@@ -845,14 +869,18 @@ const MANAGEMENT: &str = "123456789012";
 /// and the emulator's copy job agrees.
 #[tokio::test]
 async fn an_ou_in_the_vault_policy_is_judged_with_paths_read_by_the_management_account() {
-    let client: Client = env().client().await;
-    let namespace = support::namespace(&client, "xaou").await;
-    let (a, b, c) = (
-        account_id("xaou-a"),
-        account_id("xaou-b"),
-        account_id("xaou-c"),
-    );
-    organization_with(&[&a, &b, &c]).await;
+    let World {
+        client,
+        namespace,
+        a: _,
+        b,
+        c,
+        names,
+        keys,
+        vaults,
+        plans,
+        operator: _operator,
+    } = World::new("xaou").await;
     // B moves into a new OU under the root.
     let organizations = aws_sdk_organizations::Client::new(&env().aws_config().await);
     let root = organizations.list_roots().send().await.unwrap().roots()[0]
@@ -879,21 +907,6 @@ async fn an_ou_in_the_vault_policy_is_judged_with_paths_read_by_the_management_a
     let org_id = unit.arn().unwrap().split('/').nth(1).unwrap().to_string();
     let ou_path = format!("{org_id}/{root}/{}/*", unit.id().unwrap());
 
-    let names = [
-        format!("{namespace}-a"),
-        format!("{namespace}-b"),
-        format!("{namespace}-c"),
-    ];
-    for (name, id) in names.iter().zip([&a, &b, &c]) {
-        let spec = json!({"grantableRoles": [COPY_ROLE]});
-        support::create_account_with(&client, name, id, &[&namespace], spec).await;
-    }
-    let iam_b = aws_sdk_iam::Client::new(&env().aws_config_in(&b).await);
-    create_role(&iam_b, COPY_ROLE).await;
-    let _operator = Operator::start(&namespace, &[]);
-    let keys: Api<SharedKey> = Api::namespaced(client.clone(), &namespace);
-    let vaults: Api<CrossAccountVault> = Api::namespaced(client.clone(), &namespace);
-    let plans: Api<CrossAccountBackupPlan> = Api::namespaced(client.clone(), &namespace);
     let pp = PostParams::default();
     let spec = json!({"accountRef": {"name": names[0]}, "region": REGION,
                       "shareWith": {"accounts": [b, c]}});
@@ -951,19 +964,7 @@ async fn an_ou_in_the_vault_policy_is_judged_with_paths_read_by_the_management_a
     .await;
     check_now(&plans, "management-account").await;
     copy_path(&plans, "True").await;
-    let response: Value = reqwest::Client::new()
-        .post(format!("{}/recovery-points", env().aws_admin))
-        .json(&json!({"account": b, "region": REGION, "vaultName": "source", "encryptionKeyArn": key_arn}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let point = response["recoveryPointArns"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let point = recovery_point(&b, &key_arn).await;
     let dest_arn = format!("arn:aws:backup:{REGION}:{c}:backup-vault:dest");
     let (state, message) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "COMPLETED", "{message}");

@@ -274,6 +274,9 @@ mod tests {
         let applied = Event::Apply(key("new"));
         writer.apply_watcher_event(&applied);
         assert_eq!(names(triggers_of(Ok(applied), &reader)), ["new"]);
-        assert_eq!(triggers_of(Ok(Event::Delete(key("old"))), &reader).count(), 0);
+        assert_eq!(
+            triggers_of(Ok(Event::Delete(key("old"))), &reader).count(),
+            0
+        );
     }
 }
