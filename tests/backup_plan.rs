@@ -693,11 +693,19 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         operator: _operator,
     } = World::new("xaca").await;
     let pp = PostParams::default();
-    // A's source key is shared with B only, its destination key with C only, and the
-    // destination vault has no access policy: three sides closed.
-    for (key, account) in [("source-key", &b), ("dest-key", &c)] {
-        let spec = json!({"accountRef": {"name": names[0]}, "region": REGION,
-                          "shareWith": {"accounts": [account]}});
+    // A's source key is shared with B and with one role of C (not with C's AWS
+    // Backup), its destination key with C, and the destination vault's managed access
+    // policy is empty: the vault's and the source key's sides are closed.
+    let iam_c = aws_sdk_iam::Client::new(&env().aws_config_in(&c).await);
+    let auditor = create_role(&iam_c, "Auditor").await;
+    for (key, share) in [
+        (
+            "source-key",
+            json!({"accounts": [b], "principals": [auditor]}),
+        ),
+        ("dest-key", json!({"accounts": [c]})),
+    ] {
+        let spec = json!({"accountRef": {"name": names[0]}, "region": REGION, "shareWith": share});
         keys.create(&pp, &object("SharedKey", key, spec))
             .await
             .unwrap();
@@ -718,8 +726,11 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         ("source", &names[1], "source-key"),
         ("dest", &names[2], "dest-key"),
     ] {
-        let spec = json!({"accountRef": {"name": account}, "region": REGION,
-                          "encryptionKey": {"sharedKeyRef": {"name": key}}});
+        let mut spec = json!({"accountRef": {"name": account}, "region": REGION,
+                              "encryptionKey": {"sharedKeyRef": {"name": key}}});
+        if vault == "dest" {
+            spec["accessPolicy"] = json!({});
+        }
         vaults
             .create(&pp, &object("CrossAccountVault", vault, spec))
             .await

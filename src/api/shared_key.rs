@@ -198,6 +198,19 @@ pub enum PolicyOwnership {
 }
 
 impl SharedKey {
+    /// Whether `spec.shareWith` shares the key with `account`: by account ID, through a
+    /// principal of that account, or with an Organization (which the key policy, not
+    /// the spec, narrows down).
+    pub fn shares_with_account(&self, account: &str) -> bool {
+        let share = &self.spec.share_with;
+        share.accounts.iter().any(|a| a == account)
+            || share
+                .principals
+                .iter()
+                .any(|p| p.split(':').nth(4) == Some(account))
+            || share.organization.is_some()
+    }
+
     /// Whether `arn` is this SharedKey's key or one of its replicas (a multi-Region
     /// key's replica has its own ARN in its Region).
     pub fn manages_key_arn(&self, arn: &str) -> bool {

@@ -9,18 +9,25 @@
 //! and the plan records the list in `status.copyAccess` and re-triggers the objects
 //! whose access changed. A plan reaches only what its namespace may: accounts that
 //! allow the namespace, vaults of the namespace, and SharedKeys that allow references
-//! from it. A plan being deleted asks for nothing, so deletion takes the access back.
+//! from it; and it never widens who may use a key (only accounts the key already
+//! shares with, only copy roles that `grantableRoles` allows). A plan being deleted
+//! asks for nothing, so deletion takes the access back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::error::Error;
 use crate::api::{
     AwsAccount, CopyAccessStatus, CrossAccountBackupPlan, CrossAccountVault, SharedKey,
 };
 use crate::policy::arn::{self, partition_of_region};
 use crate::policy::copy_path::service_linked_role_arn;
+
+/// How long a reconcile waits for the caches that copy access is decided from.
+pub const CACHE_WAIT: Duration = Duration::from_secs(30);
 
 /// `CopyAccessStatus.kind` of a vault.
 pub const VAULT_KIND: &str = "CrossAccountVault";
@@ -36,12 +43,17 @@ pub struct Cached<'a> {
 
 /// The access `plan` asks for, sorted and without repeats; empty unless
 /// `manageCopyAccess` is set and the plan is not being deleted.
+///
+/// Nothing here widens who may use a key: a role is named in a SharedKey's policy only
+/// when the key already shares with the role's account (`shareWith`) or is owned by it,
+/// and the copy role only when the plan's AwsAccount lets that role be granted key use
+/// (`grantableRoles`), as for a vault's `grantKeyUseToRoles`.
 pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<CopyAccessStatus> {
     if !plan.spec.manage_copy_access || plan.metadata.deletion_timestamp.is_some() {
         return Vec::new();
     }
     let namespace = plan.namespace().unwrap_or_default();
-    let Some((source_account, region)) = account_in(
+    let Some(source) = account_in(
         cached,
         &plan.spec.account_ref.name,
         plan.spec.region.as_deref(),
@@ -49,29 +61,31 @@ pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<Co
     ) else {
         return Vec::new();
     };
-    let partition = partition_of_region(&region);
-    let copy_role = arn::role_arn(partition, &source_account, &plan.spec.selection.role_name);
+    let partition = partition_of_region(&source.region);
+    let role_name = &plan.spec.selection.role_name;
+    let copy_role = source
+        .account
+        .spec
+        .allows_role(role_name)
+        .then(|| arn::role_arn(partition, &source.id, role_name));
     let mut access = Vec::new();
-    let mut grant = |kind: &str, namespace: &str, name: &str, principal: String| {
-        access.push(CopyAccessStatus {
-            kind: kind.to_string(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            principal,
-        });
-    };
     for rule in &plan.spec.rules {
+        // The rule's own vault: a CrossAccountVault of the plan's account and Region.
         let source_key = rule
             .target_vault
             .vault_ref
             .as_ref()
             .and_then(|vault_ref| (cached.vault)(&namespace, &vault_ref.name))
+            .filter(|vault| {
+                vault.spec.account_ref == plan.spec.account_ref
+                    && vault.spec.region.as_deref().unwrap_or(&source.region) == source.region
+            })
             .and_then(|vault| key_of(cached, &vault, &namespace));
         for copy in &rule.copy_to {
             let Some(destination) = (cached.vault)(&namespace, &copy.vault_ref.name) else {
                 continue;
             };
-            let Some((destination_account, _)) = account_in(
+            let Some(target) = account_in(
                 cached,
                 &destination.spec.account_ref.name,
                 destination.spec.region.as_deref(),
@@ -79,30 +93,40 @@ pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<Co
             ) else {
                 continue;
             };
-            let cross_account = destination_account != source_account;
-            let backup_role = service_linked_role_arn(partition, &destination_account);
+            let cross_account = target.id != source.id;
             if cross_account {
-                grant(
+                access.push(grant(
                     VAULT_KIND,
                     &namespace,
                     &destination.name_any(),
-                    source_account.clone(),
-                );
+                    source.id.clone(),
+                ));
             }
-            if let Some((key_namespace, key_name)) = &source_key {
-                grant(KEY_KIND, key_namespace, key_name, copy_role.clone());
-                if cross_account {
-                    grant(KEY_KIND, key_namespace, key_name, backup_role.clone());
+            let backup_role = (
+                service_linked_role_arn(partition, &target.id),
+                target.id.as_str(),
+            );
+            let copy_role = copy_role
+                .as_deref()
+                .map(|role| (role.to_string(), source.id.as_str()));
+            let mut on_key = |key: &Option<ReachedKey>, role: &Option<(String, &str)>| {
+                if let (Some(key), Some((role, account))) = (key, role)
+                    && key.usable_by(account)
+                {
+                    access.push(grant(KEY_KIND, &key.namespace, &key.name, role.clone()));
                 }
+            };
+            on_key(&source_key, &copy_role);
+            if cross_account {
+                on_key(&source_key, &Some((backup_role.0.clone(), backup_role.1)));
             }
-            if let Some((key_namespace, key_name)) = key_of(cached, &destination, &namespace) {
-                let puller = if cross_account {
-                    backup_role
-                } else {
-                    copy_role.clone()
-                };
-                grant(KEY_KIND, &key_namespace, &key_name, puller);
-            }
+            let destination_key = key_of(cached, &destination, &namespace);
+            let puller = if cross_account {
+                Some((backup_role.0.clone(), backup_role.1))
+            } else {
+                copy_role.clone()
+            };
+            on_key(&destination_key, &puller);
         }
     }
     access.sort();
@@ -110,35 +134,76 @@ pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<Co
     access
 }
 
-/// The account's ID and the Region (the object's, else the account's default), when
+fn grant(kind: &str, namespace: &str, name: &str, principal: String) -> CopyAccessStatus {
+    CopyAccessStatus {
+        kind: kind.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        principal,
+    }
+}
+
+/// An AwsAccount the namespace may use, its ID and the Region of the object on it.
+struct Reached {
+    account: Arc<AwsAccount>,
+    id: String,
+    region: String,
+}
+
+/// The account `name` with the Region (the object's, else the account's default), when
 /// the account exists and allows `namespace`.
 fn account_in(
     cached: &Cached<'_>,
     name: &str,
     region: Option<&str>,
     namespace: &str,
-) -> Option<(String, String)> {
+) -> Option<Reached> {
     let account = (cached.account)(name)?;
     if !account.spec.allows_namespace(namespace) {
         return None;
     }
-    let region = region.or(account.spec.default_region.as_deref())?;
-    Some((account.spec.account_id.clone(), region.to_string()))
+    let region = region
+        .or(account.spec.default_region.as_deref())?
+        .to_string();
+    Some(Reached {
+        id: account.spec.account_id.clone(),
+        account,
+        region,
+    })
+}
+
+/// A SharedKey that a vault of the plan's namespace references and may reference.
+struct ReachedKey {
+    namespace: String,
+    name: String,
+    key: Arc<SharedKey>,
+    /// The ID of the account that owns the key, when its AwsAccount is known.
+    owner: Option<String>,
+}
+
+impl ReachedKey {
+    /// Whether the key's owner already lets `account` use the key.
+    fn usable_by(&self, account: &str) -> bool {
+        self.owner.as_deref() == Some(account) || self.key.shares_with_account(account)
+    }
 }
 
 /// The SharedKey a vault of `namespace` references, when it exists and allows
-/// references from that namespace: (namespace, name).
-fn key_of(
-    cached: &Cached<'_>,
-    vault: &CrossAccountVault,
-    namespace: &str,
-) -> Option<(String, String)> {
+/// references from that namespace.
+fn key_of(cached: &Cached<'_>, vault: &CrossAccountVault, namespace: &str) -> Option<ReachedKey> {
     let key_ref = vault.spec.encryption_key.shared_key_ref.as_ref()?;
     let key_namespace = key_ref.namespace.as_deref().unwrap_or(namespace);
     let key = (cached.key)(key_namespace, &key_ref.name)?;
-    key.spec
-        .allows_references_from(key_namespace, namespace)
-        .then(|| (key_namespace.to_string(), key_ref.name.clone()))
+    if !key.spec.allows_references_from(key_namespace, namespace) {
+        return None;
+    }
+    let owner = (cached.account)(&key.spec.account_ref.name).map(|a| a.spec.account_id.clone());
+    Some(ReachedKey {
+        namespace: key_namespace.to_string(),
+        name: key_ref.name.clone(),
+        key,
+        owner,
+    })
 }
 
 /// The caches the decision reads: the plan, vault and key controllers' stores (one per
@@ -165,7 +230,19 @@ impl CopyAccess {
 
     /// Waits until every cache the decision reads has been listed once: a decision on a
     /// cache still filling after a restart would take access away that plans ask for.
-    pub async fn wait_ready(&self) {
+    /// A cache that cannot be listed (RBAC, an object that cannot be decoded) fails the
+    /// reconcile after [`CACHE_WAIT`], to be retried, instead of holding it forever.
+    pub async fn ready(&self) -> Result<(), Error> {
+        tokio::time::timeout(CACHE_WAIT, self.wait_ready())
+            .await
+            .map_err(|_| {
+                Error::CacheNotReady(
+                    "CrossAccountBackupPlans, CrossAccountVaults and SharedKeys".into(),
+                )
+            })
+    }
+
+    async fn wait_ready(&self) {
         // An error means the cache's writer is gone (shutdown): nothing to wait for.
         for store in &self.plans {
             let _ = store.wait_until_ready().await;

@@ -25,7 +25,8 @@ fn account(name: &str, id: &str, namespaces: &[&str]) -> Arc<AwsAccount> {
     object(
         "AwsAccount",
         json!({"name": name}),
-        json!({"accountId": id, "defaultRegion": "eu-west-1", "allowedNamespaces": namespaces}),
+        json!({"accountId": id, "defaultRegion": "eu-west-1", "allowedNamespaces": namespaces,
+               "grantableRoles": ["AWSBackup*"]}),
     )
 }
 
@@ -37,11 +38,17 @@ fn vault(namespace: &str, name: &str, account: &str, key: Value) -> Arc<CrossAcc
     )
 }
 
-fn key(namespace: &str, name: &str, allow_references_from: &[&str]) -> Arc<SharedKey> {
+fn key(
+    namespace: &str,
+    name: &str,
+    allow_references_from: &[&str],
+    share_with: &[&str],
+) -> Arc<SharedKey> {
     object(
         "SharedKey",
         json!({"name": name, "namespace": namespace}),
-        json!({"accountRef": {"name": "security"}, "allowReferencesFrom": allow_references_from}),
+        json!({"accountRef": {"name": "security"}, "allowReferencesFrom": allow_references_from,
+               "shareWith": {"accounts": share_with}}),
     )
 }
 
@@ -89,8 +96,8 @@ impl World {
             "workloads",
             json!({"name": "team-key"}),
         ));
-        world.add_key(key("security", "backup-key", &["team"]));
-        world.add_key(key("team", "team-key", &[]));
+        world.add_key(key("security", "backup-key", &["team"], &[B, C]));
+        world.add_key(key("team", "team-key", &[], &[B]));
         world
     }
 
@@ -170,7 +177,7 @@ fn nothing_is_asked_without_manage_copy_access_or_while_the_plan_is_deleted() {
 #[test]
 fn a_key_that_does_not_allow_the_plans_namespace_is_not_touched() {
     let mut world = World::new();
-    world.add_key(key("security", "backup-key", &["other-team"]));
+    world.add_key(key("security", "backup-key", &["other-team"], &[B, C]));
     assert_eq!(
         world.access(&plan(true, &["offsite"])),
         vec![entry(VAULT_KIND, "team/offsite", B)]
@@ -192,4 +199,61 @@ fn missing_vaults_are_skipped_and_repeats_are_merged() {
     let world = World::new();
     let access = world.access(&plan(true, &["offsite", "gone", "offsite"]));
     assert_eq!(access.len(), 3, "{access:?}");
+}
+
+#[test]
+fn only_accounts_the_key_already_shares_with_are_named_in_its_policy() {
+    let mut world = World::new();
+    // The key's owner shares it with B only: C's AWS Backup is not added by the plan.
+    world.add_key(key("security", "backup-key", &["team"], &[B]));
+    assert_eq!(
+        world.access(&plan(true, &["offsite"])),
+        vec![
+            entry(VAULT_KIND, "team/offsite", B),
+            entry(KEY_KIND, "security/backup-key", COPY_ROLE),
+        ]
+    );
+}
+
+#[test]
+fn a_copy_role_the_account_does_not_let_be_granted_is_not_named() {
+    let mut world = World::new();
+    let strict: Arc<AwsAccount> = object(
+        "AwsAccount",
+        json!({"name": "workloads"}),
+        json!({"accountId": B, "defaultRegion": "eu-west-1", "allowedNamespaces": ["team"],
+               "grantableRoles": ["BackupRole"]}),
+    );
+    world.add_account(strict);
+    assert_eq!(
+        world.access(&plan(true, &["offsite"])),
+        vec![
+            entry(VAULT_KIND, "team/offsite", B),
+            entry(KEY_KIND, "security/backup-key", C_BACKUP),
+        ]
+    );
+}
+
+#[test]
+fn a_rule_vault_outside_the_plans_account_gives_its_key_nothing() {
+    let mut world = World::new();
+    let cross = json!({"name": "backup-key", "namespace": "security"});
+    // "local" moved to C: it is not the plan's vault, so its key is not opened for
+    // the plan's copy role (the destination's key still is, for C's AWS Backup).
+    world.add_vault(vault("team", "local", "recovery", cross));
+    world.add_key(key("team", "team-key", &[], &[B]));
+    world.add_vault(vault(
+        "team",
+        "offsite",
+        "recovery",
+        json!({"name": "team-key"}),
+    ));
+    world.add_key(key("team", "team-key", &[], &[B, C]));
+    assert_eq!(
+        world.access(&plan(true, &["offsite"])),
+        vec![
+            entry(VAULT_KIND, "team/offsite", B),
+            entry(KEY_KIND, "team/team-key", C_BACKUP),
+        ]
+    );
 }

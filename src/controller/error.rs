@@ -161,6 +161,10 @@ pub enum Error {
     },
     #[error("AWS RAM did not share the vault with every account: {0}")]
     ShareRefused(String),
+    #[error(
+        "the operator's cache of {0} has not been listed yet (check the operator's RBAC and logs); retried"
+    )]
+    CacheNotReady(String),
     #[error("AWS: {0}{hint}", hint = aws_hint(.0))]
     Aws(#[from] AwsError),
     #[error("Kubernetes API: {0}")]
@@ -223,6 +227,7 @@ impl Error {
             Error::VaultTypeMismatch { .. } => "VaultTypeMismatch",
             Error::RetentionMismatch { .. } => "RetentionMismatch",
             Error::ShareRefused(_) => "ShareRefused",
+            Error::CacheNotReady(_) => "CacheNotReady",
             Error::Aws(e) => match e.class {
                 ErrorClass::AccessDenied => "AccessDenied",
                 ErrorClass::Throttled => "Throttled",
@@ -281,6 +286,7 @@ impl Error {
             | Error::ReplicaCreating(_)
             | Error::BackupVaultNotReady(_)
             | Error::VaultCreating(_)
+            | Error::CacheNotReady(_)
             | Error::Kube(_) => false,
             Error::Aws(e) => matches!(
                 e.class,

@@ -160,7 +160,8 @@ impl Kube {
             .await
         {
             Ok(list) => list.items,
-            Err(err) if forbidden(&err) => {
+            // Forbidden, or a cluster whose CRDs predate plans (404).
+            Err(err) if forbidden(&err) || matches!(&err, kube::Error::Api(s) if s.code == 404) => {
                 warnings.push(describe(
                     &err,
                     &format!("list CrossAccountBackupPlans {place}"),

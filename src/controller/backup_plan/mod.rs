@@ -111,14 +111,15 @@ pub(crate) struct ResolvedDestination {
 /// (`manageCopyAccess`), and re-triggers each object whose access changed: the ones it
 /// asked of before and the ones it asks of now. Those reconcilers read the plan from
 /// the same cache this pass came from, so they see what it saw.
-async fn publish_copy_access(pass: &mut Pass<'_, CrossAccountBackupPlan>) {
-    pass.ctx.copy_access.wait_ready().await;
+async fn publish_copy_access(pass: &mut Pass<'_, CrossAccountBackupPlan>) -> Result<(), Error> {
+    pass.ctx.copy_access.ready().await?;
     let access = pass.ctx.copy_access.of_plan(pass.obj, &pass.ctx.accounts);
     if access == pass.status.copy_access {
-        return;
+        return Ok(());
     }
     let previous = std::mem::replace(&mut pass.status.copy_access, access);
     retrigger(pass.ctx, previous.iter().chain(&pass.status.copy_access));
+    Ok(())
 }
 
 /// Reconciles the vaults and keys named in `access`.
@@ -137,7 +138,7 @@ pub(crate) fn retrigger<'a>(ctx: &Context, access: impl IntoIterator<Item = &'a 
 }
 
 async fn converge(pass: &mut Pass<'_, CrossAccountBackupPlan>) -> Result<(), Error> {
-    publish_copy_access(pass).await;
+    publish_copy_access(pass).await?;
     let spec = &pass.obj.spec;
     let account = resolve(
         pass.ctx,

@@ -111,7 +111,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
         spec.region.as_deref(),
     )
     .await?;
-    pass.ctx.copy_access.wait_ready().await;
+    pass.ctx.copy_access.ready().await?;
     let desired = DesiredKey::with_backup_copy(
         spec,
         &account.region,

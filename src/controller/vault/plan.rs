@@ -244,13 +244,7 @@ pub fn setting_verdict(
 /// that account, or through an organization (whose membership only AWS can check; the
 /// preflight does).
 pub fn shares_with(key: &SharedKey, account: &str) -> bool {
-    let share = &key.spec.share_with;
-    share.accounts.iter().any(|a| a == account)
-        || share
-            .principals
-            .iter()
-            .any(|p| account_of(p) == Some(account))
-        || share.organization.is_some()
+    key.shares_with_account(account)
 }
 
 /// The ARN a vault in `region` uses for SharedKey `key` whose primary is `primary_arn`:

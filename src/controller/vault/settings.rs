@@ -28,24 +28,28 @@ pub async fn converge_access_policy(
 ) -> Result<(), Error> {
     let name = plan::vault_name(pass.obj);
     // Accounts of CrossAccountBackupPlans with manageCopyAccess that copy into the vault.
-    pass.ctx.copy_access.wait_ready().await;
+    pass.ctx.copy_access.ready().await?;
     let plan_sources = pass.ctx.copy_access.principals_for(
         &pass.ctx.accounts,
         VAULT_KIND,
         &pass.obj.namespace().unwrap_or_default(),
         &pass.obj.name_any(),
     );
-    // Unmanaged only when no plan asks, nor asked before (its access is taken back).
-    if pass.obj.spec.access_policy.is_none()
-        && plan_sources.is_empty()
-        && pass.status.copy_from_plans.is_empty()
-    {
+    // Plans add to a policy the spec manages, never to one it leaves alone.
+    let Some(access_policy) = pass.obj.spec.access_policy.as_ref() else {
         pass.status.access_policy_digest = None;
-        let message = "spec.accessPolicy is not set: the vault access policy is left as it is (accessPolicy: {} removes it)".to_string();
+        pass.status.copy_from_plans = Vec::new();
+        let mut message = "spec.accessPolicy is not set: the vault access policy is left as it is (accessPolicy: {} removes it)".to_string();
+        if !plan_sources.is_empty() {
+            message.push_str(&format!(
+                "; backup plans with manageCopyAccess ask to let {} copy in: set spec.accessPolicy (e.g. {{}}) to let the operator manage the policy",
+                plan_sources.join(", ")
+            ));
+        }
         pass.condition(ACCESS_POLICY_SYNCED, Status::True, "Unmanaged", message);
         return Ok(());
-    }
-    let mut input = desired::vault_policy_input(pass.obj.spec.access_policy.as_ref());
+    };
+    let mut input = desired::vault_policy_input(Some(access_policy));
     input
         .allow_copy_from
         .accounts
