@@ -65,10 +65,12 @@ pub struct CrossAccountBackupPlanSpec {
 
     /// Let the operator open the copy paths through the objects it manages: the plan's
     /// account is added to each destination CrossAccountVault's access policy
-    /// (`backup:CopyIntoBackupVault`), and the SharedKeys of the rules' CrossAccountVaults
-    /// and of the destinations gain statements letting the copy role and each
-    /// destination account's `AWSServiceRoleForBackup` use them, only through AWS Backup.
-    /// A SharedKey of another namespace must list this one in `allowReferencesFrom`.
+    /// (`backup:CopyIntoBackupVault`) when the vault's `spec.accessPolicy` is set, and the
+    /// SharedKeys of the rules' CrossAccountVaults and of the destinations gain statements
+    /// letting the copy role and each destination account's `AWSServiceRoleForBackup`
+    /// use them, only through AWS Backup: only for accounts the key already shares with,
+    /// and the copy role only when the account's `grantableRoles` allows it. A SharedKey
+    /// of another namespace must list this one in `allowReferencesFrom`.
     /// Turning it off (or deleting the plan) takes that access away again. Default
     /// `false`: those sides are only checked (`CopyPathVerified`).
     #[serde(default)]

@@ -100,6 +100,11 @@ pub async fn verify_all(
                         Err(why) => (Vec::new(), Vec::new(), Some(why)),
                     }
                 }
+                (Err(err), true) => (
+                    Vec::new(),
+                    Vec::new(),
+                    Some(format!("the Organization could not be read: {err}")),
+                ),
                 _ => (Vec::new(), Vec::new(), None),
             };
             let input = CopyPath {
