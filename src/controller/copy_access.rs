@@ -9,9 +9,9 @@
 //! and the plan records the list in `status.copyAccess` and re-triggers the objects
 //! whose access changed. A plan reaches only what its namespace may: accounts that
 //! allow the namespace, vaults of the namespace, and SharedKeys that allow references
-//! from it; and it never widens who may use a key (only accounts the key already
-//! shares with, only copy roles that `grantableRoles` allows). A plan being deleted
-//! asks for nothing, so deletion takes the access back.
+//! from it; it never widens who may use another namespace's key (only accounts that
+//! key already shares with), and names only copy roles that `grantableRoles` allows.
+//! A plan being deleted asks for nothing, so deletion takes the access back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,10 +44,12 @@ pub struct Cached<'a> {
 /// The access `plan` asks for, sorted and without repeats; empty unless
 /// `manageCopyAccess` is set and the plan is not being deleted.
 ///
-/// Nothing here widens who may use a key: a role is named in a SharedKey's policy only
-/// when the key already shares with the role's account (`shareWith`) or is owned by it,
-/// and the copy role only when the plan's AwsAccount lets that role be granted key use
-/// (`grantableRoles`), as for a vault's `grantKeyUseToRoles`.
+/// A plan does not widen who may use another tenant's key: a role is named in the
+/// policy of a SharedKey of another namespace only when the key already shares with the
+/// role's account (`shareWith`) or is owned by it. A key of the plan's own namespace
+/// belongs to the same tenant, who asks for the copy. The copy role is named only when
+/// the plan's AwsAccount lets that role be granted key use (`grantableRoles`), as for a
+/// vault's `grantKeyUseToRoles`.
 pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<CopyAccessStatus> {
     if !plan.spec.manage_copy_access || plan.metadata.deletion_timestamp.is_some() {
         return Vec::new();
@@ -179,12 +181,17 @@ struct ReachedKey {
     key: Arc<SharedKey>,
     /// The ID of the account that owns the key, when its AwsAccount is known.
     owner: Option<String>,
+    /// The key is in the plan's namespace.
+    same_tenant: bool,
 }
 
 impl ReachedKey {
-    /// Whether the key's owner already lets `account` use the key.
+    /// Whether the plan may add a role of `account` to the key's policy: a key of its
+    /// own namespace, or one whose owner already lets `account` use it.
     fn usable_by(&self, account: &str) -> bool {
-        self.owner.as_deref() == Some(account) || self.key.shares_with_account(account)
+        self.same_tenant
+            || self.owner.as_deref() == Some(account)
+            || self.key.shares_with_account(account)
     }
 }
 
@@ -199,6 +206,7 @@ fn key_of(cached: &Cached<'_>, vault: &CrossAccountVault, namespace: &str) -> Op
     }
     let owner = (cached.account)(&key.spec.account_ref.name).map(|a| a.spec.account_id.clone());
     Some(ReachedKey {
+        same_tenant: key_namespace == namespace,
         namespace: key_namespace.to_string(),
         name: key_ref.name.clone(),
         key,

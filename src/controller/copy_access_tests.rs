@@ -202,7 +202,7 @@ fn missing_vaults_are_skipped_and_repeats_are_merged() {
 }
 
 #[test]
-fn only_accounts_the_key_already_shares_with_are_named_in_its_policy() {
+fn another_namespaces_key_names_only_accounts_it_already_shares_with() {
     let mut world = World::new();
     // The key's owner shares it with B only: C's AWS Backup is not added by the plan.
     world.add_key(key("security", "backup-key", &["team"], &[B]));
@@ -253,6 +253,28 @@ fn a_rule_vault_outside_the_plans_account_gives_its_key_nothing() {
         world.access(&plan(true, &["offsite"])),
         vec![
             entry(VAULT_KIND, "team/offsite", B),
+            entry(KEY_KIND, "team/team-key", C_BACKUP),
+        ]
+    );
+}
+
+#[test]
+fn a_key_of_the_plans_own_namespace_is_the_tenants_to_open() {
+    let mut world = World::new();
+    // team-key is in the plan's namespace and shared with nobody: the tenant owns both.
+    world.add_key(key("team", "team-key", &[], &[]));
+    world.add_vault(vault(
+        "team",
+        "local",
+        "workloads",
+        json!({"name": "team-key"}),
+    ));
+    assert_eq!(
+        world.access(&plan(true, &["offsite"])),
+        vec![
+            entry(VAULT_KIND, "team/offsite", B),
+            entry(KEY_KIND, "security/backup-key", C_BACKUP),
+            entry(KEY_KIND, "team/team-key", COPY_ROLE),
             entry(KEY_KIND, "team/team-key", C_BACKUP),
         ]
     );

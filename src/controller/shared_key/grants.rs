@@ -21,15 +21,18 @@ pub const GRANTS_REVOKED: &str = "GrantsRevoked";
 
 /// Lists the grants of the key and its replicas (`keys`: each ARN with the client of
 /// its Region) when the shared set shrank or the grant audit is due, and revokes those
-/// of accounts no longer shared. `owner` is the key's account. Call it only once the
-/// key policy for the current spec is applied.
+/// of accounts no longer shared. `shared_now` is the accounts the applied policy lets
+/// use the key (the spec's, and those of the AWS Backup roles that plans add); `owner`
+/// is the key's account. Call it only once the key policy for the current spec is
+/// applied.
 pub async fn revoke_unshared(
     pass: &mut Pass<'_, SharedKey>,
     keys: &[(String, Kms)],
     owner: &str,
+    shared_now: &[String],
 ) -> Result<(), Error> {
     let spec = &pass.obj.spec;
-    let shared_now = plan::shared_with(spec);
+    let shared_now = shared_now.to_vec();
     let interval = spec
         .drift
         .parsed_grant_audit_interval()

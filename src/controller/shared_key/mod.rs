@@ -134,13 +134,24 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     // policy in place): then revoke, and only then record the new shared set.
     let applied =
         pass.status.policy_digest.as_deref() == Some(policy::digest(&desired.policy).as_str());
+    // The accounts the applied policy lets use the key: the spec's, and those of the AWS
+    // Backup roles that plans add (their grants are kept, and revoked once they go).
+    let shared_now = plan::shared_with_and(
+        &pass.obj.spec,
+        desired
+            .input
+            .backup_copy
+            .role_arns
+            .iter()
+            .filter_map(|role| arn::account_of(role)),
+    );
     if applied {
         let mut keys = vec![(info.arn.clone(), kms.clone())];
         for replica in &pass.status.replicas {
             let regional = replicas::kms_in(pass.ctx, &account, &replica.region).await;
             keys.push((replica.key_arn.clone(), regional));
         }
-        grants::revoke_unshared(pass, &keys, account.id()).await?;
+        grants::revoke_unshared(pass, &keys, account.id(), &shared_now).await?;
     }
     let spec_changed = origin.is_new() || !pass.spec_unchanged();
     if spec_changed {
@@ -169,7 +180,7 @@ async fn converge(pass: &mut Pass<'_, SharedKey>) -> Result<(), Error> {
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     pass.status.consumer_policy = Some(consumer);
     if applied {
-        pass.status.shared_with = plan::shared_with(&pass.obj.spec);
+        pass.status.shared_with = shared_now;
     }
     Ok(())
 }

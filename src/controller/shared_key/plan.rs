@@ -33,6 +33,16 @@ pub fn shared_with(spec: &SharedKeySpec) -> Vec<String> {
         .collect()
 }
 
+/// [`shared_with`] and `more` accounts, sorted and without repeats.
+pub fn shared_with_and<'a>(
+    spec: &SharedKeySpec,
+    more: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut accounts: BTreeSet<String> = shared_with(spec).into_iter().collect();
+    accounts.extend(more.map(str::to_string));
+    accounts.into_iter().collect()
+}
+
 /// Principals KMS must resolve in a policy: every ARN that is not an account root.
 pub fn candidate_principals(document: &PolicyDocument) -> Vec<String> {
     let mut found = BTreeSet::new();
