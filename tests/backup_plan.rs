@@ -693,16 +693,11 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         operator: _operator,
     } = World::new("xaca").await;
     let pp = PostParams::default();
-    // A's source key is shared with B and with one role of C (not with C's AWS
-    // Backup), its destination key with C, and the destination vault's managed access
-    // policy is empty: the vault's and the source key's sides are closed.
-    let iam_c = aws_sdk_iam::Client::new(&env().aws_config_in(&c).await);
-    let auditor = create_role(&iam_c, "Auditor").await;
+    // A's source key is shared with B only, its destination key with C, and the
+    // destination vault's managed access policy is empty: the vault's and the source
+    // key's sides are closed. The keys are the plan's namespace's, the tenant's own.
     for (key, share) in [
-        (
-            "source-key",
-            json!({"accounts": [b], "principals": [auditor]}),
-        ),
+        ("source-key", json!({"accounts": [b]})),
         ("dest-key", json!({"accounts": [c]})),
     ] {
         let spec = json!({"accountRef": {"name": names[0]}, "region": REGION, "shareWith": share});
@@ -844,6 +839,8 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
     .await;
     let (state, _) = copy_job(&b, &point, &dest_arn, None).await;
     assert_eq!(state, "FAILED");
+    let shared = ready(&keys, "source-key").await.status.unwrap().shared_with;
+    assert_eq!(shared, vec![b.clone()], "C counts as shared no more");
 
     // Asked again, then the plan is deleted: deletion takes the access back too.
     plans
