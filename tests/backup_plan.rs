@@ -678,6 +678,41 @@ async fn vault_policy(backup_c: &aws_sdk_backup::Client) -> Option<String> {
     }
 }
 
+/// CrossAccountVault `source` in B (with SharedKey `keys[0]`) and `dest` in C (with
+/// `keys[1]`, and `dest_policy` as its `accessPolicy` unless null), and plan `daily`
+/// in B copying from `source` to `dest` with the copy role's permissions managed.
+async fn vaults_and_plan(
+    vaults: &Api<CrossAccountVault>,
+    plans: &Api<CrossAccountBackupPlan>,
+    names: &[String; 3],
+    keys: [&str; 2],
+    dest_policy: Value,
+) {
+    let pp = PostParams::default();
+    for (vault, account, key, policy) in [
+        ("source", &names[1], keys[0], Value::Null),
+        ("dest", &names[2], keys[1], dest_policy),
+    ] {
+        let mut spec = json!({"accountRef": {"name": account}, "region": REGION,
+                              "encryptionKey": {"sharedKeyRef": {"name": key}}});
+        if !policy.is_null() {
+            spec["accessPolicy"] = policy;
+        }
+        vaults
+            .create(&pp, &object("CrossAccountVault", vault, spec))
+            .await
+            .unwrap();
+    }
+    plans.create(&pp, &object("CrossAccountBackupPlan", "daily", json!({
+        "accountRef": {"name": names[1]}, "region": REGION,
+        "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
+                   "copyTo": [{"vaultRef": {"name": "dest"}}]}],
+        "selection": {"roleName": COPY_ROLE, "managePermissions": true, "resources": ["*"]},
+    })))
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn manage_copy_access_opens_the_path_and_takes_it_back() {
     let World {
@@ -717,28 +752,14 @@ async fn manage_copy_access_opens_the_path_and_takes_it_back() {
         .unwrap()
         .key_arn
         .unwrap();
-    for (vault, account, key) in [
-        ("source", &names[1], "source-key"),
-        ("dest", &names[2], "dest-key"),
-    ] {
-        let mut spec = json!({"accountRef": {"name": account}, "region": REGION,
-                              "encryptionKey": {"sharedKeyRef": {"name": key}}});
-        if vault == "dest" {
-            spec["accessPolicy"] = json!({});
-        }
-        vaults
-            .create(&pp, &object("CrossAccountVault", vault, spec))
-            .await
-            .unwrap();
-    }
-    plans.create(&pp, &object("CrossAccountBackupPlan", "daily", json!({
-        "accountRef": {"name": names[1]}, "region": REGION,
-        "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
-                   "copyTo": [{"vaultRef": {"name": "dest"}}]}],
-        "selection": {"roleName": COPY_ROLE, "managePermissions": true, "resources": ["*"]},
-    })))
-    .await
-    .unwrap();
+    vaults_and_plan(
+        &vaults,
+        &plans,
+        &names,
+        ["source-key", "dest-key"],
+        json!({}),
+    )
+    .await;
     let plan = copy_path(&plans, "False").await;
     let path = &plan.status.unwrap().copy_paths[0];
     assert!(path.missing_side.is_some(), "{path:?}");
@@ -922,32 +943,8 @@ async fn an_ou_in_the_vault_policy_is_judged_with_paths_read_by_the_management_a
         .await
         .unwrap();
     let key_arn = ready(&keys, "k").await.status.unwrap().key_arn.unwrap();
-    for (vault, account, policy) in [
-        ("source", &names[1], Value::Null),
-        (
-            "dest",
-            &names[2],
-            json!({"allowCopyFrom": {"organizationPaths": [ou_path]}}),
-        ),
-    ] {
-        let mut spec = json!({"accountRef": {"name": account}, "region": REGION,
-                              "encryptionKey": {"sharedKeyRef": {"name": "k"}}});
-        if !policy.is_null() {
-            spec["accessPolicy"] = policy;
-        }
-        vaults
-            .create(&pp, &object("CrossAccountVault", vault, spec))
-            .await
-            .unwrap();
-    }
-    plans.create(&pp, &object("CrossAccountBackupPlan", "daily", json!({
-        "accountRef": {"name": names[1]}, "region": REGION,
-        "rules": [{"name": "daily", "targetVault": {"vaultRef": {"name": "source"}},
-                   "copyTo": [{"vaultRef": {"name": "dest"}}]}],
-        "selection": {"roleName": COPY_ROLE, "managePermissions": true, "resources": ["*"]},
-    })))
-    .await
-    .unwrap();
+    let dest_policy = json!({"allowCopyFrom": {"organizationPaths": [ou_path]}});
+    vaults_and_plan(&vaults, &plans, &names, ["k", "k"], dest_policy).await;
     let plan = copy_path(&plans, "False").await;
     let path = &plan.status.unwrap().copy_paths[0];
     assert_eq!(
