@@ -13,9 +13,10 @@
 //! key already shares with), and names only copy roles that `grantableRoles` allows.
 //! A plan being deleted asks for nothing, so deletion takes the access back.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -65,11 +66,13 @@ pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<Co
     };
     let partition = partition_of_region(&source.region);
     let role_name = &plan.spec.selection.role_name;
-    let copy_role = source
-        .account
-        .spec
-        .allows_role(role_name)
-        .then(|| arn::role_arn(partition, &source.id, role_name));
+    // A role to add, with its account.
+    let copy_role = source.account.spec.allows_role(role_name).then(|| {
+        (
+            arn::role_arn(partition, &source.id, role_name),
+            source.id.as_str(),
+        )
+    });
     let mut access = Vec::new();
     for rule in &plan.spec.rules {
         // The rule's own vault: a CrossAccountVault of the plan's account and Region.
@@ -108,27 +111,26 @@ pub fn plan_access(plan: &CrossAccountBackupPlan, cached: &Cached<'_>) -> Vec<Co
                 service_linked_role_arn(partition, &target.id),
                 target.id.as_str(),
             );
-            let copy_role = copy_role
-                .as_deref()
-                .map(|role| (role.to_string(), source.id.as_str()));
-            let mut on_key = |key: &Option<ReachedKey>, role: &Option<(String, &str)>| {
-                if let (Some(key), Some((role, account))) = (key, role)
-                    && key.usable_by(account)
-                {
+            let mut open = |key: Option<&ReachedKey>, (role, account): &(String, &str)| {
+                if let Some(key) = key.filter(|key| key.usable_by(account)) {
                     access.push(grant(KEY_KIND, &key.namespace, &key.name, role.clone()));
                 }
             };
-            on_key(&source_key, &copy_role);
-            if cross_account {
-                on_key(&source_key, &Some((backup_role.0.clone(), backup_role.1)));
+            if let Some(role) = &copy_role {
+                open(source_key.as_ref(), role);
             }
-            let destination_key = key_of(cached, &destination, &namespace);
+            if cross_account {
+                open(source_key.as_ref(), &backup_role);
+            }
+            // Across accounts the destination's AWS Backup pulls the copy.
             let puller = if cross_account {
-                Some((backup_role.0.clone(), backup_role.1))
+                Some(&backup_role)
             } else {
-                copy_role.clone()
+                copy_role.as_ref()
             };
-            on_key(&destination_key, &puller);
+            if let Some(role) = puller {
+                open(key_of(cached, &destination, &namespace).as_ref(), role);
+            }
         }
     }
     access.sort();
@@ -215,12 +217,15 @@ fn key_of(cached: &Cached<'_>, vault: &CrossAccountVault, namespace: &str) -> Op
 }
 
 /// The caches the decision reads: the plan, vault and key controllers' stores (one per
-/// watched namespace); the accounts' store is the context's.
+/// watched namespace; the accounts' store is the context's), and the streams through
+/// which a plan re-triggers the vaults and keys whose access it changed.
 #[derive(Default)]
 pub struct CopyAccess {
     plans: Vec<Store<CrossAccountBackupPlan>>,
     vaults: Vec<Store<CrossAccountVault>>,
     keys: Vec<Store<SharedKey>>,
+    vault_triggers: Mutex<Vec<UnboundedSender<ObjectRef<CrossAccountVault>>>>,
+    key_triggers: Mutex<Vec<UnboundedSender<ObjectRef<SharedKey>>>>,
 }
 
 impl CopyAccess {
@@ -233,6 +238,30 @@ impl CopyAccess {
             plans,
             vaults,
             keys,
+            ..Self::default()
+        }
+    }
+
+    /// A stream of the vaults whose copy access changed, for one vault controller.
+    pub fn vault_triggers(&self) -> UnboundedReceiver<ObjectRef<CrossAccountVault>> {
+        subscribe(&self.vault_triggers)
+    }
+
+    /// A stream of the keys whose copy access changed, for one key controller.
+    pub fn key_triggers(&self) -> UnboundedReceiver<ObjectRef<SharedKey>> {
+        subscribe(&self.key_triggers)
+    }
+
+    /// Reconciles the vaults and keys named in `access` (no drift check is made due:
+    /// what they read of the plans changed, not AWS).
+    pub fn retrigger<'a>(&self, access: impl IntoIterator<Item = &'a CopyAccessStatus>) {
+        for access in access {
+            let (name, namespace) = (&access.name, &access.namespace);
+            match access.kind.as_str() {
+                VAULT_KIND => send(&self.vault_triggers, ObjectRef::new(name).within(namespace)),
+                KEY_KIND => send(&self.key_triggers, ObjectRef::new(name).within(namespace)),
+                _ => {}
+            }
         }
     }
 
@@ -308,6 +337,26 @@ impl CopyAccess {
         principals.sort();
         principals.dedup();
         principals
+    }
+}
+
+fn subscribe<K>(senders: &Mutex<Vec<UnboundedSender<K>>>) -> UnboundedReceiver<K> {
+    let (tx, rx) = unbounded();
+    senders
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(tx);
+    rx
+}
+
+fn send<K: Clone>(senders: &Mutex<Vec<UnboundedSender<K>>>, item: K) {
+    for tx in senders
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        // A controller that stopped drops its receiver: nothing to trigger there.
+        let _ = tx.unbounded_send(item.clone());
     }
 }
 

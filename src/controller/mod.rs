@@ -117,22 +117,29 @@ pub async fn run(
         keys.iter().map(|c| c.store()).collect(),
         vaults.iter().map(|c| c.store()).collect(),
     );
-    // Objects that drift events make due are reconciled through these streams.
-    let feeds = drift_events::Feeds::default();
-    let keys: Vec<_> = keys
-        .into_iter()
-        .map(|c| c.reconcile_on(feeds.key_triggers()))
-        .collect();
-    let vaults: Vec<_> = vaults
-        .into_iter()
-        .map(|c| c.reconcile_on(feeds.vault_triggers()))
-        .collect();
-    let accounts = account::controller(&client, recounts);
     let copy_access = copy_access::CopyAccess::new(
         plans.iter().map(|c| c.store()).collect(),
         vaults.iter().map(|c| c.store()).collect(),
         keys.iter().map(|c| c.store()).collect(),
     );
+    // Objects that drift events make due, and those whose copy access a plan changed,
+    // are reconciled through these streams.
+    let feeds = drift_events::Feeds::default();
+    let keys: Vec<_> = keys
+        .into_iter()
+        .map(|c| {
+            c.reconcile_on(feeds.key_triggers())
+                .reconcile_on(copy_access.key_triggers())
+        })
+        .collect();
+    let vaults: Vec<_> = vaults
+        .into_iter()
+        .map(|c| {
+            c.reconcile_on(feeds.vault_triggers())
+                .reconcile_on(copy_access.vault_triggers())
+        })
+        .collect();
+    let accounts = account::controller(&client, recounts);
     let ctx = Arc::new(
         Context::new(
             client.clone(),

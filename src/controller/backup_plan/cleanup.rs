@@ -25,7 +25,7 @@ pub async fn cleanup(
     let status = plan.status.clone().unwrap_or_default();
     // The access the plan asked of vaults and keys is taken back: a plan being deleted
     // asks for none.
-    super::retrigger(&ctx, &status.copy_access);
+    ctx.copy_access.retrigger(&status.copy_access);
     let delete_plan = spec.deletion_policy == DeletionPolicy::Delete && status.plan_id.is_some();
     let role_policy = status.role_policy_digest.is_some();
     if !delete_plan && !role_policy {

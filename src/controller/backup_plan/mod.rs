@@ -24,7 +24,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::context::Context;
-use super::copy_access::{KEY_KIND, VAULT_KIND};
 use super::drift::Verdict;
 use super::error::Error;
 use super::resolve::{ResolvedAccount, resolve};
@@ -32,7 +31,7 @@ use super::runner::{drift_interval, drive, finish, with_finalizer};
 use super::status::{Pass, jittered};
 use super::watches::{account_changes, changes_in, on_account};
 use crate::api::conditions::{COPY_PATH_VERIFIED, PLAN_SYNCED, Status};
-use crate::api::{CopyAccessStatus, CrossAccountBackupPlan, CrossAccountVault, Object, VaultRef};
+use crate::api::{CrossAccountBackupPlan, CrossAccountVault, Object, VaultRef};
 use crate::aws::backup_plan::BackupPlans;
 use crate::policy::arn::partition_of_region;
 
@@ -118,23 +117,8 @@ async fn publish_copy_access(pass: &mut Pass<'_, CrossAccountBackupPlan>) -> Res
         return Ok(());
     }
     let previous = std::mem::replace(&mut pass.status.copy_access, access);
-    retrigger(pass.ctx, previous.iter().chain(&pass.status.copy_access));
+    (pass.ctx.copy_access).retrigger(previous.iter().chain(&pass.status.copy_access));
     Ok(())
-}
-
-/// Reconciles the vaults and keys named in `access`.
-pub(crate) fn retrigger<'a>(ctx: &Context, access: impl IntoIterator<Item = &'a CopyAccessStatus>) {
-    for access in access {
-        match access.kind.as_str() {
-            VAULT_KIND => ctx
-                .feeds
-                .reconcile_vault(ObjectRef::new(&access.name).within(&access.namespace)),
-            KEY_KIND => ctx
-                .feeds
-                .reconcile_key(ObjectRef::new(&access.name).within(&access.namespace)),
-            _ => {}
-        }
-    }
 }
 
 async fn converge(pass: &mut Pass<'_, CrossAccountBackupPlan>) -> Result<(), Error> {

@@ -122,21 +122,6 @@ impl Feeds {
         self.dispatch(retry_key(vault), ObjectRef::from_obj(vault), senders);
     }
 
-    /// Reconciles the SharedKey `reference` soon, without making it due for a drift
-    /// check: something it reads besides its own spec changed (a plan's copy access).
-    pub fn reconcile_key(&self, reference: ObjectRef<SharedKey>) {
-        for tx in lock(&self.keys).iter() {
-            let _ = tx.unbounded_send(reference.clone());
-        }
-    }
-
-    /// Reconciles the CrossAccountVault `reference` soon, as [`Feeds::reconcile_key`].
-    pub fn reconcile_vault(&self, reference: ObjectRef<CrossAccountVault>) {
-        for tx in lock(&self.vaults).iter() {
-            let _ = tx.unbounded_send(reference.clone());
-        }
-    }
-
     fn dispatch<K>(
         &self,
         key: String,
