@@ -211,6 +211,38 @@ async fn encrypted(kms: &aws_sdk_kms::Client, key_arn: &str, token: Option<&str>
         .unwrap()
 }
 
+/// B's grant on `key_arn` for B's role `worker` (use: Encrypt, Decrypt,
+/// GenerateDataKey), retirable by B's role `retiring` when given, created as AWS Backup
+/// creates it: through the service in `region`, so that kms:GrantIsForAWSResource is
+/// true, as the key policy's grant statement requires. Returns the grant token.
+async fn grant_through_backup(
+    kms: &aws_sdk_kms::Client,
+    key_arn: &str,
+    b: &str,
+    retiring: Option<&str>,
+    region: &str,
+) -> String {
+    let via = format!("backup.{region}.amazonaws.com");
+    kms.create_grant()
+        .key_id(key_arn)
+        .grantee_principal(format!("arn:aws:iam::{b}:role/worker"))
+        .set_retiring_principal(retiring.map(|role| format!("arn:aws:iam::{b}:role/{role}")))
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .operations(GrantOperation::GenerateDataKey)
+        .customize()
+        .mutate_request(move |request| {
+            request
+                .headers_mut()
+                .insert("x-crosskey-via-service", via.clone());
+        })
+        .send()
+        .await
+        .expect("B creates a grant through AWS Backup")
+        .grant_token
+        .unwrap()
+}
+
 fn revoked(key: &SharedKey) -> i64 {
     key.status.as_ref().map_or(0, |s| s.revoked_grants)
 }
@@ -250,26 +282,8 @@ async fn unsharing_revokes_the_grants_of_the_account_and_keeps_the_owners() {
         )
         .await;
     let worker = w.role(&w.b, "worker", &[], "*").await;
-    // B's grant, created as AWS Backup creates it: through the service, so that
-    // kms:GrantIsForAWSResource is true, as the key policy's grant statement requires.
-    let grant = consumer
-        .create_grant()
-        .key_id(&key_arn)
-        .grantee_principal(format!("arn:aws:iam::{}:role/worker", w.b))
-        .retiring_principal(format!("arn:aws:iam::{}:role/consumer", w.b))
-        .operations(GrantOperation::Encrypt)
-        .operations(GrantOperation::Decrypt)
-        .operations(GrantOperation::GenerateDataKey)
-        .customize()
-        .mutate_request(|request| {
-            request
-                .headers_mut()
-                .insert("x-crosskey-via-service", "backup.us-east-1.amazonaws.com");
-        })
-        .send()
-        .await
-        .expect("B creates a grant through AWS Backup");
-    let token = grant.grant_token.unwrap();
+    let token =
+        grant_through_backup(&consumer, &key_arn, &w.b, Some("consumer"), "us-east-1").await;
     // A's own grant, for a principal of A.
     let app = w.role(&w.a, "app", &[], "*").await;
     let owner_kms = aws_sdk_kms::Client::new(&env().aws_config_in(&w.a).await);
@@ -541,25 +555,7 @@ async fn unsharing_revokes_the_grants_on_the_replicas_too() {
         .await;
     let consumer = regional(&consumer, REPLICA_REGION);
     let worker = regional(&w.role(&w.b, "worker", &[], "*").await, REPLICA_REGION);
-    let token = consumer
-        .create_grant()
-        .key_id(&replica_arn)
-        .grantee_principal(format!("arn:aws:iam::{}:role/worker", w.b))
-        .operations(GrantOperation::Encrypt)
-        .operations(GrantOperation::Decrypt)
-        .operations(GrantOperation::GenerateDataKey)
-        .customize()
-        .mutate_request(|request| {
-            request.headers_mut().insert(
-                "x-crosskey-via-service",
-                format!("backup.{REPLICA_REGION}.amazonaws.com"),
-            );
-        })
-        .send()
-        .await
-        .expect("B creates a grant on the replica through AWS Backup")
-        .grant_token
-        .unwrap();
+    let token = grant_through_backup(&consumer, &replica_arn, &w.b, None, REPLICA_REGION).await;
     let blob = encrypted(&worker, &replica_arn, Some(&token)).await;
     assert_eq!(
         try_use(&worker, &replica_arn, &blob, Some(&token)).await,
