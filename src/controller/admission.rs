@@ -4,11 +4,12 @@
 //! objects that are already converged, so that a backlog of drift checks, e.g. 10,000
 //! objects after a restart, never delays a user's change by more than one reconcile.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use priority_semaphore::{Permit, PrioritySemaphore};
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::api::Object;
 
@@ -43,10 +44,10 @@ impl Lane {
         }
     }
 
-    fn priority(self) -> i32 {
+    fn index(self) -> usize {
         match self {
-            Lane::Change => 1,
-            Lane::Recheck => 0,
+            Lane::Change => 0,
+            Lane::Recheck => 1,
         }
     }
 }
@@ -80,24 +81,6 @@ impl FirstSight {
 /// steady stream of changes cannot postpone drift checks for ever.
 pub const RECHECK_PROMOTION: Duration = Duration::from_secs(30);
 
-/// At most `permits` reconciles at once; changes before re-checks, first come first
-/// served within a lane.
-pub struct Admission {
-    permits: Arc<PrioritySemaphore>,
-    promotion: Duration,
-    /// Permits granted so far to changes and to re-checks, to count how many went to
-    /// others while one waited.
-    granted: [AtomicU64; 2],
-}
-
-/// A granted slot: the permit (returned on drop) and how many reconciles of each lane
-/// were admitted ahead of this one while it waited. A change is overtaken by changes
-/// queued before it, and by no re-check beyond one being admitted as it queued.
-pub struct Admitted {
-    pub permit: Permit,
-    pub overtaken_by: Overtaken,
-}
-
 /// Reconciles admitted ahead of one while it waited, by their lane.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overtaken {
@@ -115,213 +98,535 @@ impl Overtaken {
     }
 }
 
-impl Admission {
-    pub fn new(permits: usize) -> Self {
-        Self::with_promotion(permits, RECHECK_PROMOTION)
-    }
+/// A slot granted to a reconcile: its lane, whether a drift event made it due, and how
+/// many reconciles of each lane were admitted ahead of it while it waited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub lane: Lane,
+    pub by_event: bool,
+    pub overtaken_by: Overtaken,
+}
 
-    pub fn with_promotion(permits: usize, promotion: Duration) -> Self {
+/// What [`Queue::enter`] decided for a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// It runs now, in a slot it gives back with [`Queue::release`].
+    Admitted(Grant),
+    /// Its key waits in line; it is invited back (see [`Queue::release`]) when its turn
+    /// comes.
+    Queued,
+}
+
+/// A key's place in line.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    lane: Lane,
+    /// Tells this place from an earlier one of the same key (a re-check that became a
+    /// change moves to the change line; its old entry there is skipped).
+    seq: u64,
+    since: Instant,
+    by_event: bool,
+    /// Slots granted so far, by lane, when it joined.
+    granted_before: [u64; 2],
+}
+
+/// The waiting line of one controller: at most `permits` reconciles run at once, and a
+/// waiting reconcile is a key, not a future, so 10,000 objects due at once cost a few
+/// hundred bytes each. Changes go before re-checks, first come first served within a
+/// lane; a re-check joins the changes once it has waited `promotion`. No clock and no
+/// channel of its own, so that its order is unit tested.
+pub struct Queue<Q> {
+    permits: usize,
+    promotion: Duration,
+    running: usize,
+    lines: [VecDeque<(Arc<Q>, u64)>; 2],
+    queued: HashMap<Arc<Q>, Waiting>,
+    /// Keys whose turn came: a slot is held for each until its reconcile claims it.
+    invited: HashMap<Arc<Q>, Grant>,
+    granted: [u64; 2],
+    waiting: [usize; 2],
+    next_seq: u64,
+}
+
+impl<Q: Hash + Eq> Queue<Q> {
+    pub fn new(permits: usize, promotion: Duration) -> Self {
         Self {
-            permits: Arc::new(PrioritySemaphore::new(permits.max(1))),
+            permits: permits.max(1),
             promotion,
-            granted: [AtomicU64::new(0), AtomicU64::new(0)],
+            running: 0,
+            lines: [VecDeque::new(), VecDeque::new()],
+            queued: HashMap::new(),
+            invited: HashMap::new(),
+            granted: [0, 0],
+            waiting: [0, 0],
+            next_seq: 0,
         }
     }
 
-    /// Waits for a permit for work of `lane`; the permit is returned on drop. `None`
-    /// only if the semaphore was closed, which nothing does.
-    pub async fn admit(&self, lane: Lane) -> Option<Admitted> {
-        let granted_before = self.granted.each_ref().map(|n| n.load(Ordering::SeqCst));
-        let first = self.permits.acquire(lane.priority());
-        let permit = match lane {
-            Lane::Change => first.await,
-            // Dropping a pending acquire takes it out of the queue (cancel-safe).
-            Lane::Recheck => match tokio::time::timeout(self.promotion, first).await {
-                Ok(permit) => permit,
-                Err(_) => self.permits.acquire(Lane::Change.priority()).await,
-            },
-        };
-        let permit = permit.ok()?;
-        let own = usize::from(lane == Lane::Recheck);
-        let mut granted_now = self.granted.each_ref().map(|n| n.load(Ordering::SeqCst));
-        granted_now[own] = self.granted[own].fetch_add(1, Ordering::SeqCst);
-        let overtaken_by = Overtaken {
-            changes: granted_now[0].saturating_sub(granted_before[0]),
-            rechecks: granted_now[1].saturating_sub(granted_before[1]),
-        };
-        Some(Admitted {
-            permit,
-            overtaken_by,
-        })
+    /// A reconcile of `key` in `lane` asks for a slot: the one held for it if its turn
+    /// came, a free one if nobody waits, else a place in line (or the place it already
+    /// has, moved to the change line if it is now a change).
+    pub fn enter(&mut self, key: Q, lane: Lane, by_event: bool, now: Instant) -> Entry {
+        if let Some(mut grant) = self.invited.remove(&key) {
+            grant.by_event |= by_event;
+            return Entry::Admitted(grant);
+        }
+        if let Some((key, waiting)) = self.queued.get_key_value(&key) {
+            let (key, mut waiting) = (key.clone(), *waiting);
+            waiting.by_event |= by_event;
+            if lane == Lane::Change && waiting.lane == Lane::Recheck {
+                self.waiting[Lane::Recheck.index()] -= 1;
+                waiting = self.place(&key, Lane::Change, waiting.by_event, now);
+            }
+            self.queued.insert(key, waiting);
+            return Entry::Queued;
+        }
+        if self.running < self.permits && self.waiting == [0, 0] {
+            self.running += 1;
+            self.granted[lane.index()] += 1;
+            return Entry::Admitted(Grant {
+                lane,
+                by_event,
+                overtaken_by: Overtaken::default(),
+            });
+        }
+        let key = Arc::new(key);
+        let waiting = self.place(&key, lane, by_event, now);
+        self.queued.insert(key, waiting);
+        Entry::Queued
     }
 
-    /// Reconciles waiting for a permit.
-    pub fn waiting(&self) -> usize {
-        self.permits.queued()
+    /// A slot is given back. Returns the keys whose turn came: each now holds a slot, to
+    /// be claimed by its next [`enter`](Self::enter) or given up with
+    /// [`forget`](Self::forget).
+    pub fn release(&mut self, now: Instant) -> Vec<Arc<Q>> {
+        self.running = self.running.saturating_sub(1);
+        self.dispatch(now)
+    }
+
+    /// `key` is not to be reconciled here (it is gone, or this replica no longer leads):
+    /// its place in line and the slot held for it are given up. Returns the keys whose
+    /// turn came.
+    pub fn forget(&mut self, key: &Q, now: Instant) -> Vec<Arc<Q>> {
+        if let Some(waiting) = self.queued.remove(key) {
+            self.waiting[waiting.lane.index()] -= 1;
+        }
+        if self.invited.remove(key).is_some() {
+            self.running = self.running.saturating_sub(1);
+        }
+        self.dispatch(now)
+    }
+
+    /// Whether a slot is held for `key`, whose turn came.
+    pub fn is_invited(&self, key: &Q) -> bool {
+        self.invited.contains_key(key)
+    }
+
+    /// Reconciles waiting, by lane: changes, re-checks.
+    pub fn waiting(&self) -> [usize; 2] {
+        self.waiting
+    }
+
+    fn place(&mut self, key: &Arc<Q>, lane: Lane, by_event: bool, now: Instant) -> Waiting {
+        self.next_seq += 1;
+        self.lines[lane.index()].push_back((key.clone(), self.next_seq));
+        self.waiting[lane.index()] += 1;
+        Waiting {
+            lane,
+            seq: self.next_seq,
+            since: now,
+            by_event,
+            granted_before: self.granted,
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant) -> Vec<Arc<Q>> {
+        let mut invited = Vec::new();
+        while self.running < self.permits {
+            let Some((key, waiting)) = self.pop_next(now) else {
+                break;
+            };
+            self.running += 1;
+            let overtaken_by = Overtaken {
+                changes: self.granted[0].saturating_sub(waiting.granted_before[0]),
+                rechecks: self.granted[1].saturating_sub(waiting.granted_before[1]),
+            };
+            self.granted[waiting.lane.index()] += 1;
+            let grant = Grant {
+                lane: waiting.lane,
+                by_event: waiting.by_event,
+                overtaken_by,
+            };
+            self.invited.insert(key.clone(), grant);
+            invited.push(key);
+        }
+        invited
+    }
+
+    /// The first live place in `lane`'s line; places left behind are dropped.
+    fn front(&mut self, lane: Lane) -> Option<Waiting> {
+        let line = &mut self.lines[lane.index()];
+        while let Some((key, seq)) = line.front() {
+            match self.queued.get(key) {
+                Some(waiting) if waiting.seq == *seq && waiting.lane == lane => {
+                    return Some(*waiting);
+                }
+                _ => {
+                    line.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    fn pop_next(&mut self, now: Instant) -> Option<(Arc<Q>, Waiting)> {
+        let lane = match (self.front(Lane::Change), self.front(Lane::Recheck)) {
+            (None, None) => return None,
+            (Some(_), None) => Lane::Change,
+            (None, Some(_)) => Lane::Recheck,
+            (Some(change), Some(recheck)) => {
+                // A promoted re-check takes its turn among the changes from the moment
+                // it was promoted.
+                let promoted = recheck.since + self.promotion;
+                if promoted <= now && promoted <= change.since {
+                    Lane::Recheck
+                } else {
+                    Lane::Change
+                }
+            }
+        };
+        let (key, _) = self.lines[lane.index()].pop_front()?;
+        let waiting = self.queued.remove(&key)?;
+        self.waiting[lane.index()] -= 1;
+        Some((key, waiting))
+    }
+}
+
+/// A controller's [`Queue`], shared by its reconciles: keys whose turn comes are sent on
+/// the channel that [`Admission::new`] returns, which re-triggers their reconcile, and
+/// the waiting counts go to `on_waiting` (lane, change in count).
+pub struct Admission<Q> {
+    queue: Mutex<Queue<Q>>,
+    invitations: UnboundedSender<Arc<Q>>,
+    on_waiting: Box<dyn Fn(Lane, i64) + Send + Sync>,
+}
+
+/// A reconcile's slot, given back when dropped.
+pub struct Admitted<Q: Hash + Eq> {
+    pub grant: Grant,
+    admission: Arc<Admission<Q>>,
+}
+
+impl<Q: Hash + Eq> Drop for Admitted<Q> {
+    fn drop(&mut self) {
+        self.admission.with_queue(|queue, now| queue.release(now));
+    }
+}
+
+impl<Q: Hash + Eq> Admission<Q> {
+    pub fn new(
+        permits: usize,
+        promotion: Duration,
+        on_waiting: Box<dyn Fn(Lane, i64) + Send + Sync>,
+    ) -> (Arc<Self>, UnboundedReceiver<Arc<Q>>) {
+        let (invitations, invited) = futures::channel::mpsc::unbounded();
+        let admission = Self {
+            queue: Mutex::new(Queue::new(permits, promotion)),
+            invitations,
+            on_waiting,
+        };
+        (Arc::new(admission), invited)
+    }
+
+    /// A slot for the reconcile of `key` now, or `None` when it waits in line: its
+    /// reconcile is then triggered again when its turn comes.
+    pub fn enter(self: &Arc<Self>, key: Q, lane: Lane, by_event: bool) -> Option<Admitted<Q>> {
+        let mut entry = Entry::Queued;
+        self.with_queue(|queue, now| {
+            entry = queue.enter(key, lane, by_event, now);
+            Vec::new()
+        });
+        match entry {
+            Entry::Admitted(grant) => Some(Admitted {
+                grant,
+                admission: self.clone(),
+            }),
+            Entry::Queued => None,
+        }
+    }
+
+    /// See [`Queue::is_invited`].
+    pub fn is_invited(&self, key: &Q) -> bool {
+        (self.queue.lock().unwrap_or_else(PoisonError::into_inner)).is_invited(key)
+    }
+
+    /// See [`Queue::forget`].
+    pub fn forget(&self, key: &Q) {
+        self.with_queue(|queue, now| queue.forget(key, now));
+    }
+
+    /// Runs `change` on the queue, sends the keys it invites and reports the change in
+    /// the waiting counts.
+    fn with_queue(&self, change: impl FnOnce(&mut Queue<Q>, Instant) -> Vec<Arc<Q>>) {
+        let (before, after) = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = queue.waiting();
+            for key in change(&mut queue, Instant::now()) {
+                // Closed only when the controller is gone, and its queue with it.
+                let _ = self.invitations.unbounded_send(key);
+            }
+            (before, queue.waiting())
+        };
+        for lane in [Lane::Change, Lane::Recheck] {
+            let delta = after[lane.index()] as i64 - before[lane.index()] as i64;
+            if delta != 0 {
+                (self.on_waiting)(lane, delta);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc;
 
-    async fn until_waiting(admission: &Admission, n: usize) {
-        while admission.waiting() != n {
-            tokio::task::yield_now().await;
+    const PROMOTION: Duration = Duration::from_secs(30);
+
+    fn admitted(entry: Entry) -> Grant {
+        match entry {
+            Entry::Admitted(grant) => grant,
+            Entry::Queued => panic!("queued, expected admitted"),
         }
     }
 
-    /// Starts a task that takes a permit for `lane`, reports `label`, and gives the
-    /// permit back.
-    fn contender(
-        admission: &Arc<Admission>,
-        lane: Lane,
-        label: &'static str,
-        order: &mpsc::UnboundedSender<&'static str>,
-    ) -> tokio::task::JoinHandle<()> {
-        let admission = admission.clone();
-        let order = order.clone();
-        tokio::spawn(async move {
-            let _permit = admission.admit(lane).await.unwrap();
-            order.send(label).unwrap();
-        })
+    /// Keys invited by `release`, claimed in order by their next `enter`.
+    #[allow(clippy::redundant_allocation)] // the queue's own key type, here a &str
+    fn claim_all(
+        queue: &mut Queue<&'static str>,
+        invited: Vec<Arc<&'static str>>,
+        now: Instant,
+    ) -> Vec<(&'static str, Grant)> {
+        invited
+            .into_iter()
+            .map(|key| (*key, admitted(queue.enter(*key, Lane::Recheck, false, now))))
+            .collect()
     }
 
-    #[tokio::test]
-    async fn changes_go_before_rechecks_that_waited_longer() {
-        let admission = Arc::new(Admission::new(1));
-        let held = admission.admit(Lane::Recheck).await.unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let r1 = contender(&admission, Lane::Recheck, "recheck-1", &tx);
-        until_waiting(&admission, 1).await;
-        let r2 = contender(&admission, Lane::Recheck, "recheck-2", &tx);
-        until_waiting(&admission, 2).await;
-        let c1 = contender(&admission, Lane::Change, "change-1", &tx);
-        until_waiting(&admission, 3).await;
-        drop(held);
+    /// Runs `queue` one slot at a time from `now` until nobody waits: the order in
+    /// which keys were admitted, with their grants.
+    fn drain(queue: &mut Queue<&'static str>, now: Instant) -> Vec<(&'static str, Grant)> {
         let mut order = Vec::new();
-        for _ in 0..3 {
-            order.push(rx.recv().await.unwrap());
-        }
-        assert_eq!(order, ["change-1", "recheck-1", "recheck-2"]);
-        for task in [r1, r2, c1] {
-            task.await.unwrap();
+        loop {
+            let invited = queue.release(now);
+            if invited.is_empty() {
+                return order;
+            }
+            order.extend(claim_all(queue, invited, now));
         }
     }
 
-    #[tokio::test]
-    async fn a_change_is_overtaken_by_none_of_the_rechecks_queued_before_it() {
-        let admission = Arc::new(Admission::new(1));
-        let held = admission.admit(Lane::Recheck).await.unwrap();
+    #[test]
+    fn changes_go_before_rechecks_that_waited_longer() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(1, PROMOTION);
+        admitted(queue.enter("held", Lane::Recheck, false, t0));
+        assert_eq!(
+            queue.enter("recheck-1", Lane::Recheck, false, t0),
+            Entry::Queued
+        );
+        assert_eq!(
+            queue.enter("recheck-2", Lane::Recheck, false, t0),
+            Entry::Queued
+        );
+        assert_eq!(
+            queue.enter("change-1", Lane::Change, false, t0),
+            Entry::Queued
+        );
+        assert_eq!(queue.waiting(), [1, 2]);
+        let order: Vec<_> = drain(&mut queue, t0).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(order, ["change-1", "recheck-1", "recheck-2"]);
+        assert_eq!(queue.waiting(), [0, 0]);
+    }
+
+    #[test]
+    fn a_change_is_overtaken_by_none_of_the_rechecks_queued_before_it() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(1, PROMOTION);
+        let held = admitted(queue.enter("held", Lane::Recheck, false, t0));
         assert_eq!(held.overtaken_by, Overtaken::default());
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut rechecks = Vec::new();
-        for i in 0..5 {
-            let queued = admission.clone();
-            let tx = tx.clone();
-            rechecks.push(tokio::spawn(async move {
-                let admitted = queued.admit(Lane::Recheck).await.unwrap();
-                tx.send((format!("recheck-{i}"), admitted.overtaken_by))
-                    .unwrap();
-            }));
-            until_waiting(&admission, i + 1).await;
+        let rechecks = [
+            "recheck-0",
+            "recheck-1",
+            "recheck-2",
+            "recheck-3",
+            "recheck-4",
+        ];
+        for key in rechecks {
+            assert_eq!(queue.enter(key, Lane::Recheck, false, t0), Entry::Queued);
         }
-        let change = {
-            let admission = admission.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let admitted = admission.admit(Lane::Change).await.unwrap();
-                tx.send(("change".to_string(), admitted.overtaken_by))
-                    .unwrap();
-            })
-        };
-        until_waiting(&admission, 6).await;
-        drop(held);
-        let mut seen = Vec::new();
-        for _ in 0..6 {
-            seen.push(rx.recv().await.unwrap());
-        }
-        assert_eq!(seen[0], ("change".to_string(), Overtaken::default()));
+        assert_eq!(
+            queue.enter("change", Lane::Change, false, t0),
+            Entry::Queued
+        );
+        let seen = drain(&mut queue, t0);
+        assert_eq!(seen[0].0, "change");
+        assert_eq!(seen[0].1.overtaken_by, Overtaken::default());
+        assert_eq!(seen[0].1.lane, Lane::Change);
         // Each re-check was overtaken by the change and by the re-checks before it.
-        for (i, (label, overtaken_by)) in seen[1..].iter().enumerate() {
-            assert_eq!(label, &format!("recheck-{i}"));
+        for (i, (key, grant)) in seen[1..].iter().enumerate() {
+            assert_eq!(*key, rechecks[i]);
             let expected = Overtaken {
                 changes: 1,
                 rechecks: i as u64,
             };
-            assert_eq!(*overtaken_by, expected, "{label}");
-        }
-        change.await.unwrap();
-        for task in rechecks {
-            task.await.unwrap();
+            assert_eq!(grant.overtaken_by, expected, "{key}");
+            assert_eq!(grant.lane, Lane::Recheck);
         }
     }
 
-    #[tokio::test]
-    async fn at_most_the_permits_run_at_once() {
-        let admission = Arc::new(Admission::new(2));
-        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let (admission, running, peak) = (admission.clone(), running.clone(), peak.clone());
-                tokio::spawn(async move {
-                    let lane = if i % 3 == 0 {
-                        Lane::Change
-                    } else {
-                        Lane::Recheck
-                    };
-                    let _permit = admission.admit(lane).await.unwrap();
-                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                })
-            })
+    #[test]
+    fn at_most_the_permits_run_at_once() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(2, PROMOTION);
+        let keys: Vec<&'static str> = (0..20)
+            .map(|i| &*Box::leak(format!("k{i}").into_boxed_str()))
             .collect();
-        for task in tasks {
-            task.await.unwrap();
+        let mut running = 0;
+        for (i, key) in keys.iter().copied().enumerate() {
+            let lane = if i % 3 == 0 {
+                Lane::Change
+            } else {
+                Lane::Recheck
+            };
+            if let Entry::Admitted(_) = queue.enter(key, lane, false, t0) {
+                running += 1;
+            }
         }
-        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert_eq!(admission.waiting(), 0);
+        assert_eq!(running, 2, "two slots, the rest in line");
+        assert_eq!(queue.waiting().iter().sum::<usize>(), 18);
+        // Each slot given back admits exactly one key.
+        let mut admitted_keys = 0;
+        loop {
+            let invited = queue.release(t0);
+            assert!(invited.len() <= 1, "{}", invited.len());
+            if invited.is_empty() {
+                break;
+            }
+            admitted_keys += claim_all(&mut queue, invited, t0).len();
+        }
+        assert_eq!(admitted_keys, 18);
+        assert_eq!(queue.waiting(), [0, 0]);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_recheck_that_waited_past_the_promotion_is_served_in_turn() {
-        let admission = Arc::new(Admission::with_promotion(1, Duration::from_secs(30)));
-        let held = admission.admit(Lane::Change).await.unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let recheck = contender(&admission, Lane::Recheck, "recheck", &tx);
-        until_waiting(&admission, 1).await;
-        tokio::time::sleep(Duration::from_secs(31)).await; // promoted now
-        until_waiting(&admission, 1).await;
-        let change = contender(&admission, Lane::Change, "change", &tx);
-        until_waiting(&admission, 2).await;
-        drop(held);
-        assert_eq!(rx.recv().await.unwrap(), "recheck");
-        assert_eq!(rx.recv().await.unwrap(), "change");
-        recheck.await.unwrap();
-        change.await.unwrap();
+    #[test]
+    fn a_recheck_that_waited_past_the_promotion_is_served_in_turn() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(1, PROMOTION);
+        admitted(queue.enter("held", Lane::Change, false, t0));
+        assert_eq!(
+            queue.enter("recheck", Lane::Recheck, false, t0),
+            Entry::Queued
+        );
+        let later = t0 + Duration::from_secs(31); // promoted at t0 + 30 s
+        assert_eq!(
+            queue.enter("change", Lane::Change, false, later),
+            Entry::Queued
+        );
+        let order: Vec<_> = drain(&mut queue, later)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(order, ["recheck", "change"]);
+        // Not yet promoted: the change goes first.
+        let mut queue = Queue::new(1, PROMOTION);
+        admitted(queue.enter("held", Lane::Change, false, t0));
+        assert_eq!(
+            queue.enter("recheck", Lane::Recheck, false, t0),
+            Entry::Queued
+        );
+        let soon = t0 + Duration::from_secs(5);
+        assert_eq!(
+            queue.enter("change", Lane::Change, false, soon),
+            Entry::Queued
+        );
+        let order: Vec<_> = drain(&mut queue, soon)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(order, ["change", "recheck"]);
+    }
+
+    #[test]
+    fn a_key_waits_once_and_moves_up_when_it_becomes_a_change() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(1, PROMOTION);
+        admitted(queue.enter("held", Lane::Change, false, t0));
+        for key in ["a", "b", "c"] {
+            assert_eq!(queue.enter(key, Lane::Recheck, false, t0), Entry::Queued);
+        }
+        // Triggered again while waiting: still one place.
+        assert_eq!(queue.enter("b", Lane::Recheck, false, t0), Entry::Queued);
+        assert_eq!(queue.waiting(), [0, 3]);
+        // Its spec was edited (or a drift event made it due) meanwhile.
+        assert_eq!(queue.enter("c", Lane::Change, true, t0), Entry::Queued);
+        assert_eq!(queue.waiting(), [1, 2]);
+        let seen = drain(&mut queue, t0);
+        let order: Vec<_> = seen.iter().map(|(k, _)| *k).collect();
+        assert_eq!(order, ["c", "a", "b"]);
+        assert_eq!(seen[0].1.lane, Lane::Change);
+        assert!(
+            seen[0].1.by_event,
+            "the drift event is kept for the reconcile"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_key_gives_up_its_place_and_its_slot() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(1, PROMOTION);
+        admitted(queue.enter("held", Lane::Change, false, t0));
+        for key in ["gone", "deleted-while-invited", "next"] {
+            assert_eq!(queue.enter(key, Lane::Change, false, t0), Entry::Queued);
+        }
+        assert!(queue.forget(&"gone", t0).is_empty(), "no slot was free");
+        assert_eq!(queue.waiting(), [2, 0]);
+        let invited = queue.release(t0);
+        assert_eq!(invited.len(), 1);
+        assert_eq!(*invited[0], "deleted-while-invited");
+        // Its reconcile never comes (the object is gone): the held slot goes on.
+        let invited = queue.forget(&"deleted-while-invited", t0);
+        assert_eq!(invited.len(), 1);
+        assert_eq!(*invited[0], "next");
+        assert_eq!(claim_all(&mut queue, invited, t0).len(), 1);
+        assert!(queue.release(t0).is_empty());
+        // Nothing waits and every slot is free again.
+        admitted(queue.enter("fresh", Lane::Recheck, false, t0));
     }
 
     #[tokio::test]
-    async fn a_cancelled_wait_gives_up_its_place_and_loses_no_permit() {
-        let admission = Arc::new(Admission::new(1));
-        let held = admission.admit(Lane::Change).await.unwrap();
-        let waiting = {
-            let admission = admission.clone();
-            tokio::spawn(async move {
-                let _permit = admission.admit(Lane::Change).await.unwrap();
+    async fn admission_invites_a_waiting_key_when_a_slot_is_given_back() {
+        use futures::StreamExt;
+        let counts = Arc::new(Mutex::new([0_i64; 2]));
+        let on_waiting = {
+            let counts = counts.clone();
+            Box::new(move |lane: Lane, delta: i64| {
+                counts.lock().unwrap()[lane.index()] += delta;
             })
         };
-        until_waiting(&admission, 1).await;
-        waiting.abort();
-        let _ = waiting.await;
+        let (admission, mut invited) = Admission::new(1, PROMOTION, on_waiting);
+        let held = admission
+            .enter("a", Lane::Change, false)
+            .expect("free slot");
+        assert!(admission.enter("b", Lane::Recheck, false).is_none());
+        assert_eq!(*counts.lock().unwrap(), [0, 1], "the waiting gauge");
         drop(held);
-        // Both permits-worth of work can still run, one after the other.
-        let _again = admission.admit(Lane::Recheck).await.unwrap();
-        assert_eq!(admission.waiting(), 0);
+        assert_eq!(*invited.next().await.unwrap(), "b");
+        assert_eq!(*counts.lock().unwrap(), [0, 0]);
+        let grant = admission
+            .enter("b", Lane::Recheck, false)
+            .expect("its slot")
+            .grant;
+        assert_eq!(grant.overtaken_by, Overtaken::default());
     }
 
     fn key(

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -134,8 +134,9 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
 ///   trigger with "wait for a change"; on becoming leader, every cached object is
 ///   reconciled; on losing the lease, running reconciles are abandoned at once;
 /// - at most `settings.concurrency` objects are reconciled at once, and waiting changes
-///   go before waiting drift checks (see [`admission`]); a reconcile that waited works
-///   on the newest cached version of its object;
+///   go before waiting drift checks (see [`admission`]); a waiting reconcile is a key
+///   in line, not a running task, and works on the newest cached version of its object
+///   when its turn comes;
 /// - a converged object seen for the first time (at start, on becoming leader) is first
 ///   re-checked at a random moment of its interval, not at once;
 /// - each reconcile runs in a span with `kind`, `namespace` and `name`, and is counted
@@ -155,20 +156,32 @@ pub async fn drive<K, F, Fut>(
     let runtime = ctx.runtime.clone();
     let store = controller.store();
     let synced = runtime.readiness.track(store.clone());
-    runtime.metrics.observe_store(store.clone());
+    runtime.metrics.observe_store(store);
+    let on_waiting = {
+        let (metrics, kind) = (runtime.metrics.clone(), K::kind(&()).to_string());
+        // Both series exist from the start, at 0.
+        for lane in [Lane::Change, Lane::Recheck] {
+            metrics.waiting(&kind, lane.as_str(), 0);
+        }
+        Box::new(move |lane: Lane, delta: i64| metrics.waiting(&kind, lane.as_str(), delta))
+    };
+    let (admission, invited) = Admission::new(
+        usize::from(ctx.settings.concurrency),
+        ctx.settings.recheck_promotion,
+        on_waiting,
+    );
     let gate = Arc::new(Gate {
-        admission: Admission::with_promotion(
-            usize::from(ctx.settings.concurrency),
-            ctx.settings.recheck_promotion,
-        ),
+        admission: admission.clone(),
         first_sight: FirstSight::default(),
-        store,
         reconcile,
         recheck_default,
     });
     // kube's own limit would queue in trigger order; every due reconcile is let through
-    // to the admission instead, which knows changes from re-checks.
+    // to the admission instead, which knows changes from re-checks. A reconcile that
+    // must wait leaves its key in the admission's line and ends; the key comes back
+    // through `invited` when its turn comes.
     let running = controller
+        .reconcile_on(invited.map(|key| (*key).clone()))
         .reconcile_all_on(runtime.leadership.gained())
         .with_config(kube::runtime::controller::Config::default().concurrency(0))
         .graceful_shutdown_on(runtime.shutdown.wait())
@@ -177,18 +190,36 @@ pub async fn drive<K, F, Fut>(
             error_policy,
             ctx,
         )
-        .for_each(|result| async move { log_result(result) });
+        .for_each(move |result| {
+            // An invited object that is gone gives its slot back.
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &result {
+                admission.forget(&key_of_ref(&gone.name, gone.namespace.as_deref()));
+            }
+            async move { log_result(result) }
+        });
     // Same task as the controller: see Readiness::track.
     futures::future::join(running, synced).await;
 }
 
-/// What [`supervised`] needs besides the object: the admission, the cache to refresh a
-/// waited-for object from, the kind's reconcile function, and how often its converged
-/// objects are re-checked when they do not say.
+/// The admission key of an object: its name and namespace, without the uid and
+/// resourceVersion that `ObjectRef::from_obj` copies.
+fn queue_key<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    key_of_ref(&obj.name_any(), obj.namespace().as_deref())
+}
+
+fn key_of_ref<K: Resource<DynamicType = ()>>(name: &str, namespace: Option<&str>) -> ObjectRef<K> {
+    let key = ObjectRef::new(name);
+    match namespace {
+        Some(namespace) => key.within(namespace),
+        None => key,
+    }
+}
+
+/// What [`supervised`] needs besides the object: the admission, the kind's reconcile
+/// function, and how often its converged objects are re-checked when they do not say.
 struct Gate<K: Resource<DynamicType = ()> + 'static, F> {
-    admission: Admission,
+    admission: Arc<Admission<ObjectRef<K>>>,
     first_sight: FirstSight,
-    store: Store<K>,
     reconcile: F,
     recheck_default: Duration,
 }
@@ -211,55 +242,50 @@ where
         () = ctx.runtime.shutdown.wait() => return Ok(Action::await_change()),
     }
     let leadership = ctx.runtime.leadership.clone();
+    let key = queue_key(obj.as_ref());
     if !leadership.is_leader() {
         // Reconciled again when this replica becomes the leader (reconcile_all_on).
+        gate.admission.forget(&key);
         return Ok(Action::await_change());
     }
     if let Some(shard) = ctx.settings.shard
         && !super::shard::serves(shard, obj.as_ref())
     {
+        gate.admission.forget(&key);
         return super::shard::hand_over(shard, obj.as_ref(), &ctx).await;
     }
     // A drift event made it due: a drift check with the priority of a change.
     let by_event = ctx.feeds.take_due(&retry_key(obj.as_ref()));
-    let interval = obj
-        .drift_interval()
-        .map_or(gate.recheck_default, |interval| interval.0);
-    if !by_event && let Some(delay) = gate.first_sight.defer(obj.as_ref(), interval) {
-        return Ok(Action::requeue(delay));
-    }
-    let kind = K::kind(&());
     let lane = if by_event {
         Lane::Change
     } else {
         Lane::of(obj.as_ref())
     };
-    let metrics = &ctx.runtime.metrics;
-    metrics.waiting(&kind, lane.as_str(), 1);
-    let permit = tokio::select! {
-        biased;
-        () = leadership.lost() => None,
-        () = ctx.runtime.shutdown.wait() => None,
-        permit = gate.admission.admit(lane) => permit,
-    };
-    metrics.waiting(&kind, lane.as_str(), -1);
-    let Some(admitted) = permit else {
+    let interval = obj
+        .drift_interval()
+        .map_or(gate.recheck_default, |interval| interval.0);
+    let invited = gate.admission.is_invited(&key);
+    if !by_event
+        && !invited
+        && let Some(delay) = gate.first_sight.defer(obj.as_ref(), interval)
+    {
+        return Ok(Action::requeue(delay));
+    }
+    let Some(admitted) = gate.admission.enter(key, lane, by_event) else {
+        // In line: its key comes back through the controller when its turn comes.
         return Ok(Action::await_change());
     };
-    metrics.admitted(&kind, lane.as_str(), admitted.overtaken_by.by_lane());
+    let (kind, grant) = (K::kind(&()), admitted.grant);
+    let (lane, by_event) = (grant.lane, grant.by_event);
+    let metrics = &ctx.runtime.metrics;
+    metrics.admitted(&kind, lane.as_str(), grant.overtaken_by.by_lane());
     tracing::debug!(
         lane = lane.as_str(),
-        overtaken_by_changes = admitted.overtaken_by.changes,
-        overtaken_by_rechecks = admitted.overtaken_by.rechecks,
+        overtaken_by_changes = grant.overtaken_by.changes,
+        overtaken_by_rechecks = grant.overtaken_by.rechecks,
         "admitted"
     );
-    let _permit = admitted.permit;
-    // The object may have changed while it waited; the controller holds new triggers
-    // for it until this reconcile ends.
-    let obj = gate
-        .store
-        .get(&ObjectRef::from_obj(obj.as_ref()))
-        .unwrap_or(obj);
+    let _slot = admitted;
     let span = tracing::info_span!(
         "reconcile",
         kind = %kind,
@@ -268,11 +294,7 @@ where
         name = %obj.name_any(),
     );
     let started = std::time::Instant::now();
-    // Boxed so that the many reconciles waiting for admission stay small.
-    let work = Box::pin(super::drift_events::with_trigger(
-        by_event,
-        (gate.reconcile)(obj, ctx.clone()),
-    ));
+    let work = super::drift_events::with_trigger(by_event, (gate.reconcile)(obj, ctx.clone()));
     let outcome = async {
         tokio::select! {
             biased;
