@@ -98,6 +98,69 @@ pub(crate) fn raw_statements_schema(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// AWS tags as declared in `spec.tags`: a map in YAML, held as a vector sorted by key.
+/// A `BTreeMap` allocates room for 11 entries, about 540 bytes, for an object with one
+/// tag, and every cached object has its own copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags(Vec<(String, String)>);
+
+impl Tags {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The tags in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(key, value)| (key, value))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        self.0.get(at).map(|(_, value)| value)
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    /// The tags as a map, to merge with others.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+impl FromIterator<(String, String)> for Tags {
+    /// Sorted by key; of a key given twice, the last value wins (as in a map).
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let map: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
+        let mut tags: Vec<_> = map.into_iter().collect();
+        tags.shrink_to_fit();
+        Tags(tags)
+    }
+}
+
+impl From<std::collections::BTreeMap<String, String>> for Tags {
+    fn from(map: std::collections::BTreeMap<String, String>) -> Self {
+        map.into_iter().collect()
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        std::collections::BTreeMap::<String, String>::deserialize(deserializer).map(Tags::from)
+    }
+}
+
 /// Schema of a string-to-string tag map, with AWS's tag limits.
 pub(crate) fn tags_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -141,6 +204,35 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn tags_read_and_write_as_a_map_in_key_order() {
+        let tags: Tags =
+            serde_json::from_str(r#"{"team": "b", "env": "dev", "cost-center": "cc"}"#).unwrap();
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags.get("team").map(String::as_str), Some("b"));
+        assert_eq!(tags.get("missing"), None);
+        let keys: Vec<_> = tags.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["cost-center", "env", "team"]);
+        assert_eq!(
+            serde_json::to_string(&tags).unwrap(),
+            r#"{"cost-center":"cc","env":"dev","team":"b"}"#
+        );
+        let from_pairs: Tags = [("a", "1"), ("a", "2")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            from_pairs.get("a").map(String::as_str),
+            Some("2"),
+            "last wins"
+        );
+        assert!(
+            serde_json::from_str::<Tags>(r#"{"a": 1}"#).is_err(),
+            "values are strings"
+        );
+        assert!(serde_json::from_str::<Tags>("{}").unwrap().is_empty());
+    }
 
     #[test]
     fn durations_parse_like_the_cel_rule_admits() {

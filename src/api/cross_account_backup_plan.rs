@@ -2,13 +2,11 @@
 //! account, whose rules copy recovery points to CrossAccountVaults in other accounts or
 //! Regions, with the status of every copy path (do its four policies agree?).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{AccountRef, DeletionPolicy, DriftSpec, conditions_schema, tags_schema};
+use super::common::{AccountRef, DeletionPolicy, DriftSpec, Tags, conditions_schema, tags_schema};
 use super::shared_key::DriftStatus;
 
 /// An AWS Backup plan whose copy actions go to CrossAccountVaults.
@@ -86,9 +84,9 @@ pub struct CrossAccountBackupPlanSpec {
     pub deletion_policy: DeletionPolicy,
 
     /// AWS tags on the plan.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(schema_with = "tags_schema")]
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
 }
 
 /// One rule of the plan.

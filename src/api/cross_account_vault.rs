@@ -3,14 +3,13 @@
 //! grants that let the account's roles use the key; a logically air-gapped vault can
 //! also be shared with other accounts through AWS RAM.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    AccountRef, DeletionPolicy, DriftSpec, conditions_schema, raw_statements_schema, tags_schema,
+    AccountRef, DeletionPolicy, DriftSpec, Tags, conditions_schema, raw_statements_schema,
+    tags_schema,
 };
 use super::shared_key::DriftStatus;
 
@@ -121,9 +120,9 @@ pub struct CrossAccountVaultSpec {
     pub adopt: bool,
 
     /// AWS tags on the vault.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(schema_with = "tags_schema")]
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
 
     /// Share the vault (type `LogicallyAirGapped` only) with other accounts through one
     /// AWS RAM resource share that the operator owns, named `crosskey-<object UID>`.

@@ -16,7 +16,7 @@ pub use aws_account::{
     AccountUsers, AwsAccount, AwsAccountSpec, AwsAccountStatus, DriftEvents, DriftEventsMode,
     DriftEventsStatus,
 };
-pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, parse_duration};
+pub use common::{AccountRef, DeletionPolicy, DriftPolicy, DriftSpec, GROUP, Tags, parse_duration};
 pub use cross_account_backup_plan::{
     BackupRule, BackupSelection, CopyAccessStatus, CopyPathStatus, CopyTarget,
     CrossAccountBackupPlan, CrossAccountBackupPlanSpec, CrossAccountBackupPlanStatus, Lifecycle,

@@ -1,14 +1,12 @@
 //! The `SharedKey` resource: a KMS customer-managed key in an owner account and the
 //! accounts, principals and organization it is shared with.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    AccountRef, DeletionPolicy, DriftPolicy, conditions_schema, default_drift_interval,
+    AccountRef, DeletionPolicy, DriftPolicy, Tags, conditions_schema, default_drift_interval,
     raw_statements_schema, tags_schema,
 };
 
@@ -95,9 +93,9 @@ pub struct SharedKeySpec {
     pub alias: Option<String>,
 
     /// AWS tags on the key.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(schema_with = "tags_schema")]
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
 
     /// Whether automatic yearly key rotation is enabled. Default true.
     #[serde(default = "default_true")]

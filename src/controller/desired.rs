@@ -223,7 +223,7 @@ mod tests {
             replica_regions: vec!["eu-west-1".into()],
             description: Some("backup key".into()),
             alias: Some("alias/backup".into()),
-            tags: BTreeMap::from([("team".into(), "platform".into())]),
+            tags: BTreeMap::from([("team".into(), "platform".into())]).into(),
             enable_key_rotation: false,
             administrators: vec!["arn:aws:iam::111122223333:role/KeyAdmin".into()],
             share_with: ShareWith {

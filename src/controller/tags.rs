@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::Tags;
+
 /// Tag key prefixes that no configured tag may use: `aws:` is reserved by AWS, and
 /// `crosskey.dev/` by the operator (ownership tags). The CRDs refuse them in `spec.tags`
 /// with the same rule.
@@ -53,11 +55,11 @@ pub fn validate_resource_tag(key: &str, value: &str) -> Result<(), String> {
 /// `resource` (the operator-wide tags, which an administrator sets for policies that
 /// demand them), overridden by `owner` (the ownership tags, which always win).
 pub fn merged(
-    spec: &BTreeMap<String, String>,
+    spec: &Tags,
     resource: &BTreeMap<String, String>,
     owner: BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut tags = spec.clone();
+    let mut tags = spec.to_map();
     tags.extend(resource.iter().map(|(k, v)| (k.clone(), v.clone())));
     tags.extend(owner);
     tags
@@ -83,7 +85,7 @@ mod tests {
         ]);
         let owner = map(&[("crosskey.dev/owner-uid", "uid-1")]);
         assert_eq!(
-            merged(&spec, &resource, owner),
+            merged(&spec.into(), &resource, owner),
             map(&[
                 ("cost-center", "platform"),
                 ("crosskey.dev/owner-uid", "uid-1"),
@@ -92,7 +94,7 @@ mod tests {
             ])
         );
         assert_eq!(
-            merged(&BTreeMap::new(), &BTreeMap::new(), BTreeMap::new()),
+            merged(&Tags::default(), &BTreeMap::new(), BTreeMap::new()),
             BTreeMap::new()
         );
     }
