@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use kube::Resource;
+use kube::runtime::reflector::ObjectRef;
 
 use crate::api::Object;
 
@@ -302,6 +304,19 @@ impl<Q: Hash + Eq> Queue<Q> {
     }
 }
 
+/// The admission key of an object: its name and namespace, without the uid and
+/// resourceVersion that `ObjectRef::from_obj` copies.
+pub fn queue_key<K: Resource<DynamicType = ()>>(
+    name: &str,
+    namespace: Option<&str>,
+) -> ObjectRef<K> {
+    let key = ObjectRef::new(name);
+    match namespace {
+        Some(namespace) => key.within(namespace),
+        None => key,
+    }
+}
+
 /// A controller's [`Queue`], shared by its reconciles: keys whose turn comes are sent on
 /// the channel that [`Admission::new`] returns, which re-triggers their reconcile, and
 /// the waiting counts go to `on_waiting` (lane, change in count).
@@ -319,7 +334,8 @@ pub struct Admitted<Q: Hash + Eq> {
 
 impl<Q: Hash + Eq> Drop for Admitted<Q> {
     fn drop(&mut self) {
-        self.admission.with_queue(|queue, now| queue.release(now));
+        self.admission
+            .with_queue(|queue, now| ((), queue.release(now)));
     }
 }
 
@@ -330,6 +346,10 @@ impl<Q: Hash + Eq> Admission<Q> {
         on_waiting: Box<dyn Fn(Lane, i64) + Send + Sync>,
     ) -> (Arc<Self>, UnboundedReceiver<Arc<Q>>) {
         let (invitations, invited) = futures::channel::mpsc::unbounded();
+        // Both lanes' counts exist from the start, at 0.
+        for lane in [Lane::Change, Lane::Recheck] {
+            on_waiting(lane, 0);
+        }
         let admission = Self {
             queue: Mutex::new(Queue::new(permits, promotion)),
             invitations,
@@ -341,12 +361,7 @@ impl<Q: Hash + Eq> Admission<Q> {
     /// A slot for the reconcile of `key` now, or `None` when it waits in line: its
     /// reconcile is then triggered again when its turn comes.
     pub fn enter(self: &Arc<Self>, key: Q, lane: Lane, by_event: bool) -> Option<Admitted<Q>> {
-        let mut entry = Entry::Queued;
-        self.with_queue(|queue, now| {
-            entry = queue.enter(key, lane, by_event, now);
-            Vec::new()
-        });
-        match entry {
+        match self.with_queue(|queue, now| (queue.enter(key, lane, by_event, now), Vec::new())) {
             Entry::Admitted(grant) => Some(Admitted {
                 grant,
                 admission: self.clone(),
@@ -362,20 +377,21 @@ impl<Q: Hash + Eq> Admission<Q> {
 
     /// See [`Queue::forget`].
     pub fn forget(&self, key: &Q) {
-        self.with_queue(|queue, now| queue.forget(key, now));
+        self.with_queue(|queue, now| ((), queue.forget(key, now)));
     }
 
-    /// Runs `change` on the queue, sends the keys it invites and reports the change in
-    /// the waiting counts.
-    fn with_queue(&self, change: impl FnOnce(&mut Queue<Q>, Instant) -> Vec<Arc<Q>>) {
-        let (before, after) = {
+    /// Runs `change` on the queue, sends the keys it invites, reports the change in the
+    /// waiting counts, and returns what `change` decided.
+    fn with_queue<R>(&self, change: impl FnOnce(&mut Queue<Q>, Instant) -> (R, Vec<Arc<Q>>)) -> R {
+        let (decided, before, after) = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             let before = queue.waiting();
-            for key in change(&mut queue, Instant::now()) {
+            let (decided, invited) = change(&mut queue, Instant::now());
+            for key in invited {
                 // Closed only when the controller is gone, and its queue with it.
                 let _ = self.invitations.unbounded_send(key);
             }
-            (before, queue.waiting())
+            (decided, before, queue.waiting())
         };
         for lane in [Lane::Change, Lane::Recheck] {
             let delta = after[lane.index()] as i64 - before[lane.index()] as i64;
@@ -383,6 +399,7 @@ impl<Q: Hash + Eq> Admission<Q> {
                 (self.on_waiting)(lane, delta);
             }
         }
+        decided
     }
 }
 

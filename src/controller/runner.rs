@@ -19,7 +19,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, warn};
 
-use super::admission::{Admission, FirstSight, Lane};
+use super::admission::{Admission, FirstSight, Lane, queue_key};
 use super::context::{ABANDON_ANNOTATION, Context, FINALIZER, retry_key};
 use super::error::Error;
 use crate::api::Object;
@@ -159,10 +159,6 @@ pub async fn drive<K, F, Fut>(
     runtime.metrics.observe_store(store);
     let on_waiting = {
         let (metrics, kind) = (runtime.metrics.clone(), K::kind(&()).to_string());
-        // Both series exist from the start, at 0.
-        for lane in [Lane::Change, Lane::Recheck] {
-            metrics.waiting(&kind, lane.as_str(), 0);
-        }
         Box::new(move |lane: Lane, delta: i64| metrics.waiting(&kind, lane.as_str(), delta))
     };
     let (admission, invited) = Admission::new(
@@ -193,26 +189,12 @@ pub async fn drive<K, F, Fut>(
         .for_each(move |result| {
             // An invited object that is gone gives its slot back.
             if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &result {
-                admission.forget(&key_of_ref(&gone.name, gone.namespace.as_deref()));
+                admission.forget(&queue_key(&gone.name, gone.namespace.as_deref()));
             }
             async move { log_result(result) }
         });
     // Same task as the controller: see Readiness::track.
     futures::future::join(running, synced).await;
-}
-
-/// The admission key of an object: its name and namespace, without the uid and
-/// resourceVersion that `ObjectRef::from_obj` copies.
-fn queue_key<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
-    key_of_ref(&obj.name_any(), obj.namespace().as_deref())
-}
-
-fn key_of_ref<K: Resource<DynamicType = ()>>(name: &str, namespace: Option<&str>) -> ObjectRef<K> {
-    let key = ObjectRef::new(name);
-    match namespace {
-        Some(namespace) => key.within(namespace),
-        None => key,
-    }
 }
 
 /// What [`supervised`] needs besides the object: the admission, the kind's reconcile
@@ -242,7 +224,7 @@ where
         () = ctx.runtime.shutdown.wait() => return Ok(Action::await_change()),
     }
     let leadership = ctx.runtime.leadership.clone();
-    let key = queue_key(obj.as_ref());
+    let key = queue_key(&obj.name_any(), obj.namespace().as_deref());
     if !leadership.is_leader() {
         // Reconciled again when this replica becomes the leader (reconcile_all_on).
         gate.admission.forget(&key);
